@@ -1,0 +1,360 @@
+"""Gymnasium's BipedalWalker with the leg length, course length and fall penalty as parameters."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import Box2D
+import numpy as np
+from Box2D.b2 import fixtureDef, polygonShape, revoluteJointDef
+from gymnasium import Env
+from gymnasium.envs.box2d.bipedal_walker import (
+    FPS,
+    HULL_FD,
+    INITIAL_RANDOM,
+    LEG_DOWN,
+    LEG_W,
+    LIDAR_RANGE,
+    MOTORS_TORQUE,
+    SCALE,
+    SPEED_HIP,
+    SPEED_KNEE,
+    TERRAIN_GRASS,
+    TERRAIN_HEIGHT,
+    TERRAIN_LENGTH,
+    TERRAIN_STARTPAD,
+    TERRAIN_STEP,
+    VIEWPORT_H,
+    VIEWPORT_W,
+    BipedalWalker,
+    ContactDetector,
+)
+from gymnasium.utils import EzPickle
+
+LEG_LENGTH_RANGE = (10.0, 70.0)
+"""Supported leg lengths, in drawing units (Gymnasium's walker has 34)."""
+
+MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
+"""Below this the finish line would lie on the start pad."""
+
+NUM_LIDAR = 10
+LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
+JOINT_SPEEDS = np.array([SPEED_HIP, SPEED_KNEE, SPEED_HIP, SPEED_KNEE], dtype=np.float32)
+TORQUE_COST = 0.00035 * MOTORS_TORQUE
+"""Reward cost per unit of |action| on each joint; Gymnasium's constant."""
+
+WALKER_COLOURS = {
+    side: ((153 - side * 25, 76 - side * 25, 127 - side * 25),
+           (102 - side * 25, 51 - side * 25, 76 - side * 25))
+    for side in (-1, +1)
+}
+
+
+class LidarRay(Box2D.b2.rayCastCallback):
+    """Remembers the nearest terrain hit along one ray; other bodies are see-through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fraction = 1.0
+        self.p1: tuple[float, float] = (0.0, 0.0)
+        self.p2: tuple[float, float] = (0.0, 0.0)
+
+    def ReportFixture(self, fixture, point, normal, fraction):  # noqa: N802 (Box2D's name)
+        # Only terrain has category bit 1; returning -1 tells Box2D to ignore the walker itself.
+        if (fixture.filterData.categoryBits & 1) == 0:
+            return -1
+        self.p2 = point
+        self.fraction = fraction
+        return fraction
+
+
+class BipedalCustomLegLength(BipedalWalker):
+    """
+    ## Description
+    Gymnasium's 4-joint BipedalWalker (normal terrain, not hardcore) in which the length of
+    the legs is a constructor argument, so that walkers of different designs can be trained
+    and policies transferred between them. Both segments (thigh and shin) of both legs have
+    length `leg_length`; the hip and knee joint anchors and the start height follow from it,
+    so every walker starts standing on the start pad with the same small clearance under its
+    feet as Gymnasium's. The course length and the fall penalty are parameters too, and the
+    time limit is part of the environment (it reports truncation itself).
+
+    With `leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600` the
+    environment reproduces Gymnasium's `BipedalWalker-v3` exactly: the same seed and actions
+    give the same observations, rewards and flags, step for step.
+
+    ## Action Space
+    `Box(-1, 1, (4,), float32)`: motor torque, as a fraction of the maximum, for the hips and
+    knees in the order (hip 1, knee 1, hip 2, knee 2).
+
+    ## Observation Space
+    `Box((24,), float32)`, as Gymnasium's walker: hull angle, hull angular velocity, hull
+    horizontal and vertical velocity, for each leg the hip angle and speed, knee angle and
+    speed and ground contact of the foot, then 10 lidar distances (as fractions of the lidar
+    range). The leg length is *not* observed: a policy has to infer the body it drives from
+    the dynamics, which is what makes transfer between leg lengths a real problem.
+
+    ## Rewards
+    Moving forward earns 130 per world unit over SCALE (about 300 over the standard course,
+    twice that over a course of `terrain_length_scale=2`); tilting the hull costs 5 per radian
+    of change; applying torque costs 0.028 per unit of |action| per joint. Falling
+    (the hull touches the ground) or leaving the course to the left gives `fall_penalty`
+    instead of that step's reward.
+
+    ## Starting State
+    The walker stands at the left end of the course, on a flat start pad, with both legs
+    together and a slight knee bend; a small random horizontal push is applied to the hull.
+
+    ## Episode Termination
+    Terminated when the walker falls, leaves the course to the left, or passes the finish
+    (the far end of the course, less a short stretch of grass). Truncated after
+    `max_time_steps` steps.
+
+    ## Arguments
+    - `leg_length` (34): length of every leg segment, in drawing units (1/SCALE world units);
+      supported range `LEG_LENGTH_RANGE`.
+    - `terrain_length_scale` (2): multiplies the course length (200 terrain steps) and moves the
+      finish line with it; at least `MIN_TERRAIN_LENGTH_SCALE`.
+    - `fall_penalty` (-50): reward on the step the walker falls (Gymnasium uses -100).
+    - `max_time_steps` (1500): episode length limit (Gymnasium uses 1600).
+    - `render_mode`: `None`, `"human"` or `"rgb_array"`.
+
+    ```python
+    >>> import gymnasium as gym, envs
+    >>> env = gym.make("Bipedal_Custom_Leg_Length-v0", leg_length=30)
+    ```
+    """
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        leg_length: float = 34.0,
+        terrain_length_scale: float = 2.0,
+        fall_penalty: float = -50.0,
+        max_time_steps: int = 1500,
+    ) -> None:
+        check_walker_arguments(leg_length, terrain_length_scale, fall_penalty, max_time_steps)
+        super().__init__(render_mode=render_mode, hardcore=False)
+        EzPickle.__init__(
+            self, render_mode, leg_length, terrain_length_scale, fall_penalty, max_time_steps
+        )
+        self.leg_length = float(leg_length)
+        self.terrain_length_scale = float(terrain_length_scale)
+        self.fall_penalty = float(fall_penalty)
+        self.max_time_steps = int(max_time_steps)
+
+        self.leg_height = self.leg_length / SCALE
+        self.num_terrain_steps = round(TERRAIN_LENGTH * self.terrain_length_scale)
+        self.finish_x = (self.num_terrain_steps - TERRAIN_GRASS) * TERRAIN_STEP
+        # Gymnasium bakes its leg length into module-level fixtures; ours are per instance.
+        self.upper_leg_fd = self._leg_fixture(width=LEG_W)
+        self.lower_leg_fd = self._leg_fixture(width=0.8 * LEG_W)
+        self.elapsed_steps = 0
+
+    def _leg_fixture(self, width: float) -> fixtureDef:
+        return fixtureDef(
+            shape=polygonShape(box=(width / 2, self.leg_height / 2)),
+            density=1.0,
+            restitution=0.0,
+            categoryBits=0x0020,
+            maskBits=0x001,
+        )
+
+    def _generate_terrain(self, hardcore: bool = False) -> None:
+        """Gently rolling grass over `num_terrain_steps`, drawn from `np_random` in Gymnasium's order.
+
+        Every few steps the random walk of the slope pauses for one step (Gymnasium's
+        "oneshot" grass state); the draws of that schedule are kept so the terrain matches.
+        """
+        rng = self.np_random
+        y, velocity = TERRAIN_HEIGHT, 0.0
+        steps_to_pause, pause = TERRAIN_STARTPAD, False
+        self.terrain_x, self.terrain_y = [], []
+        for i in range(self.num_terrain_steps):
+            self.terrain_x.append(i * TERRAIN_STEP)
+            if not pause:
+                velocity = 0.8 * velocity + 0.01 * np.sign(TERRAIN_HEIGHT - y)
+                if i > TERRAIN_STARTPAD:
+                    velocity += rng.uniform(-1, 1) / SCALE
+                y += velocity
+            pause = False
+            self.terrain_y.append(y)
+            steps_to_pause -= 1
+            if steps_to_pause == 0:
+                steps_to_pause = rng.integers(TERRAIN_GRASS // 2, TERRAIN_GRASS)
+                pause = True
+        self._build_terrain_bodies()
+
+    def _build_terrain_bodies(self) -> None:
+        self.terrain, self.terrain_poly = [], []
+        for i in range(self.num_terrain_steps - 1):
+            edge = [(self.terrain_x[i], self.terrain_y[i]),
+                    (self.terrain_x[i + 1], self.terrain_y[i + 1])]
+            self.fd_edge.shape.vertices = edge
+            body = self.world.CreateStaticBody(fixtures=self.fd_edge)
+            body.color1 = body.color2 = (76, 255 if i % 2 == 0 else 204, 76)
+            self.terrain.append(body)
+            self.terrain_poly.append((edge + [(edge[1][0], 0), (edge[0][0], 0)], (102, 153, 76)))
+        self.terrain.reverse()
+
+    def _build_walker(self) -> None:
+        """Hull and legs, positioned from the leg length (Gymnasium's layout at 34)."""
+        init_x = TERRAIN_STEP * TERRAIN_STARTPAD / 2
+        init_y = TERRAIN_HEIGHT + 2 * self.leg_height
+        self.hull = self.world.CreateDynamicBody(position=(init_x, init_y), fixtures=HULL_FD)
+        self.hull.color1, self.hull.color2 = (127, 51, 229), (76, 76, 127)
+        push = self.np_random.uniform(-INITIAL_RANDOM, INITIAL_RANDOM)
+        self.hull.ApplyForceToCenter((push, 0), True)
+
+        self.legs, self.joints = [], []
+        for side in (-1, +1):
+            thigh = self._add_leg_segment(
+                side, init_x, init_y - self.leg_height / 2 - LEG_DOWN, self.upper_leg_fd,
+                parent=self.hull, parent_anchor=(0, LEG_DOWN),
+                motor_speed=side, angle_limits=(-0.8, 1.1),
+            )
+            shin = self._add_leg_segment(
+                side, init_x, init_y - self.leg_height * 3 / 2 - LEG_DOWN, self.lower_leg_fd,
+                parent=thigh, parent_anchor=(0, -self.leg_height / 2),
+                motor_speed=1, angle_limits=(-1.6, -0.1),
+            )
+            shin.ground_contact = False
+        self.drawlist = self.terrain + self.legs + [self.hull]
+
+    def _add_leg_segment(
+        self,
+        side: int,
+        x: float,
+        y: float,
+        fixture: fixtureDef,
+        parent: Box2D.b2Body,
+        parent_anchor: tuple[float, float],
+        motor_speed: float,
+        angle_limits: tuple[float, float],
+    ) -> Box2D.b2Body:
+        segment = self.world.CreateDynamicBody(position=(x, y), angle=side * 0.05, fixtures=fixture)
+        segment.color1, segment.color2 = WALKER_COLOURS[side]
+        joint = revoluteJointDef(
+            bodyA=parent,
+            bodyB=segment,
+            localAnchorA=parent_anchor,
+            localAnchorB=(0, self.leg_height / 2),
+            enableMotor=True,
+            enableLimit=True,
+            maxMotorTorque=MOTORS_TORQUE,
+            motorSpeed=motor_speed,
+            lowerAngle=angle_limits[0],
+            upperAngle=angle_limits[1],
+        )
+        self.legs.append(segment)
+        self.joints.append(self.world.CreateJoint(joint))
+        return segment
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        Env.reset(self, seed=seed)
+        self._destroy()
+        self.world.contactListener_bug_workaround = ContactDetector(self)
+        self.world.contactListener = self.world.contactListener_bug_workaround
+        self.game_over = False
+        self.prev_shaping = None
+        self.scroll = 0.0
+        self.lidar_render = 0
+
+        self._generate_terrain()
+        self._generate_clouds()
+        self._build_walker()
+        self.lidar = [LidarRay() for _ in range(NUM_LIDAR)]
+        if self.render_mode == "human":
+            self.render()
+        # Like Gymnasium, settle the walker with one idle step; it does not count towards the limit.
+        observation, *_ = self._advance(np.zeros(4, dtype=np.float32))
+        self.elapsed_steps = 0
+        return observation, {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        assert self.hull is not None, "call reset() before step()"
+        observation, reward, terminated = self._advance(np.asarray(action))
+        self.elapsed_steps += 1
+        truncated = self.elapsed_steps >= self.max_time_steps
+        return observation, reward, terminated, truncated, {}
+
+    def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """Apply torques, step the physics, and score the step."""
+        torque_fraction = np.clip(np.abs(action), 0, 1)
+        motor_speeds = (JOINT_SPEEDS * np.sign(action)).tolist()
+        max_torques = (MOTORS_TORQUE * torque_fraction).tolist()
+        for joint, speed, torque in zip(self.joints, motor_speeds, max_torques, strict=True):
+            joint.motorSpeed = speed
+            joint.maxMotorTorque = torque
+        self.world.Step(1.0 / FPS, 6 * 30, 2 * 30)
+
+        state = self._observe()
+        pos = self.hull.position
+        self.scroll = pos.x - VIEWPORT_W / SCALE / 5
+
+        shaping = 130 * pos[0] / SCALE - 5.0 * abs(state[0])
+        reward = 0.0 if self.prev_shaping is None else shaping - self.prev_shaping
+        self.prev_shaping = shaping
+        # Subtract joint by joint as numpy scalars: like Gymnasium's, the reward takes the action's
+        # precision (float32 for float32 actions), and the rounding matches bit for bit.
+        for cost in TORQUE_COST * torque_fraction:
+            reward -= cost
+
+        terminated = False
+        if self.game_over or pos[0] < 0:
+            reward = self.fall_penalty
+            terminated = True
+        if pos[0] > self.finish_x:
+            terminated = True
+        if self.render_mode == "human":
+            self.render()
+        return np.array(state, dtype=np.float32), float(reward), terminated
+
+    def _observe(self) -> list[float]:
+        pos = self.hull.position
+        vel = self.hull.linearVelocity
+        for ray, angle in zip(self.lidar, LIDAR_ANGLES, strict=True):
+            ray.fraction = 1.0
+            ray.p1 = pos
+            ray.p2 = (pos[0] + math.sin(angle) * LIDAR_RANGE,
+                      pos[1] - math.cos(angle) * LIDAR_RANGE)
+            self.world.RayCast(ray, ray.p1, ray.p2)
+        hip_1, knee_1, hip_2, knee_2 = self.joints
+        return [
+            self.hull.angle,
+            2.0 * self.hull.angularVelocity / FPS,
+            0.3 * vel.x * (VIEWPORT_W / SCALE) / FPS,
+            0.3 * vel.y * (VIEWPORT_H / SCALE) / FPS,
+            hip_1.angle,
+            hip_1.speed / SPEED_HIP,
+            knee_1.angle + 1.0,
+            knee_1.speed / SPEED_KNEE,
+            1.0 if self.legs[1].ground_contact else 0.0,
+            hip_2.angle,
+            hip_2.speed / SPEED_HIP,
+            knee_2.angle + 1.0,
+            knee_2.speed / SPEED_KNEE,
+            1.0 if self.legs[3].ground_contact else 0.0,
+        ] + [ray.fraction for ray in self.lidar]
+
+
+def check_walker_arguments(
+    leg_length: float, terrain_length_scale: float, fall_penalty: float, max_time_steps: int
+) -> None:
+    """Raise ValueError naming the allowed range for any argument the walker cannot use."""
+    low, high = LEG_LENGTH_RANGE
+    if not (math.isfinite(leg_length) and low <= leg_length <= high):
+        raise ValueError(f"leg_length must be a number in [{low:g}, {high:g}], got {leg_length}")
+    if not (math.isfinite(terrain_length_scale)
+            and terrain_length_scale >= MIN_TERRAIN_LENGTH_SCALE):
+        raise ValueError(
+            f"terrain_length_scale must be a number >= {MIN_TERRAIN_LENGTH_SCALE:g}, "
+            f"got {terrain_length_scale}"
+        )
+    if not math.isfinite(fall_penalty):
+        raise ValueError(f"fall_penalty must be a finite number, got {fall_penalty}")
+    if int(max_time_steps) != max_time_steps or max_time_steps < 1:
+        raise ValueError(f"max_time_steps must be a positive integer, got {max_time_steps}")
