@@ -1,0 +1,107 @@
+"""Saving and loading policies: self-describing files, written atomically, loaded without pickle code."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from ppo.errors import UsageError
+from ppo.network import ActorCritic
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.chmod(temp_name, 0o666 & ~current_umask())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),  # a TorchVersion, which weights_only loading refuses
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def policy_checkpoint(
+    policy: ActorCritic, env_settings: dict[str, Any], frames: int, score: float
+) -> dict[str, Any]:
+    """Everything needed to rebuild and run the policy, in types `weights_only` loading accepts."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+        "hidden_layers": list(policy.hidden_layers),
+        "obs_dim": policy.actor[0].in_features,
+        "act_dim": policy.actor[-1].out_features,
+        "env": dict(env_settings),
+        "frames": int(frames),
+        "score": float(score),
+        "versions": library_versions(),
+    }
+
+
+def save_policy(path: Path, policy: ActorCritic, env_settings: dict[str, Any], frames: int,
+                score: float) -> None:
+    atomic_torch_save(policy_checkpoint(policy, env_settings, frames, score), path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a .pt without running code from it; any unreadable file is a UsageError."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe"
+        raise UsageError(
+            f"{path}: refused to load, it is not a plain weights file ({first_line})"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"{path}: not a transfer_rl policy checkpoint")
+    return checkpoint
+
+
+def policy_from_checkpoint(checkpoint: dict[str, Any]) -> ActorCritic:
+    policy = ActorCritic(checkpoint["obs_dim"], checkpoint["act_dim"], checkpoint["hidden_layers"])
+    policy.load_state_dict(checkpoint["state_dict"])
+    return policy
+
+
+def config_as_plain_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as builtins only (tuples become lists), safe for weights_only loading."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

@@ -1,0 +1,317 @@
+"""The study configuration: one typed object built from the command line and passed everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+import typing
+from dataclasses import dataclass
+from typing import NoReturn
+
+from envs import ENV_ID, LEG_LENGTH_RANGE, check_walker_arguments
+from ppo.errors import UsageError
+
+OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+TRANSFER_STRATEGIES = ("none", "initialize", "freeze_all_but_final", "freeze_then_thaw")
+TRANSFER_FLAGS = ("transfer_learning", "tl_end", "reset_final_layer", "add_noise_layers",
+                  "add_noise_alpha")
+SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a study. Field names are the command-line flags."""
+
+    save_name: str
+    total_frames: int = 10_000_000
+    render: bool = False
+    record: str = ""
+    eval_episodes: int = 0
+    env: str = ENV_ID
+    leg_length: float = 34.0
+    terrain_length_scale: float = 2.0
+    fall_penalty: float = -50.0
+    max_time_steps: int = 1500
+    hidden_layers: tuple[int, ...] = (32, 32, 32, 32)
+    algorithm: str = "ppo"
+    optimizer: str = "adam"
+    learning_rate: float = 3e-4
+    gamma: float = 0.98
+    batch_size: int = 10_000
+    train_steps: int = 80
+    action_std: float = 0.5
+    action_std_start: float | None = None
+    action_std_final: float | None = None
+    action_std_end: float | None = None
+    device: str = "cpu"
+    initial_model: str = "none"
+    transfer_learning: str = "none"
+    tl_end: float = 0.25
+    reset_final_layer: bool = False
+    add_noise_layers: int = 0
+    add_noise_alpha: float = 1.0
+    seed: int = 1
+    num_envs: int = 8
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    minibatch_size: int = 1000
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    quiet: bool = False
+    resume: bool = False
+    models_dir: str = "trained_models"
+    results_dir: str = "results"
+
+    @property
+    def steps_per_env(self) -> int:
+        """Rollout length per worker; the batch is rounded up to a multiple of `num_envs`."""
+        return math.ceil(self.batch_size / self.num_envs)
+
+    @property
+    def frames_per_batch(self) -> int:
+        return self.steps_per_env * self.num_envs
+
+    @property
+    def uses_schedule(self) -> bool:
+        return self.action_std_start is not None
+
+    @property
+    def has_initial_model(self) -> bool:
+        return self.initial_model.lower() != "none"
+
+    def env_kwargs(self) -> dict[str, float | int]:
+        return {
+            "leg_length": self.leg_length,
+            "terrain_length_scale": self.terrain_length_scale,
+            "fall_penalty": self.fall_penalty,
+            "max_time_steps": self.max_time_steps,
+        }
+
+    def action_std_at(self, frame: int) -> float:
+        """Std of the exploration noise at `frame`: fixed, or linear over `action_std_end`."""
+        if not self.uses_schedule:
+            return self.action_std
+        end_frame = self.action_std_end * self.total_frames  # 0: the final std from the start
+        progress = min(1.0, frame / end_frame) if end_frame > 0 else 1.0
+        return self.action_std_start + progress * (self.action_std_final - self.action_std_start)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump) and exits with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_count(text: str) -> int:
+    """An integer that may be written in scientific notation, as the spec's `10e6`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """`[64,64]`, `64,64` or `64 64` -> (64, 64)."""
+    parts = [p for p in re.split(r"[\s,]+", text.strip().strip("[]()")) if p]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected a list of positive layer widths such as [32,32], got {text!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def parse_optional_float(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+FLAG_HELP = {
+    "save_name": "name under which the trained model and results are saved (required)",
+    "total_frames": "total number of frames (time steps) the study runs for",
+    "render": "true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
+              "window; no training happens",
+    "record": "write the policy's episodes to this .gif or .mp4 (no display needed); no training",
+    "eval_episodes": "evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
+                     "...), print the mean return and write results/SAVE_NAME_eval.json; "
+                     "with --record: episodes recorded (0 means 1); with --render: episodes shown "
+                     "(0: until the window is closed)",
+    "env": f"environment to train in; only {ENV_ID} is implemented",
+    "leg_length": f"length of the walker's leg segments, in [{LEG_LENGTH_RANGE[0]:g}, "
+                  f"{LEG_LENGTH_RANGE[1]:g}]; both legs are the same",
+    "terrain_length_scale": "above/below 1 lengthens/shortens the course the walker can traverse",
+    "fall_penalty": "reward when the walker falls over (ends the episode)",
+    "max_time_steps": "maximum number of time steps in each episode",
+    "hidden_layers": "widths of the hidden layers of actor and critic, e.g. [32,32,32,32]",
+    "algorithm": "reinforcement learning algorithm; only ppo is implemented",
+    "optimizer": f"optimiser for the network parameters: {', '.join(OPTIMIZERS)}",
+    "learning_rate": "learning rate of the optimiser",
+    "gamma": "reward discount rate, in (0, 1]",
+    "batch_size": "frames collected (across all workers) before each training phase",
+    "train_steps": "gradient steps (each on one minibatch) per batch",
+    "action_std": "standard deviation of the exploration noise on actions (fixed)",
+    "action_std_start": "noise std at the start of a linear schedule (set all three to use it)",
+    "action_std_final": "noise std at the end of the schedule",
+    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs",
+    "device": "torch device to train on: cpu, cuda, cuda:N",
+    "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch",
+    "transfer_learning": f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}",
+    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw",
+    "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
+    "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
+    "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",
+    "seed": "seed for python, numpy, torch and the environments",
+    "num_envs": "parallel walkers; when > 1 they are stepped by one worker process per core",
+    "gae_lambda": "GAE lambda, in [0, 1]",
+    "clip": "PPO clipping range of the probability ratio",
+    "minibatch_size": "frames per gradient step",
+    "value_coef": "weight of the value loss against the policy loss",
+    "max_grad_norm": "gradients are clipped to this global norm",
+    "quiet": "true: no progress display",
+    "resume": "true: continue an interrupted study from its last checkpoint",
+    "models_dir": "folder for trained policies",
+    "results_dir": "folder for results files",
+}
+
+FLAG_TYPES = {
+    bool: parse_bool,
+    int: parse_count,
+    float: float,
+    str: str,
+    tuple[int, ...]: parse_layers,
+    float | None: parse_optional_float,
+}
+
+
+
+def describe_default(spec: dataclasses.Field) -> str:
+    if isinstance(spec.default, tuple):
+        return "[" + ",".join(map(str, spec.default)) + "]"
+    return str(spec.default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog="run.py",
+        description="Train a PPO walker, from scratch or by transfer from a trained policy.",
+    )
+    hints = typing.get_type_hints(Config)
+    for spec in dataclasses.fields(Config):
+        parser.add_argument(
+            f"--{spec.name}",
+            type=FLAG_TYPES[hints[spec.name]],
+            required=spec.name == "save_name",
+            default=argparse.SUPPRESS,
+            metavar=spec.name.upper(),
+            help=f"{FLAG_HELP[spec.name]} (default: {describe_default(spec)})",
+        )
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """Flags -> validated Config; bad input exits with status 2 and a one-line message."""
+    parser = build_parser()
+    flags = vars(parser.parse_args(argv))
+    try:
+        config = Config(**flags)
+        validate(config, given=set(flags))
+    except UsageError as error:
+        parser.error(str(error))
+    return config
+
+
+def validate(config: Config, given: set[str] = frozenset()) -> None:
+    """Raise UsageError, naming the flag and what is allowed, for any setting we cannot run."""
+    def require(ok: bool, flag: str, allowed: str) -> None:
+        if not ok:
+            value = getattr(config, flag)
+            raise UsageError(f"--{flag}: {allowed}, got {format_value(value)}")
+
+    require(bool(SAVE_NAME_PATTERN.fullmatch(config.save_name)) and ".." not in config.save_name,
+            "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
+    require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")
+    require(config.algorithm.lower() == "ppo", "algorithm", "only ppo is implemented")
+    require(config.optimizer.lower() in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}")
+    require(config.transfer_learning in TRANSFER_STRATEGIES, "transfer_learning",
+            f"must be one of {TRANSFER_STRATEGIES}")
+    require(config.total_frames > 0, "total_frames", "must be positive")
+    require(config.batch_size > 0, "batch_size", "must be positive")
+    require(config.train_steps > 0, "train_steps", "must be positive")
+    require(0 < config.minibatch_size <= config.frames_per_batch, "minibatch_size",
+            f"must be in [1, batch_size={config.frames_per_batch}]")
+    require(config.num_envs > 0, "num_envs", "must be positive")
+    require(config.learning_rate > 0 and math.isfinite(config.learning_rate), "learning_rate",
+            "must be a positive number")
+    require(0 < config.gamma <= 1, "gamma", "must be in (0, 1]")
+    require(0 <= config.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
+    require(0 < config.clip < 1, "clip", "must be in (0, 1)")
+    require(config.value_coef >= 0, "value_coef", "must be >= 0")
+    require(config.max_grad_norm > 0, "max_grad_norm", "must be positive")
+    require(config.action_std > 0 and math.isfinite(config.action_std), "action_std",
+            "must be a positive number")
+    validate_schedule(config, require)
+    validate_transfer(config, given, require)
+    validate_policy_modes(config, require)
+    try:
+        check_walker_arguments(**config.env_kwargs())
+    except ValueError as error:
+        flag = str(error).split()[0]
+        raise UsageError(f"--{flag}: {str(error).split(' ', 1)[1]}") from None
+    require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", config.device) is not None, "device",
+            "must be cpu, cuda, cuda:N or mps")
+
+
+def validate_schedule(config: Config, require) -> None:
+    schedule = (config.action_std_start, config.action_std_final, config.action_std_end)
+    some_set = any(v is not None for v in schedule)
+    require(not some_set or all(v is not None for v in schedule), "action_std_start",
+            "the schedule needs all of --action_std_start, --action_std_final, --action_std_end")
+    if some_set:
+        require(config.action_std_start > 0, "action_std_start", "must be positive")
+        require(config.action_std_final > 0, "action_std_final", "must be positive")
+        require(0 <= config.action_std_end <= 1, "action_std_end", "must be in [0, 1]")
+
+
+def validate_transfer(config: Config, given: set[str], require) -> None:
+    stray = [flag for flag in TRANSFER_FLAGS if flag in given]
+    require(config.has_initial_model or not stray, "initial_model",
+            f"is needed by --{stray[0] if stray else ''}; name a trained model")
+    require(0 < config.tl_end <= 1, "tl_end", "must be in (0, 1]")
+    require(config.add_noise_layers >= 0, "add_noise_layers", "must be >= 0")
+    require(config.add_noise_layers <= len(config.hidden_layers) + 1, "add_noise_layers",
+            f"must be at most the number of layers ({len(config.hidden_layers) + 1})")
+    require(config.add_noise_alpha >= 0, "add_noise_alpha", "must be >= 0")
+
+
+def validate_policy_modes(config: Config, require) -> None:
+    """--render, --record and --eval_episodes run a saved policy instead of training."""
+    require(not config.record or os.path.splitext(config.record)[1].lower() in VIDEO_SUFFIXES,
+            "record", "must be a path ending in .gif or .mp4")
+    require(not (config.record and config.render), "record",
+            "cannot be combined with --render=true (watch or record, not both)")
+    require(config.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluation)")
+
+
+def format_value(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(map(str, value)) + "]"
+    return repr(value) if isinstance(value, str) else str(value)

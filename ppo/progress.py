@@ -1,0 +1,58 @@
+"""Progress display: one rewritten line on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+PLAIN_INTERVAL_S = 30.0
+
+
+class Progress:
+    def __init__(self, total_frames: int, quiet: bool, stream: TextIO = sys.stdout) -> None:
+        self.total_frames = total_frames
+        self.quiet = quiet
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.started = time.monotonic()
+        self.start_frames: int | None = None
+        self.last_plain = -PLAIN_INTERVAL_S
+
+    def update(self, frames: int, running_average: float, best: float) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self.start_frames is None:
+            self.start_frames = frames
+        elapsed = max(now - self.started, 1e-9)
+        rate = (frames - self.start_frames) / elapsed
+        eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")
+        line = (f"frames {frames:>10,}/{self.total_frames:,}  {rate:7,.0f} frames/s  "
+                f"ETA {format_duration(eta)}  running avg {running_average:8.1f}  "
+                f"best {best:8.1f}")
+        if self.interactive:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        elif now - self.last_plain >= PLAIN_INTERVAL_S or frames >= self.total_frames:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self.last_plain = now
+
+    def message(self, text: str) -> None:
+        """A line that must not be overwritten by the next update."""
+        if not self.quiet:
+            self.stream.write(("\n" if self.interactive else "") + text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.interactive and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "--:--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,67 @@
+"""Per-episode results of a study, kept in memory and written atomically as pickle and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ppo.checkpoint import atomic_write_bytes
+
+COLUMNS = ("frames", "length", "reward", "wall_time", "action_std")
+SCORE_WINDOW = 100
+"""Episodes in the running average that picks the best checkpoint."""
+
+
+class EpisodeLog:
+    """Columns of completed episodes plus the running-average score used to pick the best policy.
+
+    `frames` is the study's cumulative frame count when the episode ended, `wall_time`
+    seconds since the study started, `action_std` the exploration noise in force.
+    """
+
+    def __init__(self, columns: dict[str, list[float]] | None = None) -> None:
+        self.columns: dict[str, list[float]] = {name: [] for name in COLUMNS}
+        if columns:
+            for name in COLUMNS:
+                self.columns[name] = list(columns[name])
+        self.recent = deque(self.columns["reward"][-SCORE_WINDOW:], maxlen=SCORE_WINDOW)
+
+    def __len__(self) -> int:
+        return len(self.columns["reward"])
+
+    def add(self, frames: int, length: int, reward: float, wall_time: float,
+            action_std: float) -> None:
+        for name, value in zip(COLUMNS, (frames, length, reward, wall_time, action_std),
+                               strict=True):
+            self.columns[name].append(value)
+        self.recent.append(reward)
+
+    @property
+    def running_average(self) -> float:
+        return sum(self.recent) / len(self.recent) if self.recent else float("nan")
+
+    @property
+    def window_full(self) -> bool:
+        return len(self.recent) == SCORE_WINDOW
+
+    def to_csv(self) -> str:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(zip(*(self.columns[name] for name in COLUMNS), strict=True))
+        return text.getvalue()
+
+
+def write_results(results_dir: Path, save_name: str, log: EpisodeLog,
+                  summary: dict[str, Any]) -> tuple[Path, Path]:
+    """`<save_name>.p` (a dict: `summary` keys plus `episodes`, the columns) and `<save_name>.csv`."""
+    pickle_path = results_dir / f"{save_name}.p"
+    csv_path = results_dir / f"{save_name}.csv"
+    payload = {**summary, "episodes": {name: list(values) for name, values in log.columns.items()}}
+    atomic_write_bytes(pickle_path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write_bytes(csv_path, log.to_csv().encode())
+    return pickle_path, csv_path

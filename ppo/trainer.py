@@ -1,0 +1,359 @@
+"""The PPO study: collect a batch from vectorised walkers, update, checkpoint, log, repeat."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs  # noqa: F401 (registers the walker)
+import transfer
+from ppo.checkpoint import (
+    atomic_torch_save,
+    config_as_plain_dict,
+    load_checkpoint,
+    policy_checkpoint,
+    save_policy,
+)
+from ppo.config import Config
+from ppo.errors import UsageError
+from ppo.network import ActorCritic
+from ppo.progress import Progress
+from ppo.results import EpisodeLog, write_results
+from ppo.rollout import Batch, RewardScaler, RolloutBuffer
+from ppo.vector import WalkerPool
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adagrad": torch.optim.Adagrad,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; continuing would only overwrite good state with garbage."""
+
+
+@dataclass
+class StudyOutcome:
+    best_path: Path
+    results_path: Path
+    csv_path: Path
+    frames: int
+    best_score: float
+    episodes: int
+    stopped_by_signal: int | None = None
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def make_walkers(config: Config) -> WalkerPool:
+    """Subprocess workers (at most one per core) when there is more than one environment."""
+    num_workers = 0 if config.num_envs == 1 else min(config.num_envs, os.cpu_count() or 1)
+    return WalkerPool(config.env, config.env_kwargs(), config.num_envs, num_workers)
+
+
+def make_optimizer(config: Config, policy: ActorCritic) -> torch.optim.Optimizer:
+    return OPTIMIZERS[config.optimizer.lower()](policy.parameters(), lr=config.learning_rate)
+
+
+def check_output_folder(folder: str, flag: str) -> None:
+    """Fail before training, not at the first save, if `folder` cannot be written.
+
+    Creates nothing: the nearest existing ancestor must be a writable folder (the rest is made
+    when the first file is saved).
+    """
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--{flag}: {existing} exists and is not a folder; name a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--{flag}: cannot write in {existing}; name a writable folder")
+
+
+def check_device(name: str) -> None:
+    """`--device=cuda` on a machine without CUDA is a usage error, not a traceback mid-study."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise UsageError(f"--device: {name} is not available here ({count} CUDA "
+                             f"devices); use cpu")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device: {name} is not available here; use cpu")
+
+
+def model_paths(config: Config) -> tuple[Path, Path]:
+    """The best policy, and the full state of the latest update (for `--resume`)."""
+    models = Path(config.models_dir)
+    return models / f"{config.save_name}.pt", models / f"{config.save_name}.last.pt"
+
+
+class Study:
+    """One training run, resumable, that can be stopped cleanly between environment steps."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        check_output_folder(config.models_dir, "models_dir")
+        check_output_folder(config.results_dir, "results_dir")
+        check_device(config.device)
+        self.device = torch.device(config.device)
+        self.generator = seed_everything(config.seed)
+        self.best_path, self.last_path = model_paths(config)
+        self.results_dir = Path(config.results_dir)
+        self.stop_signal: int | None = None
+
+        self.envs = make_walkers(config)
+        obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
+        self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+        self.transfer_summary = transfer.prepare(self.policy, config)
+        self.policy.to(self.device)
+        self.optimizer = make_optimizer(config, self.policy)
+        self.buffer = RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim)
+        self.reward_scaler = RewardScaler(config.num_envs, config.gamma)
+        self.log = EpisodeLog()
+        self.frames = 0
+        self.updates = 0
+        self.best_score = float("-inf")
+        self.elapsed_before = 0.0
+        if config.resume:
+            self._restore()
+        self.started = time.monotonic()
+        self.progress = Progress(config.total_frames, config.quiet)
+
+    # ----- checkpoints and results -------------------------------------------------------
+
+    def env_settings(self) -> dict[str, Any]:
+        return {"env": self.config.env, **self.config.env_kwargs()}
+
+    def wall_time(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def _restore(self) -> None:
+        if not self.last_path.exists():
+            raise UsageError(f"--resume: no interrupted study {self.last_path} to resume")
+        state = load_checkpoint(self.last_path)
+        try:
+            self.policy.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UsageError(
+                f"--resume: {self.last_path} was saved with other network settings "
+                f"(hidden_layers {state.get('hidden_layers')}, optimizer "
+                f"{state.get('config', {}).get('optimizer')})"
+            ) from None
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.log = EpisodeLog(state["episodes"])
+        self.frames, self.updates = state["frames"], state["updates"]
+        self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_last(self) -> None:
+        atomic_torch_save({
+            **self.policy_state(score=self.best_score),
+            "optimizer": self.optimizer.state_dict(),
+            "reward_scaler": self.reward_scaler.state_dict(),
+            "episodes": self.log.columns,
+            "updates": self.updates,
+            "best_score": self.best_score,
+            "wall_time": self.wall_time(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "config": config_as_plain_dict(self.config),
+        }, self.last_path)
+
+    def policy_state(self, score: float) -> dict[str, Any]:
+        return policy_checkpoint(self.policy, self.env_settings(), self.frames, score)
+
+    def maybe_save_best(self) -> None:
+        """Until the score window has filled, keep the latest policy; then the best by score."""
+        if not len(self.log):
+            return
+        score = self.log.running_average
+        if self.log.window_full and score <= self.best_score:
+            return
+        if self.log.window_full:
+            self.best_score = score
+        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score)
+
+    def write_results(self) -> tuple[Path, Path]:
+        summary = {
+            "config": config_as_plain_dict(self.config),
+            "frames": self.frames,
+            "best_score": self.best_score,
+            "wall_time": self.wall_time(),
+            "transfer": self.transfer_summary,
+        }
+        return write_results(self.results_dir, self.config.save_name, self.log, summary)
+
+    # ----- the loop ----------------------------------------------------------------------
+
+    def request_stop(self, signum: int, _frame: Any) -> None:
+        self.stop_signal = signum
+
+    def run(self) -> StudyOutcome:
+        if self.transfer_summary:
+            self.progress.message(self.transfer_summary)
+        obs = self.envs.reset(seed=self.config.seed + self.updates * self.config.num_envs)
+        episode_reward = np.zeros(self.config.num_envs)
+        episode_length = np.zeros(self.config.num_envs, dtype=np.int64)
+        try:
+            while self.frames < self.config.total_frames and self.stop_signal is None:
+                action_std = self.config.action_std_at(self.frames)
+                obs, collected = self.collect_rollout(obs, action_std, episode_reward,
+                                                      episode_length)
+                if not collected:
+                    break
+                self.maybe_save_best()
+                for layer in transfer.apply_thaw_schedule(self.policy, self.config, self.frames):
+                    self.progress.message(f"thawed {layer} at frame {self.frames:,}")
+                self.update(self.buffer.batch(self.config.gamma, self.config.gae_lambda),
+                            action_std)
+                self.updates += 1
+                self.save_last()
+                self.write_results()
+                self.progress.update(self.frames, self.log.running_average, self.best_score)
+        finally:
+            self.envs.close()
+            self.progress.close()
+        results_path, csv_path = self.write_results()
+        return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
+                            len(self.log), self.stop_signal)
+
+    @torch.no_grad()
+    def collect_rollout(self, obs: np.ndarray, action_std: float, episode_reward: np.ndarray,
+                        episode_length: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Fill the buffer; False if a stop was requested before it was full."""
+        buffer, policy, device = self.buffer, self.policy, self.device
+        normalize = policy.obs_normalizer
+        raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
+        for step in range(buffer.num_steps):
+            if self.stop_signal is not None:
+                return obs, False
+            raw_obs[step] = obs
+            norm_obs = normalize(torch.from_numpy(obs).to(device))
+            mean = torch.tanh(policy.actor(norm_obs))
+            noise = torch.randn(mean.shape, generator=self.generator).to(device)
+            action = mean + action_std * noise
+            buffer.obs[step] = norm_obs.cpu().numpy()
+            buffer.actions[step] = action.cpu().numpy()
+            buffer.log_probs[step] = gaussian_log_prob(action, mean, action_std).cpu().numpy()
+            buffer.values[step] = policy.critic(norm_obs).squeeze(-1).cpu().numpy()
+
+            result = self.envs.step(buffer.actions[step])
+            obs, terminated = result.obs, result.terminated
+            ended = terminated | result.truncated
+            buffer.rewards[step] = self.reward_scaler(result.rewards, ended)
+            buffer.terminated[step] = terminated
+            buffer.episode_ended[step] = ended
+            # The value of what followed each step: for an episode that ended, its final
+            # observation (used only if it was truncated), not the next episode's first.
+            final_obs = normalize(torch.from_numpy(result.final_obs).to(device))
+            buffer.next_values[step] = policy.critic(final_obs).squeeze(-1).cpu().numpy()
+
+            self.frames += self.config.num_envs
+            episode_reward += result.rewards
+            episode_length += 1
+            if ended.any():
+                self.record_episodes(ended, episode_reward, episode_length, action_std)
+        policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
+        return obs, True
+
+    def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,
+                        episode_length: np.ndarray, action_std: float) -> None:
+        wall_time = self.wall_time()
+        for i in np.flatnonzero(ended):
+            self.log.add(self.frames, int(episode_length[i]), float(episode_reward[i]), wall_time,
+                         action_std)
+        episode_reward[ended] = 0.0
+        episode_length[ended] = 0
+
+    def update(self, batch: Batch, action_std: float) -> None:
+        """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch."""
+        config, device = self.config, self.device
+        b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
+            torch.as_tensor(array, device=device) for array in dataclasses.astuple(batch)
+        )
+        batch_size = len(b_obs)
+        order = torch.randperm(batch_size, generator=self.generator)
+        cursor = 0
+        for _ in range(config.train_steps):
+            if cursor + config.minibatch_size > batch_size:
+                order, cursor = torch.randperm(batch_size, generator=self.generator), 0
+            mb = order[cursor:cursor + config.minibatch_size].to(device)
+            cursor += config.minibatch_size
+            loss = ppo_loss(self.policy, b_obs[mb], b_actions[mb], b_log_probs[mb],
+                            b_advantages[mb], b_returns[mb], action_std, config)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at frame {self.frames:,}; the last good "
+                    f"checkpoints are kept (try a lower --learning_rate)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.policy.parameters() if p.grad is not None], config.max_grad_norm
+            )
+            if not torch.isfinite(grad_norm):  # a finite loss can still overflow its gradient
+                raise TrainingDiverged(
+                    f"the gradient norm became {grad_norm.item()} at frame {self.frames:,}; "
+                    f"the last good checkpoints are kept (try a lower --learning_rate)"
+                )
+            self.optimizer.step()
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """Log-density of `actions` (batch, act_dim) under independent Normals, summed over dims.
+
+    Written out rather than via torch.distributions: it runs every environment step, and the
+    distribution object's construction and validation cost more than the arithmetic.
+    """
+    return (-0.5 * ((actions - mean) / std).square() - math.log(std)
+            - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def ppo_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
+             old_log_probs: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+             action_std: float, config: Config) -> torch.Tensor:
+    """Clipped surrogate plus weighted value loss, on already-normalised observations.
+
+    There is no entropy bonus: the action std is set by the study, not learned, so the
+    policy's entropy is a constant with no gradient.
+    """
+    log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), action_std)
+    ratio = torch.exp(log_probs - old_log_probs)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
+    policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+    value_loss = 0.5 * (policy.critic(obs).squeeze(-1) - returns).square().mean()
+    return policy_loss + config.value_coef * value_loss
+
+
+def train(config: Config) -> StudyOutcome:
+    """Run a study; SIGINT/SIGTERM stop it cleanly with everything so far written."""
+    torch.set_num_threads(1)  # tiny networks: threads only contend with the env workers
+    study = Study(config)
+    previous = {sig: signal.signal(sig, study.request_stop) for sig in (signal.SIGINT,
+                                                                       signal.SIGTERM)}
+    try:
+        return study.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,37 @@
+"""Command-line entry point: `python run.py --save_name=NAME --leg_length=34 [flags]`."""
+
+from __future__ import annotations
+
+import sys
+
+from ppo.config import Config, parse_config
+from ppo.errors import UsageError
+from ppo.trainer import TrainingDiverged, train
+
+
+def main(config: Config) -> int:
+    """Run the study the flags describe; return the process exit status."""
+    outcome = train(config)
+    print(f"best policy: {outcome.best_path} (running average {outcome.best_score:.1f})")
+    print(f"results:     {outcome.results_path}, {outcome.csv_path} "
+          f"({outcome.episodes} episodes, {outcome.frames:,} frames)")
+    if outcome.stopped_by_signal is not None:
+        print(f"stopped by signal {outcome.stopped_by_signal}; continue with --resume=true")
+        return 128 + outcome.stopped_by_signal
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    try:
+        return main(config)
+    except UsageError as error:
+        print(f"run.py: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"run.py: training stopped: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
