@@ -356,5 +356,6 @@ def check_walker_arguments(
         )
     if not math.isfinite(fall_penalty):
         raise ValueError(f"fall_penalty must be a finite number, got {fall_penalty}")
-    if int(max_time_steps) != max_time_steps or max_time_steps < 1:
+    if not (math.isfinite(max_time_steps) and int(max_time_steps) == max_time_steps
+            and max_time_steps >= 1):
         raise ValueError(f"max_time_steps must be a positive integer, got {max_time_steps}")
