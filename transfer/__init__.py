@@ -1,0 +1,106 @@
+"""Transfer learning: start a study from a policy trained for another walker.
+
+The trainer calls two functions:
+
+- `prepare(policy, config)` once, on the freshly built policy: loads `--initial_model`
+  (weights and observation normaliser), applies `--reset_final_layer` and `--add_noise_layers`,
+  freezes layers for `--transfer_learning`, and returns a summary to print ("" without a model).
+- `apply_thaw_schedule(policy, config, frame)` before every update: sets which layers train at
+  that frame and returns the layers that just thawed, for the log.
+
+The optimiser is built over all parameters; frozen ones simply never get a gradient.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppo.config import Config
+from ppo.network import ActorCritic, linear_layers
+from transfer.freezing import (
+    apply_thaw_schedule,
+    first_trainable_layer,
+    frozen_layer_count,
+    set_trainable,
+    thaw_frame,
+)
+from transfer.loading import load_initial_policy, resolve_model_path
+from transfer.perturb import add_noise, reset_final_layer
+
+__all__ = [
+    "add_noise",
+    "apply_thaw_schedule",
+    "first_trainable_layer",
+    "frozen_layer_count",
+    "load_initial_policy",
+    "prepare",
+    "reset_final_layer",
+    "resolve_model_path",
+    "set_trainable",
+    "thaw_frame",
+]
+
+
+def prepare(policy: ActorCritic, config: Config) -> str:
+    """Load, perturb and freeze `policy` as the transfer flags say; return a summary for the log.
+
+    Reset and noise share one generator seeded by `--seed`, drawn in a fixed order (reset
+    first), so a study is reproducible and its other random streams are untouched.
+    """
+    if not config.has_initial_model:
+        return ""
+    path = resolve_model_path(config.initial_model, Path(config.models_dir))
+    checkpoint = load_initial_policy(policy, path)
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.reset_final_layer:
+        reset_final_layer(policy, generator)
+    if config.add_noise_layers:
+        add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
+    apply_thaw_schedule(policy, config, frame=0)
+    lines = [describe_source(path, checkpoint), describe_changes(config),
+             describe_schedule(config, len(linear_layers(policy.actor)))]
+    return "\n".join(line for line in lines if line)
+
+
+def describe_source(path: Path, checkpoint: dict[str, Any]) -> str:
+    """Where the model came from and, when the checkpoint says, what it was trained for."""
+    details = []
+    env = checkpoint.get("env")
+    if isinstance(env, dict) and isinstance(env.get("leg_length"), int | float):
+        details.append(f"leg length {env['leg_length']:g}")
+    if isinstance(checkpoint.get("score"), int | float):
+        details.append(f"score {checkpoint['score']:.1f}")
+    if isinstance(checkpoint.get("frames"), int):
+        details.append(f"{checkpoint['frames']:,} frames")
+    suffix = f" ({', '.join(details)})" if details else ""
+    return f"transfer: loaded {path}{suffix}"
+
+
+def describe_changes(config: Config) -> str:
+    changes = []
+    if config.reset_final_layer:
+        changes.append("re-initialised the final layer")
+    if config.add_noise_layers:
+        changes.append(f"added noise (alpha {config.add_noise_alpha:g}) to the final "
+                       f"{config.add_noise_layers} layer(s)")
+    return f"transfer: {' and '.join(changes)} of actor and critic" if changes else ""
+
+
+def describe_schedule(config: Config, num_layers: int) -> str:
+    """Which of the `num_layers` Linear layers (counted from the input) train, and from when."""
+    strategy = config.transfer_learning
+    if strategy in ("none", "initialize"):
+        return f"transfer: {strategy}: all {num_layers} layers of actor and critic train"
+    final_only = (f"transfer: {strategy}: only the final layer ({num_layers}/{num_layers}) "
+                  f"of actor and critic trains")
+    if strategy == "freeze_all_but_final":
+        return f"{final_only}; the other {num_layers - 1} stay frozen"
+    thaws = [
+        f"{num_layers - rank} at frame "
+        f"{thaw_frame(rank, config.total_frames, config.tl_end, num_layers):,}"
+        for rank in range(1, num_layers)
+    ]
+    return f"{final_only} now; the others thaw one by one: layer {', '.join(thaws)}"

@@ -1,0 +1,110 @@
+"""Finding and loading the `--initial_model` into a freshly built policy.
+
+Loading copies the whole state_dict, so the observation normaliser comes with the weights: the
+loaded layers only make sense on inputs scaled the way they were trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppo.checkpoint import load_checkpoint
+from ppo.errors import UsageError
+from ppo.network import ActorCritic
+
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "trained_models"
+"""The repository's own models (the shipped sample), found even when --models_dir points away."""
+
+
+def model_dirs(models_dir: Path) -> list[Path]:
+    """Where a bare NAME is looked up, in order, without duplicates."""
+    if Path(models_dir).resolve() == REPO_MODELS_DIR:
+        return [Path(models_dir)]
+    return [Path(models_dir), REPO_MODELS_DIR]
+
+
+def available_models(models_dir: Path) -> list[str]:
+    """Names that `--initial_model` accepts as they stand (hidden temporary files excluded)."""
+    names = {
+        path.stem
+        for directory in model_dirs(models_dir) if directory.is_dir()
+        for path in directory.glob("*.pt") if path.is_file() and not path.name.startswith(".")
+    }
+    return sorted(names)
+
+
+def candidate_paths(name: str, models_dir: Path) -> list[Path]:
+    """Where `--initial_model=name` may live, in order of preference.
+
+    A name with a directory part is a path (".pt" optional); a bare name ending in .pt is tried
+    as given first; a bare name is looked up in the model folders.
+    """
+    filename = name if name.endswith(".pt") else f"{name}.pt"
+    if Path(filename).name != filename:
+        return [Path(filename)]
+    as_given = [Path(name)] if name.endswith(".pt") else []
+    return as_given + [directory / filename for directory in model_dirs(models_dir)]
+
+
+def resolve_model_path(name: str, models_dir: Path) -> Path:
+    """`--initial_model` value -> an existing .pt file, or a one-line error listing what exists."""
+    candidates = candidate_paths(name, models_dir)
+    for path in candidates:
+        if path.is_file():
+            return path
+    found = ", ".join(available_models(models_dir)) or "none"
+    looked = ", ".join(str(path) for path in candidates)
+    raise UsageError(
+        f"--initial_model: no model {name!r} (looked for {looked}); "
+        f"models in {', '.join(map(str, model_dirs(models_dir)))}: {found}"
+    )
+
+
+def describe_architecture(state_dict: dict[str, Any]) -> str:
+    """The architecture as flags, e.g. `--hidden_layers=[32,32] (24 observations, 4 actions)`.
+
+    Read from the tensors, not from the checkpoint's metadata, because the tensors are what
+    would fail to load.
+    """
+    weights = sorted(
+        (int(key.split(".")[1]), value) for key, value in state_dict.items()
+        if key.startswith("actor.") and key.endswith(".weight")
+        and isinstance(value, torch.Tensor) and value.dim() == 2
+    )
+    if not weights:
+        return "no recognisable actor network"
+    hidden = ",".join(str(weight.shape[0]) for _, weight in weights[:-1])
+    return (f"--hidden_layers=[{hidden}] ({weights[0][1].shape[1]} observations, "
+            f"{weights[-1][1].shape[0]} actions)")
+
+
+def check_architecture(policy: ActorCritic, state_dict: dict[str, Any], path: Path) -> None:
+    """Raise a one-line UsageError naming both architectures if `state_dict` cannot load."""
+    def shapes(tensors: dict[str, Any]) -> dict[str, tuple[int, ...] | None]:
+        return {key: tuple(value.shape) if isinstance(value, torch.Tensor) else None
+                for key, value in tensors.items()}
+
+    expected = policy.state_dict()
+    if shapes(state_dict) != shapes(expected):
+        raise UsageError(
+            f"--initial_model: {path} has {describe_architecture(state_dict)} but this study "
+            f"builds {describe_architecture(expected)}; set --hidden_layers to match the model"
+        )
+
+
+def load_initial_policy(policy: ActorCritic, path: Path) -> dict[str, Any]:
+    """Copy weights and normaliser from the checkpoint at `path` into `policy`; return the
+    checkpoint for its metadata. Never runs code from the file (weights_only loading)."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except UsageError as error:
+        raise UsageError(f"--initial_model: {error}") from None
+    state_dict = checkpoint["state_dict"]
+    if not isinstance(state_dict, dict):
+        raise UsageError(f"--initial_model: {path}: not a transfer_rl policy checkpoint")
+    check_architecture(policy, state_dict, path)
+    policy.load_state_dict(state_dict)
+    return checkpoint
