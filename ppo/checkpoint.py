@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import platform
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -85,15 +86,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe"
         raise UsageError(
-            f"{path}: refused to load, it is not a plain weights file ({first_line})"
+            f"{path}: refused to load, it is not a plain weights file ({unpickling_cause(error)})"
         ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as error:
         raise UsageError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"{path}: not a transfer_rl policy checkpoint")
     return checkpoint
+
+
+def unpickling_cause(error: pickle.UnpicklingError) -> str:
+    """The one informative line of torch's multi-line, colour-coded weights_only refusal."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    for line in lines:
+        if "Unsupported" in line:
+            return line
+    return next((line for line in lines if line), "unsafe content")
 
 
 def policy_from_checkpoint(checkpoint: dict[str, Any]) -> ActorCritic:

@@ -10,11 +10,15 @@ import torch
 from torch import nn
 
 OBS_CLIP = 10.0
-"""Normalised observations are clipped to +-OBS_CLIP so a rare outlier cannot saturate tanh units."""
+"""Normalised observations are clipped to +-OBS_CLIP: a rare outlier must not saturate tanh."""
+
+OUTPUT_GAINS = {"actor": 0.01, "critic": 1.0}
+"""Orthogonal-init gains of the final layers: a near-zero actor output starts every action at
+the middle of its range; the critic's output starts at the scale of the (scaled) returns."""
 
 
 def mlp(sizes: Sequence[int], output_gain: float) -> nn.Sequential:
-    """Tanh MLP with orthogonal initialisation (gain sqrt(2) inside, `output_gain` at the output)."""
+    """Tanh MLP, orthogonal initialisation: gain sqrt(2) inside, `output_gain` at the output."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         is_output = i == len(sizes) - 2
@@ -75,8 +79,8 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.hidden_layers = tuple(hidden_layers)
         self.obs_normalizer = RunningNormalizer(obs_dim)
-        self.actor = mlp([obs_dim, *hidden_layers, act_dim], output_gain=0.01)
-        self.critic = mlp([obs_dim, *hidden_layers, 1], output_gain=1.0)
+        self.actor = mlp([obs_dim, *hidden_layers, act_dim], output_gain=OUTPUT_GAINS["actor"])
+        self.critic = mlp([obs_dim, *hidden_layers, 1], output_gain=OUTPUT_GAINS["critic"])
 
     @property
     def networks(self) -> tuple[nn.Sequential, nn.Sequential]:

@@ -122,7 +122,8 @@ class Study:
         self.envs = make_walkers(config)
         obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
         self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
-        self.transfer_summary = transfer.prepare(self.policy, config)
+        # A resumed study restores its own weights; the initial model only seeds a new one.
+        self.transfer_summary = "" if config.resume else transfer.prepare(self.policy, config)
         self.policy.to(self.device)
         self.optimizer = make_optimizer(config, self.policy)
         self.buffer = RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim)
@@ -134,6 +135,7 @@ class Study:
         self.elapsed_before = 0.0
         if config.resume:
             self._restore()
+            transfer.apply_thaw_schedule(self.policy, config, self.frames)
         self.started = time.monotonic()
         self.progress = Progress(config.total_frames, config.quiet)
 
@@ -273,7 +275,10 @@ class Study:
             episode_length += 1
             if ended.any():
                 self.record_episodes(ended, episode_reward, episode_length, action_std)
-        policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
+        if policy.actor[0].weight.requires_grad:
+            # The normaliser is part of the input layer: while that layer is frozen (transfer)
+            # it must keep seeing inputs on the scale it was trained with.
+            policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
         return obs, True
 
     def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,

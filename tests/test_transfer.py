@@ -13,9 +13,8 @@ import transfer.loading
 from ppo.checkpoint import load_checkpoint, save_policy
 from ppo.config import Config
 from ppo.errors import UsageError
-from ppo.network import ActorCritic, linear_layers
+from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
 from transfer.freezing import frozen_layer_count, thaw_frame
-from transfer.perturb import OUTPUT_GAINS
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 HIDDEN = (16, 16, 16, 16)  # 5 Linear layers per network

@@ -11,12 +11,8 @@ import torch
 from torch import nn
 
 from ppo.errors import UsageError
-from ppo.network import ActorCritic, init_linear, linear_layers
+from ppo.network import OUTPUT_GAINS, ActorCritic, init_linear, linear_layers
 from transfer.layers import named_networks
-
-OUTPUT_GAINS = {"actor": 0.01, "critic": 1.0}
-"""Orthogonal-init gains of the final layers; must match `ActorCritic`'s (a test checks)."""
-
 
 def reset_final_layer(policy: ActorCritic, generator: torch.Generator) -> None:
     """Re-initialise the final Linear layer of actor and critic as a fresh policy would have it."""
