@@ -1,4 +1,4 @@
-"""Saving and loading policies: self-describing files, written atomically, loaded without pickle code."""
+"""Policies on disk: self-describing, written atomically, loaded without running pickled code."""
 
 from __future__ import annotations
 
@@ -113,4 +113,5 @@ def policy_from_checkpoint(checkpoint: dict[str, Any]) -> ActorCritic:
 
 def config_as_plain_dict(config: Any) -> dict[str, Any]:
     """A dataclass config as builtins only (tuples become lists), safe for weights_only loading."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    fields = dataclasses.asdict(config).items()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields}

@@ -58,7 +58,7 @@ class EpisodeLog:
 
 def write_results(results_dir: Path, save_name: str, log: EpisodeLog,
                   summary: dict[str, Any]) -> tuple[Path, Path]:
-    """`<save_name>.p` (a dict: `summary` keys plus `episodes`, the columns) and `<save_name>.csv`."""
+    """`<save_name>.p` (a dict: the `summary` keys plus `episodes`) and `<save_name>.csv`."""
     pickle_path = results_dir / f"{save_name}.p"
     csv_path = results_dir / f"{save_name}.csv"
     payload = {**summary, "episodes": {name: list(values) for name, values in log.columns.items()}}

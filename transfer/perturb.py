@@ -14,6 +14,7 @@ from ppo.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, init_linear, linear_layers
 from transfer.layers import named_networks
 
+
 def reset_final_layer(policy: ActorCritic, generator: torch.Generator) -> None:
     """Re-initialise the final Linear layer of actor and critic as a fresh policy would have it."""
     for name, network in named_networks(policy):
