@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
+from ppo import evaluate
 from ppo.config import Config, parse_config
 from ppo.errors import UsageError
+from ppo.results import SCORE_WINDOW
 from ppo.trainer import TrainingDiverged, train
 
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
+    if config.render:
+        return evaluate.watch(config)
+    if config.record:
+        return evaluate.record(config)
+    if config.eval_episodes > 0:
+        return evaluate.evaluate(config)
     outcome = train(config)
-    print(f"best policy: {outcome.best_path} (running average {outcome.best_score:.1f})")
+    print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
     print(f"results:     {outcome.results_path}, {outcome.csv_path} "
           f"({outcome.episodes} episodes, {outcome.frames:,} frames)")
     if outcome.stopped_by_signal is not None:
         print(f"stopped by signal {outcome.stopped_by_signal}; continue with --resume=true")
         return 128 + outcome.stopped_by_signal
     return 0
+
+
+def describe_score(best_score: float) -> str:
+    if math.isfinite(best_score):
+        return f"running average {best_score:.1f} over {SCORE_WINDOW} episodes"
+    return f"the latest policy: fewer than {SCORE_WINDOW} episodes finished"
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class Config:
     add_noise_alpha: float = 1.0
     seed: int = 1
     num_envs: int = 8
+    num_workers: int | None = None
     gae_lambda: float = 0.95
     clip: float = 0.2
     minibatch_size: int = 1000
@@ -73,6 +75,13 @@ class Config:
     @property
     def frames_per_batch(self) -> int:
         return self.steps_per_env * self.num_envs
+
+    @property
+    def worker_processes(self) -> int:
+        """Stepping is the bottleneck on a CPU box: by default one process per core."""
+        if self.num_workers is not None:
+            return self.num_workers
+        return 0 if self.num_envs == 1 else min(self.num_envs, os.cpu_count() or 1)
 
     @property
     def uses_schedule(self) -> bool:
@@ -136,6 +145,10 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def parse_optional_count(text: str) -> int | None:
+    return None if text.strip().lower() == "none" else parse_count(text)
+
+
 def parse_optional_float(text: str) -> float | None:
     if text.strip().lower() == "none":
         return None
@@ -146,7 +159,7 @@ def parse_optional_float(text: str) -> float | None:
 
 
 FLAG_HELP = {
-    "save_name": "name under which the trained model and results are saved (required)",
+    "save_name": "name under which the trained model and results are saved",
     "total_frames": "total number of frames (time steps) the study runs for",
     "render": "true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
               "window; no training happens",
@@ -180,7 +193,9 @@ FLAG_HELP = {
     "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
     "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",
     "seed": "seed for python, numpy, torch and the environments",
-    "num_envs": "parallel walkers; when > 1 they are stepped by one worker process per core",
+    "num_envs": "walkers stepped in parallel; the batch is split evenly between them",
+    "num_workers": "processes stepping the walkers; 0: in the training process; "
+                   "none: one per core, at most num_envs (0 for a single walker)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
@@ -199,13 +214,18 @@ FLAG_TYPES = {
     str: str,
     tuple[int, ...]: parse_layers,
     float | None: parse_optional_float,
+    int | None: parse_optional_count,
 }
 
 
 
 def describe_default(spec: dataclasses.Field) -> str:
+    if spec.default is dataclasses.MISSING:
+        return "none, required"
     if isinstance(spec.default, tuple):
         return "[" + ",".join(map(str, spec.default)) + "]"
+    if spec.default == "":
+        return "none"
     return str(spec.default)
 
 
@@ -256,15 +276,18 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(config.total_frames > 0, "total_frames", "must be positive")
     require(config.batch_size > 0, "batch_size", "must be positive")
     require(config.train_steps > 0, "train_steps", "must be positive")
+    require(config.num_envs > 0, "num_envs", "must be positive")  # before frames_per_batch
+    require(config.num_workers is None or 0 <= config.num_workers <= config.num_envs,
+            "num_workers", f"must be in [0, num_envs={config.num_envs}] or none")
     require(0 < config.minibatch_size <= config.frames_per_batch, "minibatch_size",
             f"must be in [1, batch_size={config.frames_per_batch}]")
-    require(config.num_envs > 0, "num_envs", "must be positive")
     require(config.learning_rate > 0 and math.isfinite(config.learning_rate), "learning_rate",
             "must be a positive number")
     require(0 < config.gamma <= 1, "gamma", "must be in (0, 1]")
     require(0 <= config.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
     require(0 < config.clip < 1, "clip", "must be in (0, 1)")
-    require(config.value_coef >= 0, "value_coef", "must be >= 0")
+    require(0 <= config.value_coef < math.inf, "value_coef", "must be a number >= 0")
+    require(0 <= config.seed < 2**32, "seed", "must be in [0, 2**32 - 1]")  # numpy's range
     require(config.max_grad_norm > 0, "max_grad_norm", "must be positive")
     require(config.action_std > 0 and math.isfinite(config.action_std), "action_std",
             "must be a positive number")
@@ -286,8 +309,10 @@ def validate_schedule(config: Config, require) -> None:
     require(not some_set or all(v is not None for v in schedule), "action_std_start",
             "the schedule needs all of --action_std_start, --action_std_final, --action_std_end")
     if some_set:
-        require(config.action_std_start > 0, "action_std_start", "must be positive")
-        require(config.action_std_final > 0, "action_std_final", "must be positive")
+        require(0 < config.action_std_start < math.inf, "action_std_start",
+                "must be a positive number")
+        require(0 < config.action_std_final < math.inf, "action_std_final",
+                "must be a positive number")
         require(0 <= config.action_std_end <= 1, "action_std_end", "must be in [0, 1]")
 
 
@@ -299,12 +324,12 @@ def validate_transfer(config: Config, given: set[str], require) -> None:
     require(config.add_noise_layers >= 0, "add_noise_layers", "must be >= 0")
     require(config.add_noise_layers <= len(config.hidden_layers) + 1, "add_noise_layers",
             f"must be at most the number of layers ({len(config.hidden_layers) + 1})")
-    require(config.add_noise_alpha >= 0, "add_noise_alpha", "must be >= 0")
+    require(0 <= config.add_noise_alpha < math.inf, "add_noise_alpha", "must be a number >= 0")
 
 
 def validate_policy_modes(config: Config, require) -> None:
     """--render, --record and --eval_episodes run a saved policy instead of training."""
-    require(not config.record or os.path.splitext(config.record)[1].lower() in VIDEO_SUFFIXES,
+    require(not config.record or config.record.lower().endswith(VIDEO_SUFFIXES),
             "record", "must be a path ending in .gif or .mp4")
     require(not (config.record and config.render), "record",
             "cannot be combined with --render=true (watch or record, not both)")

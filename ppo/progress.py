@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -30,7 +31,7 @@ class Progress:
         eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")
         line = (f"frames {frames:>10,}/{self.total_frames:,}  {rate:7,.0f} frames/s  "
                 f"ETA {format_duration(eta)}  running avg {running_average:8.1f}  "
-                f"best {best:8.1f}")
+                f"best {format_score(best)}")
         if self.interactive:
             self.stream.write("\r" + line)
             self.stream.flush()
@@ -49,6 +50,11 @@ class Progress:
         if self.interactive and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def format_score(score: float) -> str:
+    """The best score is undefined (-inf) until the first full window of episodes."""
+    return f"{score:8.1f}" if math.isfinite(score) else "     n/a"
 
 
 def format_duration(seconds: float) -> str:

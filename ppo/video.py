@@ -19,6 +19,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on std
 import pygame  # noqa: E402 (after the variable above)
 from gymnasium.envs.box2d.bipedal_walker import FPS  # noqa: E402
 
+from ppo.checkpoint import current_umask  # noqa: E402
 from ppo.config import VIDEO_SUFFIXES  # noqa: E402
 from ppo.errors import UsageError  # noqa: E402
 
@@ -39,8 +40,9 @@ def frame_stride(path: Path) -> int:
 
 
 def frames_in_video(episode_lengths: Sequence[int], path: Path) -> int:
-    """Frames a recording of episodes of these lengths holds: each episode renders its reset
-    frame plus one per step (length + 1), of which every `frame_stride`-th is kept, first included."""
+    """Frames in a recording of episodes of these lengths: each episode renders its reset frame
+    plus one per step (length + 1 frames), of which every `frame_stride`-th is kept, from the
+    first."""
     stride = frame_stride(path)
     return sum(-(-(length + 1) // stride) for length in episode_lengths)
 
@@ -157,6 +159,7 @@ class VideoFile:
         check_video_path(path)
         self.path = path
         self.stride = frame_stride(path)
+        self.fps = FPS / self.stride
         self.offered = 0
         self.written = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +195,7 @@ class VideoFile:
 
     def close(self) -> None:
         self.writer.close()
+        os.chmod(self.temp_path, 0o666 & ~current_umask())  # mkstemp made it private
         os.replace(self.temp_path, self.path)
 
     def discard(self) -> None:

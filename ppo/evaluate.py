@@ -1,0 +1,315 @@
+"""Running a saved policy without training it: evaluate it, watch it, or record it.
+
+All three act deterministically (the actor's mean action, through the policy's own observation
+normaliser) and play episode i (counting from 0) with seed `--seed` + i in a walker of its own,
+so an episode depends only on the policy, the env flags and its seed: the same flags give the
+same episodes, and `--seed=7 --record=x.gif` shows exactly the episode that `--seed=5
+--eval_episodes=3` scored third. (A fresh walker per episode is needed for that: a Box2D world
+reused across resets, Gymnasium's BipedalWalker-v3's included, plays a seed slightly
+differently after an even number of earlier episodes.)
+
+The walker is the one the env flags describe, which need not be the one the policy was trained
+for: `--leg_length=30` with a policy trained at 34 is a zero-shot transfer check.
+
+Which policy: `--initial_model` if given (looked up as for training), else
+`<models_dir>/<save_name>.pt`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
+
+import envs  # noqa: F401 (registers the walker)
+from ppo.checkpoint import (
+    atomic_write_bytes,
+    library_versions,
+    load_checkpoint,
+    policy_from_checkpoint,
+)
+from ppo.config import Config
+from ppo.errors import UsageError
+from ppo.network import ActorCritic
+from transfer import resolve_model_path
+
+FrameHook = Callable[[gym.Env, int, int, float], None]
+"""Called after each reset and each step with (env, episode index, step, return so far)."""
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C during an evaluation or recording (128 + SIGINT)."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    seed: int
+    episode_return: float
+    length: int
+    outcome: str
+    """"fell" (hull touched the ground or walker left the course to the left: the fall penalty),
+    "finished" (passed the finish line) or "time limit" (truncated at max_time_steps)."""
+
+    @property
+    def fell(self) -> bool:
+        return self.outcome == "fell"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "return": self.episode_return, "length": self.length,
+                "fell": self.fell, "outcome": self.outcome}
+
+
+# ----- the policy ------------------------------------------------------------------------------
+
+def policy_path(config: Config) -> Path:
+    """The .pt to run; a missing one is the same one-line UsageError as for `--initial_model`."""
+    models_dir = Path(config.models_dir)
+    if config.has_initial_model:
+        return resolve_model_path(config.initial_model, models_dir)
+    try:
+        return resolve_model_path(config.save_name, models_dir)
+    except UsageError as error:
+        detail = str(error).removeprefix("--initial_model: ")
+        raise UsageError(f"--save_name: {detail}; train it first, or name a policy with "
+                         f"--initial_model") from None
+
+
+def load_policy(config: Config) -> tuple[ActorCritic, dict[str, Any], Path]:
+    """The policy the flags name, checked to fit the walker, in eval mode; its checkpoint; path."""
+    path = policy_path(config)
+    checkpoint = load_checkpoint(path)
+    try:
+        policy = policy_from_checkpoint(checkpoint)
+    except (KeyError, RuntimeError, TypeError, ValueError):
+        raise UsageError(f"{path}: not a loadable transfer_rl policy checkpoint") from None
+    env = make_env(config)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    env.close()
+    if (checkpoint["obs_dim"], checkpoint["act_dim"]) != (obs_dim, act_dim):
+        raise UsageError(f"{path}: policy has {checkpoint['obs_dim']} inputs and "
+                         f"{checkpoint['act_dim']} outputs; {config.env} needs "
+                         f"{obs_dim} and {act_dim}")
+    return policy.eval(), checkpoint, path
+
+
+def act(policy: ActorCritic, observation: np.ndarray) -> np.ndarray:
+    """Deterministic action, shape (act_dim,), float32: the mean of the policy's distribution."""
+    with torch.no_grad():
+        obs = torch.as_tensor(observation, dtype=torch.float32).unsqueeze(0)
+        return policy.mean_action(obs).squeeze(0).numpy()
+
+
+def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> str:
+    details = []
+    trained_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    trained_leg = trained_env.get("leg_length")
+    if isinstance(trained_leg, int | float):
+        details.append(f"trained at leg length {trained_leg:g}")
+    if isinstance(checkpoint.get("frames"), int):
+        details.append(f"{checkpoint['frames']:,} frames")
+    if isinstance(checkpoint.get("score"), int | float) and math.isfinite(checkpoint["score"]):
+        details.append(f"score {checkpoint['score']:.1f}")
+    line = f"policy: {path}" + (f" ({', '.join(details)})" if details else "")
+    if isinstance(trained_leg, int | float) and trained_leg != config.leg_length:
+        line += f"\nzero-shot transfer: run on a walker with leg length {config.leg_length:g}"
+    return line
+
+
+def describe_walker(config: Config) -> str:
+    return "walker: " + ", ".join(f"{k} {v:g}" for k, v in config.env_kwargs().items())
+
+
+# ----- episodes --------------------------------------------------------------------------------
+
+def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
+    return gym.make(config.env, render_mode=render_mode, **config.env_kwargs())
+
+
+def outcome_of(env: gym.Env, terminated: bool) -> str:
+    """Why an episode ended, by the walker's own rule for the fall penalty."""
+    if not terminated:
+        return "time limit"
+    walker = env.unwrapped
+    return "fell" if walker.game_over or walker.hull.position[0] < 0 else "finished"
+
+
+def run_episode(env: gym.Env, policy: ActorCritic, seed: int, episode: int = 0,
+                on_frame: FrameHook | None = None) -> EpisodeResult:
+    """One deterministic episode from `env.reset(seed=seed)`; `episode` is only passed on."""
+    observation, _ = env.reset(seed=seed)
+    episode_return, length = 0.0, 0
+    if on_frame:
+        on_frame(env, episode, length, episode_return)
+    while True:
+        observation, reward, terminated, truncated, _ = env.step(act(policy, observation))
+        episode_return += reward
+        length += 1
+        if on_frame:
+            on_frame(env, episode, length, episode_return)
+        if terminated or truncated:
+            return EpisodeResult(seed, episode_return, length, outcome_of(env, terminated))
+
+
+def play(config: Config, policy: ActorCritic, episodes: int | None,
+         render_mode: str | None = None, on_frame: FrameHook | None = None
+         ) -> Iterator[EpisodeResult]:
+    """Episode i with seed `config.seed + i`, each in a fresh walker; `episodes=None`: no end."""
+    counter: Iterable[int] = range(episodes) if episodes is not None else itertools.count()
+    for episode in counter:
+        env = make_env(config, render_mode)
+        try:
+            yield run_episode(env, policy, config.seed + episode, episode, on_frame)
+        finally:
+            env.close()
+
+
+def evaluate_policy(config: Config, policy: ActorCritic, episodes: int) -> list[EpisodeResult]:
+    """`episodes` deterministic episodes on the walker the env flags describe."""
+    return list(play(config, policy, episodes))
+
+
+def summarize(results: list[EpisodeResult]) -> dict[str, float | int]:
+    """Mean and (population) standard deviation of the return, mean length, fall rate."""
+    returns = np.array([r.episode_return for r in results], dtype=np.float64)
+    return {
+        "episodes": len(results),
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "mean_length": float(np.mean([r.length for r in results])),
+        "fall_rate": sum(r.fell for r in results) / len(results),
+    }
+
+
+def describe_episode(result: EpisodeResult, episode: int, episodes: int | None) -> str:
+    of = f"/{episodes}" if episodes else ""
+    return (f"episode {episode + 1}{of} (seed {result.seed}): return {result.episode_return:.2f}, "
+            f"{result.length} steps, {result.outcome}")
+
+
+def print_summary(summary: dict[str, float | int], results: list[EpisodeResult]) -> None:
+    falls = sum(r.fell for r in results)
+    print(f"return: {summary['mean_return']:.2f} \u00b1 {summary['std_return']:.2f} "
+          f"(mean \u00b1 std over {summary['episodes']} episodes)")
+    print(f"length: {summary['mean_length']:.1f} steps (mean)")
+    print(f"falls:  {falls}/{summary['episodes']} ({100 * summary['fall_rate']:.1f}%)")
+
+
+# ----- the three modes, each returning run.py's exit status --------------------------------------
+
+def evaluate(config: Config) -> int:
+    """--eval_episodes=N: print the statistics, write results/<save_name>_eval.json, and end with
+    the machine-readable line `mean_return=<float>`."""
+    policy, checkpoint, path = load_policy(config)
+    print(describe_policy(path, checkpoint, config))
+    print(describe_walker(config))
+    results = []
+    try:
+        for result in play(config, policy, config.eval_episodes):
+            if not config.quiet:
+                print(describe_episode(result, len(results), config.eval_episodes), flush=True)
+            results.append(result)
+    except KeyboardInterrupt:
+        print("run.py: evaluation interrupted; nothing written", file=sys.stderr)
+        return INTERRUPTED
+    summary = summarize(results)
+    print_summary(summary, results)
+    results_path = Path(config.results_dir) / f"{config.save_name}_eval.json"
+    report = {
+        "save_name": config.save_name,
+        "policy": str(path),
+        "policy_env": checkpoint.get("env"),
+        "policy_frames": checkpoint.get("frames"),
+        "env": {"env": config.env, **config.env_kwargs()},
+        "seed": config.seed,
+        "deterministic": True,
+        "summary": summary,
+        "episodes": [result.as_dict() for result in results],
+        "versions": library_versions(),
+    }
+    atomic_write_bytes(results_path, (json.dumps(report, indent=2) + "\n").encode())
+    print(f"results: {results_path}")
+    print(f"mean_return={summary['mean_return']!r}")
+    return 0
+
+
+def overlay_lines(config: Config, episode: int, episodes: int | None, step: int,
+                  episode_return: float) -> list[str]:
+    of = f"/{episodes}" if episodes else ""
+    return [f"leg length {config.leg_length:g}    episode {episode + 1}{of}",
+            f"step {step}    return {episode_return:.1f}"]
+
+
+def record(config: Config) -> int:
+    """--record=PATH: write `--eval_episodes` episodes (default 1) as a .gif or .mp4, with an
+    overlay; needs no display. Frames per episode: see `ppo.video.frames_in_video`."""
+    from ppo.video import Overlay, VideoFile  # pygame and imageio only for the modes that draw
+
+    episodes = config.eval_episodes or 1
+    policy, checkpoint, path = load_policy(config)
+    print(describe_policy(path, checkpoint, config))
+    print(describe_walker(config))
+    overlay = Overlay()
+    video = VideoFile(Path(config.record))
+
+    def add_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
+        lines = overlay_lines(config, episode, episodes, step, episode_return)
+        video.offer(lambda: overlay.draw(env.render(), lines))
+
+    results = []
+    try:
+        for result in play(config, policy, episodes, "rgb_array", add_frame):
+            print(describe_episode(result, len(results), episodes), flush=True)
+            results.append(result)
+            video.end_episode()
+        video.close()
+    except BaseException as error:
+        video.discard()
+        if not isinstance(error, KeyboardInterrupt):
+            raise
+        print("run.py: recording interrupted; no video written", file=sys.stderr)
+        return INTERRUPTED
+    summary = summarize(results)
+    print_summary(summary, results)
+    print(f"video: {config.record} ({video.written} frames at {video.fps:g} fps)")
+    print(f"mean_return={summary['mean_return']!r}")
+    return 0
+
+
+def watch(config: Config) -> int:
+    """--render=true: show the policy in a window, episode after episode, until the window is
+    closed (or Escape, q, Ctrl-C), or after `--eval_episodes` episodes if given. Writes nothing."""
+    from ppo.video import Overlay, Window, WindowClosed, display_problem, no_window_error
+
+    problem = display_problem()  # before loading anything: say at once that it cannot work
+    if problem:
+        raise no_window_error(problem)
+    episodes = config.eval_episodes or None
+    policy, checkpoint, path = load_policy(config)
+    print(describe_policy(path, checkpoint, config))
+    print(describe_walker(config))
+    overlay = Overlay()
+    window = Window(VIEWPORT_W, VIEWPORT_H, f"transfer_rl: {path.name}")
+    print("close the window, or press Escape or Ctrl-C, to stop", flush=True)
+
+    def show_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
+        lines = overlay_lines(config, episode, episodes, step, episode_return)
+        caption = f"transfer_rl: {path.name} | " + " | ".join(lines)
+        window.show(overlay.draw(env.render(), lines), caption)
+
+    try:
+        for count, result in enumerate(play(config, policy, episodes, "rgb_array", show_frame)):
+            print(describe_episode(result, count, episodes), flush=True)
+    except (WindowClosed, KeyboardInterrupt):
+        print("stopped")
+    finally:
+        window.close()
+    return 0
