@@ -46,6 +46,9 @@ def cli(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"run.py: training stopped: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside training (which stops cleanly by itself): no traceback
+        print("run.py: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

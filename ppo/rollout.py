@@ -117,5 +117,7 @@ class RewardScaler:
                 "var": float(self.var), "count": float(self.count)}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.discounted_return = np.asarray(state["discounted_return"], dtype=np.float64)
+        """Restore the statistics. The running returns restart at 0: a resumed study starts
+        new episodes (perhaps with another `num_envs`), so the saved ones belong to none."""
+        self.discounted_return = np.zeros_like(self.discounted_return)
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]

@@ -5,18 +5,39 @@ step; on a 2-core box that message passing costs more than the physics. Here eac
 owns a slice of the environments and steps them all per message, so the number of
 environments (which decides the results) is independent of the number of processes (which
 only decides the speed): the same seed gives the same study on any machine.
+
+Actions and results travel through memory shared with the workers, not through the pipes:
+per step the pool writes the actions, sends each worker a tiny "step" message, and each
+worker steps its environments, writes observations, rewards and flags in place, and answers
+with another. Pickling the arrays both ways used to cost more than the round trip itself.
+
+`step_async` / `step_wait` step a part of the environments (`env_halves`) while the caller
+works out the other part's actions.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import traceback
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+
+def env_halves(num_envs: int) -> list[slice]:
+    """Two fixed halves of the environments (one part if there is only one environment).
+
+    A function of `num_envs` alone, not of the worker processes: the trainer samples each
+    half's actions in its own batch, and the results must not depend on the machine.
+    """
+    if num_envs == 1:
+        return [slice(0, 1)]
+    return [slice(0, num_envs // 2), slice(num_envs // 2, num_envs)]
 
 
 @dataclass
@@ -34,47 +55,81 @@ class StepResult:
     final_obs: np.ndarray
 
 
+def array_layout(num_envs: int, observation_space: gym.Space, action_space: gym.Space
+                 ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Name -> (dtype, shape) of the arrays a pool and its workers share."""
+    obs = (np.dtype(np.float32), (num_envs, *observation_space.shape))
+    return {
+        "actions": (np.dtype(action_space.dtype), (num_envs, *action_space.shape)),
+        "obs": obs,
+        "final_obs": obs,
+        "rewards": (np.dtype(np.float64), (num_envs,)),
+        "terminated": (np.dtype(np.bool_), (num_envs,)),
+        "truncated": (np.dtype(np.bool_), (num_envs,)),
+    }
+
+
+def as_arrays(buffers: dict[str, Any], layout: dict[str, tuple[np.dtype, tuple[int, ...]]],
+              rows: slice = slice(None)) -> dict[str, np.ndarray]:
+    """Numpy views of `buffers` (shared or private memory), restricted to `rows`."""
+    return {name: np.frombuffer(buffers[name], dtype=dtype).reshape(shape)[rows]
+            for name, (dtype, shape) in layout.items()}
+
+
 class EnvSlice:
-    """A few environments stepped one after another, with same-step autoreset."""
+    """A few environments stepped one after another, with same-step autoreset.
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], count: int) -> None:
-        self.envs = [gym.make(env_id, **env_kwargs) for _ in range(count)]
+    Reads its actions from, and writes its results into, `arrays` (its rows of the pool's).
+    """
 
-    def reset(self, seeds: list[int]) -> np.ndarray:
-        return np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds,
-                                                                       strict=True)])
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray]
+                 ) -> None:
+        self.arrays = arrays
+        self.envs = [gym.make(env_id, **env_kwargs) for _ in range(len(arrays["obs"]))]
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        count = len(self.envs)
-        obs = np.empty((count, *self.envs[0].observation_space.shape), dtype=np.float32)
-        rewards = np.empty(count)
-        terminated = np.zeros(count, dtype=bool)
-        truncated = np.zeros(count, dtype=bool)
-        final_obs = np.empty_like(obs)
-        for i, env in enumerate(self.envs):
+    def reset(self, seeds: list[int]) -> None:
+        for i, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
+            self.arrays["obs"][i] = env.reset(seed=seed)[0]
+
+    def step(self, rows: slice = slice(None)) -> None:
+        """Step the environments in `rows` (of this slice) with their actions."""
+        actions, obs, final_obs, rewards, terminated, truncated = (
+            self.arrays[name] for name in
+            ("actions", "obs", "final_obs", "rewards", "terminated", "truncated"))
+        for i in range(len(self.envs))[rows]:
+            env = self.envs[i]
             final_obs[i], rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
             obs[i] = env.reset()[0] if terminated[i] or truncated[i] else final_obs[i]
-        return obs, rewards, terminated, truncated, final_obs
 
     def close(self) -> None:
         for env in self.envs:
             env.close()
 
 
-def serve(connection: Connection, env_id: str, env_kwargs: dict[str, Any], count: int) -> None:
-    """Worker process: answer reset/step/close messages for one slice of environments."""
+def serve(connection: Connection, env_id: str, env_kwargs: dict[str, Any],
+          buffers: dict[str, Any], layout: dict[str, tuple[np.dtype, tuple[int, ...]]],
+          rows: slice) -> None:
+    """Worker process: answer reset/step/close messages for one slice of environments.
+
+    Replies None when done, or the traceback of an environment's exception.
+    """
     # Ctrl-C reaches the whole process group; the trainer decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    envs = EnvSlice(env_id, env_kwargs, count)
+    envs = EnvSlice(env_id, env_kwargs, as_arrays(buffers, layout, rows))
     try:
         while True:
             command, payload = connection.recv()
-            if command == "step":
-                connection.send(envs.step(payload))
-            elif command == "reset":
-                connection.send(envs.reset(payload))
-            else:
+            if command == "close":
                 break
+            try:
+                if command == "step":
+                    envs.step(payload)
+                else:
+                    envs.reset(payload)
+            except Exception:  # reported to the trainer, which raises it
+                connection.send(traceback.format_exc())
+            else:
+                connection.send(None)
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
@@ -90,12 +145,18 @@ class WalkerPool:
         probe = gym.make(env_id, **env_kwargs)
         self.observation_shape = probe.observation_space.shape
         self.action_shape = probe.action_space.shape
+        layout = array_layout(num_envs, probe.observation_space, probe.action_space)
         probe.close()
         self.local: EnvSlice | None = None
         self.connections: list[Connection] = []
         self.processes: list[mp.Process] = []
+        self.pending: list[deque[slice]] = []  # per worker: the rows of unanswered steps
+        self.closed = False
         if num_workers == 0:
-            self.local = EnvSlice(env_id, env_kwargs, num_envs)
+            buffers = {name: bytearray(dtype.itemsize * int(np.prod(shape)))
+                       for name, (dtype, shape) in layout.items()}
+            self.arrays = as_arrays(buffers, layout)
+            self.local = EnvSlice(env_id, env_kwargs, self.arrays)
             self.slices = [slice(0, num_envs)]
             return
         bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
@@ -103,33 +164,78 @@ class WalkerPool:
         # fork: fast, and the caller's main module is not re-imported (scripts without a
         # __main__ guard, notebooks, Ray tasks); workers touch no torch state.
         context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        buffers = {name: context.RawArray("b", dtype.itemsize * int(np.prod(shape)))
+                   for name, (dtype, shape) in layout.items()}
+        self.arrays = as_arrays(buffers, layout)
         for part in self.slices:
             parent, child = context.Pipe()
             process = context.Process(target=serve, daemon=True,
-                                      args=(child, env_id, env_kwargs, part.stop - part.start))
+                                      args=(child, env_id, env_kwargs, buffers, layout, part))
             process.start()
             child.close()
             self.connections.append(parent)
             self.processes.append(process)
+            self.pending.append(deque())
 
     def reset(self, seed: int) -> np.ndarray:
         """Environment i is seeded with `seed + i`, whatever the number of workers."""
         seeds = list(range(seed, seed + self.num_envs))
         if self.local is not None:
-            return self.local.reset(seeds)
-        for connection, part in zip(self.connections, self.slices, strict=True):
-            connection.send(("reset", seeds[part]))
-        return np.concatenate([connection.recv() for connection in self.connections])
+            self.local.reset(seeds)
+        else:
+            for connection, part in zip(self.connections, self.slices, strict=True):
+                connection.send(("reset", seeds[part]))
+            self._wait_for_workers()
+        return self.arrays["obs"].copy()
 
     def step(self, actions: np.ndarray) -> StepResult:
+        """Step every environment."""
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray, envs: slice = slice(0, None)) -> None:
+        """Start stepping environments `envs` (a slice with a step of 1) with `actions`.
+
+        Parts in flight at once must not overlap; `step_wait` collects them in the same order.
+        """
+        start, stop, _ = envs.indices(self.num_envs)
+        self.arrays["actions"][start:stop] = actions
         if self.local is not None:
-            return StepResult(*self.local.step(actions))
-        for connection, part in zip(self.connections, self.slices, strict=True):
-            connection.send(("step", actions[part]))
-        parts = [connection.recv() for connection in self.connections]
-        return StepResult(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+            self.local.step(slice(start, stop))
+            return
+        for worker, part in enumerate(self.slices):
+            rows = slice(max(start, part.start) - part.start, min(stop, part.stop) - part.start)
+            if rows.start < rows.stop:
+                self.connections[worker].send(("step", rows))
+                self.pending[worker].append(envs)
+
+    def step_wait(self, envs: slice = slice(0, None)) -> StepResult:
+        """The results of stepping `envs` (copies: the next step overwrites the pool's)."""
+        if self.local is None:
+            self._wait_for_workers([worker for worker, pending in enumerate(self.pending)
+                                    if pending and pending[0] == envs])
+        start, stop, _ = envs.indices(self.num_envs)
+        arrays = {name: self.arrays[name][start:stop].copy()
+                  for name in ("obs", "rewards", "terminated", "truncated", "final_obs")}
+        return StepResult(**arrays)
+
+    def _wait_for_workers(self, workers: list[int] | None = None) -> None:
+        """Take one reply from each of `workers` (default: all); raise a worker's error."""
+        failures = []
+        for worker in range(len(self.connections)) if workers is None else workers:
+            reply = self.connections[worker].recv()
+            if self.pending[worker]:
+                self.pending[worker].popleft()
+            if reply is not None:
+                failures.append((worker, reply))
+        if failures:
+            worker, error = failures[0]
+            raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         if self.local is not None:
             self.local.close()
         for connection in self.connections:
@@ -141,3 +247,6 @@ class WalkerPool:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+                process.join(timeout=5)
+        for connection in self.connections:
+            connection.close()

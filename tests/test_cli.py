@@ -1,0 +1,139 @@
+"""The command line: the spec's flags and defaults, both flag syntaxes, and lenient value forms."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ppo.config import Config, parse_config
+
+SEED_README_DEFAULTS = {
+    # flag: the default the seed README states (None: it states none)
+    "save_name": None,
+    "total_frames": 10e6,
+    "render": "False",
+    "env": "Bipedal_Custom_Leg_Length-v0",
+    "leg_length": 34,
+    "terrain_length_scale": 2,
+    "fall_penalty": -50,
+    "max_time_steps": 1500,
+    "hidden_layers": "[32,32,32,32]",
+    "algorithm": "ppo",
+    "optimizer": "adam",
+    "learning_rate": 3e-4,
+    "gamma": 0.98,
+    "batch_size": 10000,
+    "train_steps": 80,
+    "action_std": 0.5,
+    "action_std_start": None,
+    "action_std_final": None,
+    "action_std_end": None,
+    "device": "cpu",
+    "initial_model": "none",
+    "transfer_learning": "none",
+    "tl_end": 0.25,
+    "reset_final_layer": "False",
+    "add_noise_layers": 0,
+    "add_noise_alpha": 1,
+}
+
+
+def parse(*flags: str) -> Config:
+    return parse_config(["--save_name=x", *flags])
+
+
+def help_text(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+
+
+def test_help_lists_every_flag_of_the_seed_readme_with_its_default(capsys, monkeypatch):
+    text = help_text(capsys, monkeypatch)
+    for flag, spec_default in SEED_README_DEFAULTS.items():
+        match = re.search(rf"--{flag} {flag.upper()} (.*?)\(default: ([^)]*)\)", text)
+        assert match, f"--{flag} missing from --help, or shown without a default"
+        meaning, shown = match.groups()
+        assert len(meaning.strip()) > 10, f"--{flag} has no explanation"
+        if spec_default is None:
+            continue
+        if isinstance(spec_default, str):
+            assert shown == spec_default, flag
+        else:
+            assert float(shown) == pytest.approx(spec_default), flag
+
+
+def test_defaults_are_the_specs(capsys, monkeypatch):
+    config = parse()
+    assert config.total_frames == 10_000_000 and config.leg_length == 34
+    assert config.hidden_layers == (32, 32, 32, 32) and config.learning_rate == 3e-4
+    assert config.gamma == 0.98 and config.batch_size == 10_000 and config.train_steps == 80
+    assert config.action_std == 0.5 and not config.uses_schedule
+    assert config.fall_penalty == -50 and config.max_time_steps == 1500
+    assert config.terrain_length_scale == 2 and config.optimizer == "adam"
+    assert config.initial_model == "none" and config.transfer_learning == "none"
+    assert config.tl_end == 0.25 and not config.reset_final_layer
+    assert config.add_noise_layers == 0 and config.add_noise_alpha == 1
+    assert not config.render and config.device == "cpu"
+
+
+def test_equals_and_space_separated_flags_give_the_same_config():
+    pairs = [("total_frames", "2e6"), ("leg_length", "30"), ("fall_penalty", "-20"),
+             ("hidden_layers", "[64,64]"), ("optimizer", "rmsprop"), ("render", "true"),
+             ("learning_rate", "1e-3"), ("action_std_start", "0.9"),
+             ("action_std_final", "0.1"), ("action_std_end", "0.5"), ("seed", "5")]
+    with_equals = parse_config([f"--{flag}={value}" for flag, value in pairs] + ["--save_name=x"])
+    spaced = parse_config([item for flag, value in pairs for item in (f"--{flag}", value)]
+                          + ["--save_name", "x"])
+    assert with_equals == spaced
+    assert spaced.fall_penalty == -20 and spaced.total_frames == 2_000_000
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("True", True), ("TRUE", True),
+                                         ("tRuE", True), ("false", False), ("False", False),
+                                         ("FALSE", False)])
+def test_booleans_in_any_case(text: str, value: bool):
+    config = parse(f"--render={text}", f"--quiet={text}", f"--reset_final_layer={text}",
+                   "--initial_model=some_model")
+    assert config.render is value and config.quiet is value
+    assert config.reset_final_layer is value
+
+
+@pytest.mark.parametrize("text", ["[64,64]", "64,64", "[64, 64]", "(64,64)", " 64 , 64 "])
+def test_hidden_layers_forms(text: str):
+    assert parse(f"--hidden_layers={text}").hidden_layers == (64, 64)
+
+
+def test_a_single_hidden_layer():
+    assert parse("--hidden_layers=[128]").hidden_layers == (128,)
+    assert parse("--hidden_layers", "16").hidden_layers == (16,)
+
+
+@pytest.mark.parametrize("text, frames", [("10e6", 10_000_000), ("2e6", 2_000_000),
+                                          ("2E6", 2_000_000), ("1.5e3", 1500),
+                                          ("123456", 123_456)])
+def test_total_frames_in_scientific_notation(text: str, frames: int):
+    config = parse(f"--total_frames={text}")
+    assert config.total_frames == frames and isinstance(config.total_frames, int)
+
+
+def test_counts_in_scientific_notation_elsewhere():
+    config = parse("--batch_size=2e4", "--minibatch_size=5e3")
+    assert (config.batch_size, config.minibatch_size) == (20_000, 5_000)
+
+
+def test_case_of_optimizer_name_does_not_matter():
+    assert parse("--optimizer=Adam").optimizer.lower() == "adam"
+
+
+def test_the_schedule_is_used_only_when_set():
+    assert not parse().uses_schedule
+    config = parse("--action_std_start=0.6", "--action_std_final=0.1", "--action_std_end=1")
+    assert config.uses_schedule and config.action_std_at(0) == pytest.approx(0.6)
+
+
+def test_none_keeps_the_schedule_unset():
+    assert not parse("--action_std_start=none").uses_schedule

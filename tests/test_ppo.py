@@ -1,0 +1,328 @@
+"""PPO pieces: GAE, reward scaling, observation normalisation, the loss, checkpoints,
+reproducibility, and `run.py` smoke runs that check (and reload) every file a study writes."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_py, tiny_flags
+
+from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from ppo.errors import UsageError
+from ppo.network import ActorCritic, RunningNormalizer
+from ppo.results import COLUMNS
+from ppo.rollout import RewardScaler, RolloutBuffer, compute_gae
+from ppo.trainer import ppo_loss, train
+
+OBS_DIM, ACT_DIM = 24, 4  # the walker's
+
+# ----- GAE ---------------------------------------------------------------------------------
+
+
+def gae_case() -> dict[str, np.ndarray]:
+    """2 environments x 4 steps, (num_steps, num_envs) arrays; worked out by hand below.
+
+    gamma = 0.5, lambda = 0.5, so gamma * lambda = 0.25.
+    delta_t = r_t + gamma * next_value_t * (1 - terminated_t) - value_t
+    A_t     = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}   (A_4 = 0: end of rollout)
+
+    env 0: truncated (time limit) at t=2: bootstrapped from its final observation's value 10,
+           but the advantage does not flow back across the boundary. t=3 is mid-episode and
+           bootstraps from next_value 3 at the end of the rollout.
+      t=3: delta = 4 + 0.5*3  - 2   = 3.5          A = 3.5
+      t=2: delta = 3 + 0.5*10 - 1.5 = 6.5          A = 6.5 + 0.25*0*3.5  = 6.5
+      t=1: delta = 2 + 0.5*1.5 - 1  = 1.75         A = 1.75 + 0.25*6.5   = 3.375
+      t=0: delta = 1 + 0.5*1  - 0.5 = 1.0          A = 1.0 + 0.25*3.375  = 1.84375
+    env 1: terminated (fell) at t=2: its next value 7 must be ignored (no future).
+      t=3: delta = 1 + 0.5*2 - 1    = 1.0          A = 1.0
+      t=2: delta = -5 + 0     - 1   = -6.0         A = -6.0 + 0.25*0*1.0 = -6.0
+      t=1: delta = 1 + 0.5*1 - 1    = 0.5          A = 0.5 + 0.25*(-6)   = -1.0
+      t=0: delta = 1 + 0.5*1 - 1    = 0.5          A = 0.5 + 0.25*(-1)   = 0.25
+    """
+    columns = {  # per env, then transposed to (num_steps, num_envs)
+        "rewards": ([1, 2, 3, 4], [1, 1, -5, 1]),
+        "values": ([0.5, 1, 1.5, 2], [1, 1, 1, 1]),
+        "next_values": ([1, 1.5, 10, 3], [1, 1, 7, 2]),
+        "terminated": ([0, 0, 0, 0], [0, 0, 1, 0]),
+        "episode_ended": ([0, 0, 1, 0], [0, 0, 1, 0]),
+        "advantages": ([1.84375, 3.375, 6.5, 3.5], [0.25, -1.0, -6.0, 1.0]),
+    }
+    return {name: np.array(pair, dtype=np.float32).T for name, pair in columns.items()}
+
+
+def test_gae_matches_hand_computed_case_with_termination_and_truncation():
+    case = gae_case()
+    advantages = compute_gae(case["rewards"], case["values"], case["next_values"],
+                             case["terminated"], case["episode_ended"], gamma=0.5, gae_lambda=0.5)
+    assert advantages.shape == (4, 2)
+    np.testing.assert_allclose(advantages, case["advantages"], rtol=0, atol=1e-6)
+
+
+def test_gae_with_lambda_one_is_the_bootstrapped_discounted_return_minus_value():
+    rewards = np.array([[1.0], [2.0], [3.0]], dtype=np.float32)
+    values = np.array([[0.5], [0.25], [2.0]], dtype=np.float32)
+    next_values = np.array([[0.25], [2.0], [4.0]], dtype=np.float32)
+    zeros = np.zeros_like(rewards)
+    advantages = compute_gae(rewards, values, next_values, zeros, zeros, gamma=0.5, gae_lambda=1.0)
+    # returns: G2 = 3 + 0.5*4 = 5; G1 = 2 + 0.5*5 = 4.5; G0 = 1 + 0.5*4.5 = 3.25
+    np.testing.assert_allclose(advantages[:, 0], [3.25 - 0.5, 4.5 - 0.25, 5 - 2.0], atol=1e-6)
+
+
+def test_rollout_buffer_batch_flattens_step_major_and_returns_are_advantage_plus_value():
+    case = gae_case()
+    buffer = RolloutBuffer(num_steps=4, num_envs=2, obs_dim=3, act_dim=2)
+    for name in ("rewards", "values", "next_values", "terminated", "episode_ended"):
+        getattr(buffer, name)[:] = case[name]
+    buffer.obs[:] = np.arange(4 * 2 * 3).reshape(4, 2, 3)
+    batch = buffer.batch(gamma=0.5, gae_lambda=0.5)
+    assert batch.obs.shape == (8, 3) and batch.actions.shape == (8, 2)
+    np.testing.assert_allclose(batch.advantages, case["advantages"].reshape(-1), atol=1e-6)
+    np.testing.assert_allclose(batch.returns, (case["advantages"] + case["values"]).reshape(-1),
+                               atol=1e-6)
+    np.testing.assert_array_equal(batch.obs[1], [3, 4, 5])  # step 0, env 1
+
+
+# ----- reward scaling and observation normalisation ---------------------------------------
+
+
+def test_reward_scaler_divides_by_std_of_discounted_return_and_resets_at_episode_end():
+    gamma = 0.9
+    rng = np.random.default_rng(0)
+    scaler = RewardScaler(num_envs=2, gamma=gamma)
+    discounted = np.zeros(2)
+    seen: list[np.ndarray] = []
+    for step in range(50):
+        rewards = rng.normal(size=2)
+        ended = np.array([step % 7 == 6, step % 11 == 10])
+        scaled = scaler(rewards, ended)
+        discounted = discounted * gamma + rewards
+        seen.append(discounted.copy())
+        expected_var = np.var(np.concatenate(seen))
+        np.testing.assert_allclose(scaler.var, expected_var, rtol=1e-6)
+        np.testing.assert_allclose(scaled, rewards / np.sqrt(expected_var + 1e-8), rtol=1e-5)
+        discounted[ended] = 0.0
+        np.testing.assert_array_equal(scaler.discounted_return, discounted)
+
+
+def test_reward_scaler_clips_and_its_state_survives_weights_only_loading(tmp_path: Path):
+    scaler = RewardScaler(num_envs=1, gamma=0.99)
+    for _ in range(300):
+        scaler(np.array([0.01]), np.array([True]))
+    # The outlier enters the running variance too, so it scales to about sqrt(301) > 10.
+    assert scaler(np.array([1e6]), np.array([True]))[0] == 10.0
+    torch.save(scaler.state_dict(), tmp_path / "state.pt")
+    restored = RewardScaler(num_envs=1, gamma=0.99)
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert restored.state_dict() == scaler.state_dict()
+    # A study resumed with another number of environments: statistics kept, returns restart.
+    wider = RewardScaler(num_envs=3, gamma=0.99)
+    wider.load_state_dict(scaler.state_dict())
+    assert wider.var == scaler.var and wider.discounted_return.tolist() == [0.0, 0.0, 0.0]
+    assert wider(np.ones(3), np.array([False, True, False])).shape == (3,)
+
+
+def test_running_normalizer_matches_numpy_over_concatenated_batches():
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(3.0, 2.0, size=(n, 5)) for n in (1, 7, 100, 33)]
+    normalizer = RunningNormalizer(5)
+    for batch in batches:
+        normalizer.update(batch)
+    everything = np.concatenate(batches)
+    np.testing.assert_allclose(normalizer.mean.numpy(), everything.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(normalizer.var.numpy(), everything.var(axis=0), rtol=1e-7)
+    assert normalizer.count.item() == pytest.approx(len(everything))
+
+    obs = torch.tensor(rng.normal(3.0, 2.0, size=(4, 5)), dtype=torch.float32)
+    expected = (obs.numpy() - everything.mean(0)) / np.sqrt(everything.var(0) + 1e-8)
+    np.testing.assert_allclose(normalizer(obs).numpy(), expected, rtol=1e-5, atol=1e-6)
+    outlier = torch.full((1, 5), 1e6)
+    assert torch.all(normalizer(outlier) == 10.0)  # clipped
+
+
+# ----- the loss ----------------------------------------------------------------------------
+
+
+def test_ppo_loss_at_the_sampling_policy_is_the_weighted_value_loss(tiny_config):
+    config = tiny_config()
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (16, 16))
+    obs = torch.randn(64, OBS_DIM)
+    actions = torch.randn(64, ACT_DIM).clamp(-1, 1)
+    with torch.no_grad():
+        mean = torch.tanh(policy.actor(obs))
+        old_log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
+        values = policy.critic(obs).squeeze(-1)
+    advantages, returns = torch.randn(64), torch.randn(64)
+    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5, config)
+    # ratio = 1 and normalised advantages have mean 0, so only the value loss remains.
+    expected = config.value_coef * 0.5 * (values - returns).square().mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
+
+
+def test_ppo_loss_clips_the_ratio(tiny_config):
+    """Ratio far above 1 + clip where the advantage is positive and far below 1 - clip where
+    it is negative: every term is clipped, so the actor gets no gradient."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
+    obs, actions = torch.randn(8, OBS_DIM), torch.zeros(8, ACT_DIM)
+    with torch.no_grad():
+        mean = torch.tanh(policy.actor(obs))
+        log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
+    advantages = torch.linspace(-1, 1, 8)  # sign unchanged by the loss's normalisation
+    old_log_probs = log_probs - 5.0 * advantages.sign()  # ratio = e^(+-5)
+    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages,
+                    policy.critic(obs).squeeze(-1).detach(), 0.5, config)
+    loss.backward()
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in policy.actor.parameters())
+
+
+# ----- action noise schedule ---------------------------------------------------------------
+
+
+def test_action_std_schedule_is_linear_then_constant(tiny_config):
+    config = tiny_config("--total_frames=1000", "--action_std_start=0.8",
+                         "--action_std_final=0.2", "--action_std_end=0.5")
+    assert [config.action_std_at(f) for f in (0, 250, 500, 1000)] == pytest.approx(
+        [0.8, 0.5, 0.2, 0.2])
+    assert tiny_config().action_std_at(10**9) == 0.5  # unset: the fixed --action_std
+    instant = tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+                          "--action_std_end=0")
+    assert instant.action_std_at(0) == pytest.approx(0.2)
+
+
+# ----- checkpoints ---------------------------------------------------------------------------
+
+
+def trained_looking_policy(hidden: tuple[int, ...] = (16, 16)) -> ActorCritic:
+    """Random weights and normaliser statistics, so a round trip that dropped any would show."""
+    torch.manual_seed(3)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, hidden)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.normal_(0, 0.3)
+    policy.obs_normalizer.update(np.random.default_rng(3).normal(2, 3, size=(300, OBS_DIM)))
+    return policy
+
+
+def test_checkpoint_round_trip_reproduces_actions(tmp_path: Path):
+    policy = trained_looking_policy()
+    path = tmp_path / "models" / "walker.pt"
+    env = {"env": "Bipedal_Custom_Leg_Length-v0", "leg_length": 30.0}
+    save_policy(path, policy, env, frames=12345, score=250.5)
+    assert [p.name for p in path.parent.iterdir()] == ["walker.pt"]  # no temporary left
+
+    raw = torch.load(path, weights_only=True)  # loadable without trusting the file
+    assert raw["hidden_layers"] == [16, 16] and raw["frames"] == 12345
+    assert raw["score"] == 250.5 and raw["env"] == env
+    assert {"torch", "numpy", "gymnasium", "python"} <= set(raw["versions"])
+
+    restored = policy_from_checkpoint(load_checkpoint(path))
+    obs = torch.tensor(np.random.default_rng(4).normal(2, 3, size=(32, OBS_DIM)),
+                       dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(restored.mean_action(obs), policy.mean_action(obs))
+        assert torch.equal(restored.value(obs), policy.value(obs))
+    assert torch.equal(restored.obs_normalizer.mean, policy.obs_normalizer.mean)
+
+
+def test_load_checkpoint_rejects_files_that_are_not_policies(tmp_path: Path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    for name in ("tensor.pt", "text.pt", "missing.pt"):
+        with pytest.raises(UsageError):
+            load_checkpoint(tmp_path / name)
+
+
+# ----- whole studies -------------------------------------------------------------------------
+
+
+def load_results(folder: Path, save_name: str = "tiny") -> dict:
+    with open(folder / "r" / f"{save_name}.p", "rb") as handle:
+        return pickle.load(handle)
+
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs: int):
+    """In-process, so the second run is not slowed by interpreter start-up."""
+    runs = []
+    for name in ("a", "b"):
+        config = tiny_config(f"--num_envs={num_envs}", "--seed=7", folder=tmp_path / name)
+        outcome = train(config)
+        assert outcome.frames == 2000 and outcome.stopped_by_signal is None
+        runs.append((load_results(tmp_path / name),
+                     torch.load(tmp_path / name / "m" / "tiny.last.pt", weights_only=True)))
+    (first, first_last), (second, second_last) = runs
+    assert len(first["episodes"]["reward"]) > 0
+    for column in COLUMNS:
+        if column != "wall_time":
+            assert first["episodes"][column] == second["episodes"][column], column
+    assert first["frames"] == second["frames"] == 2000
+    assert first["episodes"]["action_std"] == [0.5] * len(first["episodes"]["action_std"])
+    for key, tensor in first_last["state_dict"].items():
+        assert torch.equal(tensor, second_last["state_dict"][key]), key
+
+
+def test_a_different_seed_gives_different_results(tmp_path: Path, tiny_config):
+    rewards = []
+    for seed in (1, 2):
+        train(tiny_config("--total_frames=1000", f"--seed={seed}", folder=tmp_path / str(seed)))
+        rewards.append(load_results(tmp_path / str(seed))["episodes"]["reward"])
+    assert rewards[0] != rewards[1]
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[float]]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], [[float(value) for value in row] for row in rows[1:]]
+
+
+def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(tmp_path: Path):
+    """Two workers, a noise schedule 0.8 -> 0.2 over the first half: the second batch (frames
+    1000-2000) runs entirely at 0.2, the first at 0.8."""
+    done = run_py(tiny_flags(tmp_path, "--num_envs=2", "--action_std_start=0.8",
+                             "--action_std_final=0.2", "--action_std_end=0.5",
+                             save_name="smoke"))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    models, results = tmp_path / "m", tmp_path / "r"
+    assert sorted(p.name for p in models.iterdir()) == ["smoke.last.pt", "smoke.pt"]
+    assert sorted(p.name for p in results.iterdir()) == ["smoke.csv", "smoke.p"]
+    assert str(results / "smoke.p") in done.stdout
+
+    best = load_checkpoint(models / "smoke.pt")
+    assert best["hidden_layers"] == [32, 32, 32, 32]
+    assert best["env"]["leg_length"] == 34.0 and best["env"]["max_time_steps"] == 200
+    policy = policy_from_checkpoint(best)
+    with torch.no_grad():
+        action = policy.mean_action(torch.zeros(1, OBS_DIM))
+    assert action.shape == (1, ACT_DIM) and torch.all(action.abs() <= 1)
+    last = torch.load(models / "smoke.last.pt", weights_only=True)
+    assert last["frames"] == 2000 and "optimizer" in last
+
+    document = load_results(tmp_path, "smoke")
+    assert set(document) == {"config", "frames", "best_score", "wall_time", "transfer",
+                             "episodes"}
+    assert document["frames"] == 2000 and document["transfer"] == ""
+    assert document["config"]["num_envs"] == 2 and document["config"]["save_name"] == "smoke"
+    assert isinstance(document["best_score"], float) and document["wall_time"] > 0
+    episodes = document["episodes"]
+    assert tuple(episodes) == ("frames", "length", "reward", "wall_time", "action_std")
+    count = len(episodes["frames"])
+    assert count >= 4 and all(len(values) == count for values in episodes.values())
+    assert episodes["frames"] == sorted(episodes["frames"]) and episodes["frames"][-1] <= 2000
+    assert all(1 <= length <= 200 for length in episodes["length"])
+    assert all(math.isfinite(reward) for reward in episodes["reward"])
+    expected_std = [0.8 if frames <= 1000 else 0.2 for frames in episodes["frames"]]
+    assert episodes["action_std"] == pytest.approx(expected_std)
+    assert set(expected_std) == {0.8, 0.2}, "both batches should complete episodes"
+
+    header, rows = read_csv(results / "smoke.csv")
+    assert header == list(episodes)
+    assert rows == [list(row) for row in zip(*episodes.values(), strict=True)]

@@ -1,0 +1,167 @@
+"""WalkerPool: results independent of the worker count, same-step autoreset, clean shutdown."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from envs import ENV_ID
+from ppo.vector import WalkerPool
+
+# Short episodes, so that a few dozen steps see episodes end and restart.
+SHORT = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=25)
+GYMNASIUM_ARGS = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100,
+                      max_time_steps=1600)
+
+
+def random_actions(steps: int, num_envs: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(np.float32)
+
+
+def run_pool(num_workers: int, actions: np.ndarray, seed: int = 5) -> list[np.ndarray]:
+    """Every array the pool returned, in order."""
+    pool = WalkerPool(ENV_ID, SHORT, actions.shape[1], num_workers)
+    try:
+        arrays = [pool.reset(seed=seed)]
+        for step_actions in actions:
+            result = pool.step(step_actions)
+            arrays += [result.obs, result.rewards, result.terminated, result.truncated,
+                       result.final_obs]
+    finally:
+        pool.close()
+    return arrays
+
+
+@pytest.mark.parametrize("num_workers", [2, 3])
+def test_worker_processes_give_the_same_results_as_stepping_in_process(num_workers):
+    actions = random_actions(60, 5)
+    in_process = run_pool(0, actions)
+    with_workers = run_pool(num_workers, actions)
+    assert len(in_process) == len(with_workers)
+    for ours, theirs in zip(in_process, with_workers, strict=True):
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    # The run really covered autoresets (25-step episodes over 60 steps).
+    truncated = in_process[4::5]
+    assert sum(int(flags.sum()) for flags in truncated) >= 5
+
+
+def test_env_i_is_seeded_with_seed_plus_i():
+    pool = WalkerPool(ENV_ID, SHORT, 3, 2)
+    try:
+        obs = pool.reset(seed=10)
+    finally:
+        pool.close()
+    for i in range(3):
+        env = gym.make(ENV_ID, **SHORT)
+        assert np.array_equal(obs[i], env.reset(seed=10 + i)[0])
+
+
+def step_reference(env: gym.Env, actions: np.ndarray) -> tuple[list[np.ndarray], list[bool]]:
+    """Observations and ended flags of one walker stepped by hand, resetting like the pool."""
+    observations, ended = [], []
+    for action in actions:
+        obs, _, terminated, truncated, _ = env.step(action)
+        observations.append(obs)
+        ended.append(terminated or truncated)
+        if terminated or truncated:
+            observations.append(env.reset()[0])  # unseeded, as the pool's autoreset
+    return observations, ended
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_truncated_episode_returns_its_final_observation_and_the_next_first(num_workers):
+    actions = random_actions(SHORT["max_time_steps"] + 3, 2)
+    pool = WalkerPool(ENV_ID, SHORT, 2, num_workers)
+    try:
+        pool.reset(seed=0)
+        results = [pool.step(step_actions) for step_actions in actions]
+    finally:
+        pool.close()
+    for i in range(2):
+        reference = gym.make(ENV_ID, **SHORT)
+        reference.reset(seed=i)
+        observations, _ = step_reference(reference, actions[:, i])
+        last = SHORT["max_time_steps"] - 1
+        ended_step = results[last]
+        assert ended_step.truncated[i] and not ended_step.terminated[i]
+        assert np.array_equal(ended_step.final_obs[i], observations[last])
+        assert np.array_equal(ended_step.obs[i], observations[last + 1])
+        assert not np.array_equal(ended_step.obs[i], ended_step.final_obs[i])
+        # Steps where nothing ended: final_obs is the observation itself.
+        for step in (0, last - 1, last + 1):
+            assert np.array_equal(results[step].final_obs[i], results[step].obs[i])
+            assert not (results[step].terminated[i] or results[step].truncated[i])
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_terminated_episode_returns_its_final_observation(num_workers):
+    """Gymnasium's walker, seed 0, these random actions: it falls at step 59."""
+    actions = random_actions(80, 1, seed=0)
+    pool = WalkerPool(ENV_ID, GYMNASIUM_ARGS, 1, num_workers)
+    reference = gym.make("BipedalWalker-v3")
+    reference.reset(seed=0)
+    try:
+        pool.reset(seed=0)
+        steps = 0
+        for step_actions in actions:
+            result = pool.step(step_actions)
+            ref_obs, ref_reward, terminated, _, _ = reference.step(step_actions[0])
+            steps += 1
+            assert result.rewards[0] == ref_reward
+            assert np.array_equal(result.final_obs[0], ref_obs)
+            if terminated:
+                break
+    finally:
+        pool.close()
+    assert result.terminated[0] and steps == 59 and result.rewards[0] == -100
+    assert np.array_equal(result.obs[0], reference.reset()[0])
+
+
+def test_close_leaves_no_live_processes():
+    pool = WalkerPool(ENV_ID, SHORT, 4, 2)
+    processes = list(pool.processes)
+    assert len(processes) == 2 and all(process.is_alive() for process in processes)
+    pool.reset(seed=0)
+    pool.step(random_actions(1, 4)[0])
+    pool.close()
+    assert not any(process.is_alive() for process in processes)
+    assert not set(processes) & set(mp.active_children())
+    pool.close()  # a second close is harmless
+
+
+class FailingWalker(gym.Env):
+    """Raises on its third step."""
+
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 3:
+            raise ValueError("the walker broke")
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_an_environment_error_reaches_the_caller(num_workers):
+    if "FailingWalker-v0" not in gym.registry:
+        gym.register("FailingWalker-v0", entry_point=FailingWalker)
+    pool = WalkerPool("FailingWalker-v0", {}, 2, num_workers)
+    try:
+        pool.reset(seed=0)
+        pool.step(np.zeros((2, 2), np.float32))
+        pool.step(np.zeros((2, 2), np.float32))
+        error = RuntimeError if num_workers else ValueError
+        with pytest.raises(error, match="the walker broke"):
+            pool.step(np.zeros((2, 2), np.float32))
+    finally:
+        pool.close()
+    assert not any(process.is_alive() for process in pool.processes)
