@@ -7,7 +7,7 @@ from typing import Any
 
 import Box2D
 import numpy as np
-from Box2D.b2 import fixtureDef, polygonShape, revoluteJointDef
+from Box2D.b2 import contactListener, fixtureDef, polygonShape, revoluteJointDef
 from gymnasium import Env
 from gymnasium.envs.box2d.bipedal_walker import (
     FPS,
@@ -28,7 +28,6 @@ from gymnasium.envs.box2d.bipedal_walker import (
     VIEWPORT_H,
     VIEWPORT_W,
     BipedalWalker,
-    ContactDetector,
 )
 from gymnasium.utils import EzPickle
 
@@ -40,9 +39,16 @@ MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENG
 
 NUM_LIDAR = 10
 LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
+# Ray ends relative to the hull, as Gymnasium computes them (in float64; Box2D rounds the sum).
+LIDAR_REACH_X = [math.sin(angle) * LIDAR_RANGE for angle in LIDAR_ANGLES]
+LIDAR_REACH_Y = [math.cos(angle) * LIDAR_RANGE for angle in LIDAR_ANGLES]
 JOINT_SPEEDS = np.array([SPEED_HIP, SPEED_KNEE, SPEED_HIP, SPEED_KNEE], dtype=np.float32)
 TORQUE_COST = 0.00035 * MOTORS_TORQUE
 """Reward cost per unit of |action| on each joint; Gymnasium's constant."""
+
+HULL_TAG = "hull"
+FEET = (1, 3)
+"""Indices in `legs` of the lower legs, whose ground contact is observed."""
 
 WALKER_COLOURS = {
     side: ((153 - side * 25, 76 - side * 25, 127 - side * 25),
@@ -52,7 +58,13 @@ WALKER_COLOURS = {
 
 
 class LidarRay(Box2D.b2.rayCastCallback):
-    """Remembers the nearest terrain hit along one ray; other bodies are see-through."""
+    """Remembers the nearest terrain hit along one ray; the walker itself is see-through.
+
+    Gymnasium's lidar callback, but it tells terrain from walker by the fixture's user data (the
+    walker's fixtures are tagged, the terrain's are not) instead of reading its filter data:
+    one Box2D call per reported fixture instead of two and a copied b2Filter. `render` draws
+    each ray from `p1` to `p2` (the hit, or the ray's end).
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,12 +73,38 @@ class LidarRay(Box2D.b2.rayCastCallback):
         self.p2: tuple[float, float] = (0.0, 0.0)
 
     def ReportFixture(self, fixture, point, normal, fraction):  # noqa: N802 (Box2D's name)
-        # Only terrain has category bit 1; returning -1 tells Box2D to ignore the walker itself.
-        if (fixture.filterData.categoryBits & 1) == 0:
+        # -1 tells Box2D to ignore this fixture and carry on; returning the fraction clips the
+        # ray there, so what remains at the end is the nearest terrain hit.
+        if fixture.userData is not None:
             return -1
         self.p2 = point
         self.fraction = fraction
         return fraction
+
+
+class WalkerContacts(contactListener):
+    """Gymnasium's ContactDetector, with the walker's parts told apart by fixture user data.
+
+    Gymnasium compares both bodies of each contact with the hull and the two lower legs; reading
+    the tags of the two fixtures (`HULL_TAG`, or the part's index in `env.legs`; the terrain has
+    none) sets the same flags with a third of the Box2D calls.
+    """
+
+    def __init__(self, env: BipedalCustomLegLength) -> None:
+        super().__init__()
+        self.env = env
+
+    def BeginContact(self, contact) -> None:  # noqa: N802 (Box2D's name)
+        for tag in (contact.fixtureA.userData, contact.fixtureB.userData):
+            if tag == HULL_TAG:
+                self.env.game_over = True
+            elif tag in FEET:
+                self.env.legs[tag].ground_contact = True
+
+    def EndContact(self, contact) -> None:  # noqa: N802 (Box2D's name)
+        for tag in (contact.fixtureA.userData, contact.fixtureB.userData):
+            if tag in FEET:
+                self.env.legs[tag].ground_contact = False
 
 
 class BipedalCustomLegLength(BipedalWalker):
@@ -162,7 +200,7 @@ class BipedalCustomLegLength(BipedalWalker):
         )
 
     def _generate_terrain(self, hardcore: bool = False) -> None:
-        """Gently rolling grass over `num_terrain_steps`, drawn from `np_random` in Gymnasium's order.
+        """Gently rolling grass, `num_terrain_steps` long, drawn from `np_random` as Gymnasium does.
 
         Every few steps the random walk of the slope pauses for one step (Gymnasium's
         "oneshot" grass state); the draws of that schedule are kept so the terrain matches.
@@ -187,12 +225,19 @@ class BipedalCustomLegLength(BipedalWalker):
         self._build_terrain_bodies()
 
     def _build_terrain_bodies(self) -> None:
+        """One static body per edge, created by the same Box2D calls as Gymnasium's, in order.
+
+        `CreateStaticBody(fixtures=...)` builds a body definition from keywords for every edge;
+        one default (static) definition, reused, makes the same bodies at half the cost.
+        """
         self.terrain, self.terrain_poly = [], []
+        body_def, edge_shape = Box2D.b2BodyDef(), self.fd_edge.shape
         for i in range(self.num_terrain_steps - 1):
             edge = [(self.terrain_x[i], self.terrain_y[i]),
                     (self.terrain_x[i + 1], self.terrain_y[i + 1])]
-            self.fd_edge.shape.vertices = edge
-            body = self.world.CreateStaticBody(fixtures=self.fd_edge)
+            edge_shape.vertices = edge
+            body = self.world.CreateBody(body_def)
+            body.CreateFixture(self.fd_edge)
             body.color1 = body.color2 = (76, 255 if i % 2 == 0 else 204, 76)
             self.terrain.append(body)
             self.terrain_poly.append((edge + [(edge[1][0], 0), (edge[0][0], 0)], (102, 153, 76)))
@@ -204,6 +249,7 @@ class BipedalCustomLegLength(BipedalWalker):
         init_y = TERRAIN_HEIGHT + 2 * self.leg_height
         self.hull = self.world.CreateDynamicBody(position=(init_x, init_y), fixtures=HULL_FD)
         self.hull.color1, self.hull.color2 = (127, 51, 229), (76, 76, 127)
+        self.hull.fixtures[0].userData = HULL_TAG  # for WalkerContacts and LidarRay
         push = self.np_random.uniform(-INITIAL_RANDOM, INITIAL_RANDOM)
         self.hull.ApplyForceToCenter((push, 0), True)
 
@@ -247,6 +293,7 @@ class BipedalCustomLegLength(BipedalWalker):
             lowerAngle=angle_limits[0],
             upperAngle=angle_limits[1],
         )
+        segment.fixtures[0].userData = len(self.legs)  # for WalkerContacts and LidarRay
         self.legs.append(segment)
         self.joints.append(self.world.CreateJoint(joint))
         return segment
@@ -256,7 +303,7 @@ class BipedalCustomLegLength(BipedalWalker):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         Env.reset(self, seed=seed)
         self._destroy()
-        self.world.contactListener_bug_workaround = ContactDetector(self)
+        self.world.contactListener_bug_workaround = WalkerContacts(self)
         self.world.contactListener = self.world.contactListener_bug_workaround
         self.game_over = False
         self.prev_shaping = None
@@ -283,7 +330,8 @@ class BipedalCustomLegLength(BipedalWalker):
 
     def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
         """Apply torques, step the physics, and score the step."""
-        torque_fraction = np.clip(np.abs(action), 0, 1)
+        # min(|a|, 1) is np.clip(|a|, 0, 1) (NaN included) at a third of the cost.
+        torque_fraction = np.minimum(np.abs(action), 1)
         motor_speeds = (JOINT_SPEEDS * np.sign(action)).tolist()
         max_torques = (MOTORS_TORQUE * torque_fraction).tolist()
         for joint, speed, torque in zip(self.joints, motor_speeds, max_torques, strict=True):
@@ -291,11 +339,11 @@ class BipedalCustomLegLength(BipedalWalker):
             joint.maxMotorTorque = torque
         self.world.Step(1.0 / FPS, 6 * 30, 2 * 30)
 
-        state = self._observe()
-        pos = self.hull.position
-        self.scroll = pos.x - VIEWPORT_W / SCALE / 5
+        x, y = self.hull.position
+        observation, hull_angle = self._observe(x, y)
+        self.scroll = x - VIEWPORT_W / SCALE / 5
 
-        shaping = 130 * pos[0] / SCALE - 5.0 * abs(state[0])
+        shaping = 130 * x / SCALE - 5.0 * abs(hull_angle)
         reward = 0.0 if self.prev_shaping is None else shaping - self.prev_shaping
         self.prev_shaping = shaping
         # Subtract joint by joint as numpy scalars: like Gymnasium's, the reward takes the action's
@@ -304,28 +352,25 @@ class BipedalCustomLegLength(BipedalWalker):
             reward -= cost
 
         terminated = False
-        if self.game_over or pos[0] < 0:
+        if self.game_over or x < 0:
             reward = self.fall_penalty
             terminated = True
-        if pos[0] > self.finish_x:
+        if x > self.finish_x:
             terminated = True
         if self.render_mode == "human":
             self.render()
-        return np.array(state, dtype=np.float32), float(reward), terminated
+        return observation, float(reward), terminated
 
-    def _observe(self) -> list[float]:
-        pos = self.hull.position
-        vel = self.hull.linearVelocity
-        for ray, angle in zip(self.lidar, LIDAR_ANGLES, strict=True):
-            ray.fraction = 1.0
-            ray.p1 = pos
-            ray.p2 = (pos[0] + math.sin(angle) * LIDAR_RANGE,
-                      pos[1] - math.cos(angle) * LIDAR_RANGE)
-            self.world.RayCast(ray, ray.p1, ray.p2)
+    def _observe(self, x: float, y: float) -> tuple[np.ndarray, float]:
+        """The observation (float32, as Gymnasium rounds its list of floats) and the hull angle."""
+        hull = self.hull
+        vel = hull.linearVelocity
         hip_1, knee_1, hip_2, knee_2 = self.joints
-        return [
-            self.hull.angle,
-            2.0 * self.hull.angularVelocity / FPS,
+        hull_angle = hull.angle
+        observation = np.empty(14 + NUM_LIDAR, dtype=np.float32)
+        observation[:14] = (
+            hull_angle,
+            2.0 * hull.angularVelocity / FPS,
             0.3 * vel.x * (VIEWPORT_W / SCALE) / FPS,
             0.3 * vel.y * (VIEWPORT_H / SCALE) / FPS,
             hip_1.angle,
@@ -338,7 +383,19 @@ class BipedalCustomLegLength(BipedalWalker):
             knee_2.angle + 1.0,
             knee_2.speed / SPEED_KNEE,
             1.0 if self.legs[3].ground_contact else 0.0,
-        ] + [ray.fraction for ray in self.lidar]
+        )
+        observation[14:] = self._cast_lidar(x, y)
+        return observation, hull_angle
+
+    def _cast_lidar(self, x: float, y: float) -> list[float]:
+        """Gymnasium's lidar: one `world.RayCast` per ray from the hull at (x, y)."""
+        ray_cast = self.world.RayCast
+        for ray, reach_x, reach_y in zip(self.lidar, LIDAR_REACH_X, LIDAR_REACH_Y, strict=True):
+            ray.fraction = 1.0
+            ray.p1 = (x, y)
+            ray.p2 = (x + reach_x, y - reach_y)
+            ray_cast(ray, ray.p1, ray.p2)
+        return [ray.fraction for ray in self.lidar]
 
 
 def check_walker_arguments(

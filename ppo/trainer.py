@@ -33,7 +33,7 @@ from ppo.network import ActorCritic
 from ppo.progress import Progress
 from ppo.results import EpisodeLog, write_results
 from ppo.rollout import Batch, RewardScaler, RolloutBuffer
-from ppo.vector import WalkerPool, env_halves
+from ppo.vector import WalkerPool
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -265,73 +265,50 @@ class Study:
                         episode_length: np.ndarray) -> tuple[np.ndarray, bool]:
         """Fill the buffer; False if a stop was requested before it was full.
 
-        The walkers are stepped in two fixed halves (`env_halves`): while the workers step one
-        half, the policy samples the other half's actions, so neither waits for the other.
-        Per half and step there is one batched pass of actor and critic. The value of what
-        followed step t is the critic's value of step t + 1's observation, computed anyway;
-        only final observations (an episode ended) and the last step need a pass of their own.
+        One batched pass of actor and critic per step over all environments. The value of what
+        followed step t is the critic's value of step t + 1's observation, which that step
+        computes anyway; only final observations (an episode ended) and the last step need a
+        critic pass of their own.
         """
-        buffer, policy, device, walkers = self.buffer, self.policy, self.device, self.envs
+        buffer, policy, device = self.buffer, self.policy, self.device
         normalize = policy.obs_normalizer
-        actor, critic = plain_forward(policy.actor), plain_forward(policy.critic)
         raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
-        obs, rewards = obs.copy(), np.zeros(self.config.num_envs)
         last_step = buffer.num_steps - 1
-
-        def act(step: int, half: slice) -> None:
-            """Sample the actions of `half` of the walkers at `step`; start stepping them."""
-            raw_obs[step, half] = obs[half]
-            norm_obs = normalize(torch.from_numpy(obs[half]).to(device))
+        actor, critic = plain_forward(policy.actor), plain_forward(policy.critic)
+        for step in range(buffer.num_steps):
+            if self.stop_signal is not None:
+                return obs, False
+            raw_obs[step] = obs
+            norm_obs = normalize(torch.from_numpy(obs).to(device))
             mean = torch.tanh(actor(norm_obs))
             noise = torch.randn(mean.shape, generator=self.generator).to(device)
             action = mean + action_std * noise
-            buffer.obs[step, half] = norm_obs.cpu().numpy()
-            buffer.actions[step, half] = action.cpu().numpy()
-            buffer.log_probs[step, half] = (
-                gaussian_log_prob(action, mean, action_std).cpu().numpy())
-            buffer.values[step, half] = critic(norm_obs).squeeze(-1).cpu().numpy()
+            buffer.obs[step] = norm_obs.cpu().numpy()
+            buffer.actions[step] = action.cpu().numpy()
+            buffer.log_probs[step] = gaussian_log_prob(action, mean, action_std).cpu().numpy()
+            buffer.values[step] = critic(norm_obs).squeeze(-1).cpu().numpy()
             if step > 0:
-                np.copyto(buffer.next_values[step - 1, half], buffer.values[step, half],
-                          where=buffer.episode_ended[step - 1, half] == 0)
-            walkers.step_async(buffer.actions[step, half], half)
+                np.copyto(buffer.next_values[step - 1], buffer.values[step],
+                          where=buffer.episode_ended[step - 1] == 0)
 
-        def receive(step: int, half: slice) -> None:
-            """Take in the results of `half` of the walkers at `step`."""
-            result = walkers.step_wait(half)
-            obs[half], rewards[half] = result.obs, result.rewards
-            ended = result.terminated | result.truncated
-            buffer.terminated[step, half] = result.terminated
-            buffer.episode_ended[step, half] = ended
+            result = self.envs.step(buffer.actions[step])
+            obs, terminated = result.obs, result.terminated
+            ended = terminated | result.truncated
+            buffer.rewards[step] = self.reward_scaler(result.rewards, ended)
+            buffer.terminated[step] = terminated
+            buffer.episode_ended[step] = ended
             if step == last_step or ended.any():
                 # For an episode that ended, what followed is its final observation (its value
                 # is used only if it was truncated), not the next episode's first.
                 rows = slice(None) if step == last_step else np.flatnonzero(ended)
                 final_obs = normalize(torch.from_numpy(result.final_obs[rows]).to(device))
-                buffer.next_values[step, half][rows] = (
-                    critic(final_obs).squeeze(-1).cpu().numpy())
+                buffer.next_values[step, rows] = critic(final_obs).squeeze(-1).cpu().numpy()
 
-        def finish(step: int) -> None:
-            """Rewards and episode records, once all walkers have taken `step`."""
-            ended = buffer.episode_ended[step] != 0
-            buffer.rewards[step] = self.reward_scaler(rewards, ended)
             self.frames += self.config.num_envs
-            episode_reward[:] += rewards
-            episode_length[:] += 1
+            episode_reward += result.rewards
+            episode_length += 1
             if ended.any():
                 self.record_episodes(ended, episode_reward, episode_length, action_std)
-
-        halves = env_halves(self.config.num_envs)
-        for step in range(buffer.num_steps + 1):
-            stop = step <= last_step and self.stop_signal is not None
-            for half in halves:
-                if step > 0:
-                    receive(step - 1, half)
-                if step <= last_step and not stop:
-                    act(step, half)
-            if step > 0:
-                finish(step - 1)
-            if stop:
-                return obs, False
         if policy.actor[0].weight.requires_grad:
             # The normaliser is part of the input layer: while that layer is frozen (transfer)
             # it must keep seeing inputs on the scale it was trained with.

@@ -10,17 +10,14 @@ Actions and results travel through memory shared with the workers, not through t
 per step the pool writes the actions, sends each worker a tiny "step" message, and each
 worker steps its environments, writes observations, rewards and flags in place, and answers
 with another. Pickling the arrays both ways used to cost more than the round trip itself.
-
-`step_async` / `step_wait` step a part of the environments (`env_halves`) while the caller
-works out the other part's actions.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import signal
 import traceback
-from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,16 +25,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-
-def env_halves(num_envs: int) -> list[slice]:
-    """Two fixed halves of the environments (one part if there is only one environment).
-
-    A function of `num_envs` alone, not of the worker processes: the trainer samples each
-    half's actions in its own batch, and the results must not depend on the machine.
-    """
-    if num_envs == 1:
-        return [slice(0, 1)]
-    return [slice(0, num_envs // 2), slice(num_envs // 2, num_envs)]
+STEP_MESSAGE = pickle.dumps(("step", None))
+"""Sent to every worker each step, so pickled once."""
 
 
 @dataclass
@@ -91,13 +80,11 @@ class EnvSlice:
         for i, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
             self.arrays["obs"][i] = env.reset(seed=seed)[0]
 
-    def step(self, rows: slice = slice(None)) -> None:
-        """Step the environments in `rows` (of this slice) with their actions."""
+    def step(self) -> None:
         actions, obs, final_obs, rewards, terminated, truncated = (
             self.arrays[name] for name in
             ("actions", "obs", "final_obs", "rewards", "terminated", "truncated"))
-        for i in range(len(self.envs))[rows]:
-            env = self.envs[i]
+        for i, env in enumerate(self.envs):
             final_obs[i], rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
             obs[i] = env.reset()[0] if terminated[i] or truncated[i] else final_obs[i]
 
@@ -123,7 +110,7 @@ def serve(connection: Connection, env_id: str, env_kwargs: dict[str, Any],
                 break
             try:
                 if command == "step":
-                    envs.step(payload)
+                    envs.step()
                 else:
                     envs.reset(payload)
             except Exception:  # reported to the trainer, which raises it
@@ -150,7 +137,6 @@ class WalkerPool:
         self.local: EnvSlice | None = None
         self.connections: list[Connection] = []
         self.processes: list[mp.Process] = []
-        self.pending: list[deque[slice]] = []  # per worker: the rows of unanswered steps
         self.closed = False
         if num_workers == 0:
             buffers = {name: bytearray(dtype.itemsize * int(np.prod(shape)))
@@ -175,7 +161,6 @@ class WalkerPool:
             child.close()
             self.connections.append(parent)
             self.processes.append(process)
-            self.pending.append(deque())
 
     def reset(self, seed: int) -> np.ndarray:
         """Environment i is seeded with `seed + i`, whatever the number of workers."""
@@ -189,48 +174,25 @@ class WalkerPool:
         return self.arrays["obs"].copy()
 
     def step(self, actions: np.ndarray) -> StepResult:
-        """Step every environment."""
-        self.step_async(actions)
-        return self.step_wait()
-
-    def step_async(self, actions: np.ndarray, envs: slice = slice(0, None)) -> None:
-        """Start stepping environments `envs` (a slice with a step of 1) with `actions`.
-
-        Parts in flight at once must not overlap; `step_wait` collects them in the same order.
-        """
-        start, stop, _ = envs.indices(self.num_envs)
-        self.arrays["actions"][start:stop] = actions
+        self.arrays["actions"][:] = actions
         if self.local is not None:
-            self.local.step(slice(start, stop))
-            return
-        for worker, part in enumerate(self.slices):
-            rows = slice(max(start, part.start) - part.start, min(stop, part.stop) - part.start)
-            if rows.start < rows.stop:
-                self.connections[worker].send(("step", rows))
-                self.pending[worker].append(envs)
+            self.local.step()
+        else:
+            for connection in self.connections:
+                connection.send_bytes(STEP_MESSAGE)
+            self._wait_for_workers()
+        # Copies: the shared arrays are overwritten by the next step.
+        arrays = self.arrays
+        return StepResult(arrays["obs"].copy(), arrays["rewards"].copy(),
+                          arrays["terminated"].copy(), arrays["truncated"].copy(),
+                          arrays["final_obs"].copy())
 
-    def step_wait(self, envs: slice = slice(0, None)) -> StepResult:
-        """The results of stepping `envs` (copies: the next step overwrites the pool's)."""
-        if self.local is None:
-            self._wait_for_workers([worker for worker, pending in enumerate(self.pending)
-                                    if pending and pending[0] == envs])
-        start, stop, _ = envs.indices(self.num_envs)
-        arrays = {name: self.arrays[name][start:stop].copy()
-                  for name in ("obs", "rewards", "terminated", "truncated", "final_obs")}
-        return StepResult(**arrays)
-
-    def _wait_for_workers(self, workers: list[int] | None = None) -> None:
-        """Take one reply from each of `workers` (default: all); raise a worker's error."""
-        failures = []
-        for worker in range(len(self.connections)) if workers is None else workers:
-            reply = self.connections[worker].recv()
-            if self.pending[worker]:
-                self.pending[worker].popleft()
-            if reply is not None:
-                failures.append((worker, reply))
-        if failures:
-            worker, error = failures[0]
-            raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+    def _wait_for_workers(self) -> None:
+        """One reply from every worker; raise the first worker error among them."""
+        replies = [connection.recv() for connection in self.connections]
+        for worker, error in enumerate(replies):
+            if error is not None:
+                raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
 
     def close(self) -> None:
         if self.closed:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from envs import ENV_ID
+from ppo.trainer import Study
 from ppo.vector import WalkerPool
 
 # Short episodes, so that a few dozen steps see episodes end and restart.
@@ -165,3 +168,19 @@ def test_an_environment_error_reaches_the_caller(num_workers):
     finally:
         pool.close()
     assert not any(process.is_alive() for process in pool.processes)
+
+
+def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config):
+    """Same seed and environments, 0, 1 or 3 workers: the same episodes and weights."""
+    outcomes = []
+    for workers in (0, 1, 3):
+        base = tiny_config("--num_envs=3", "--max_time_steps=60", save_name=f"w{workers}")
+        study = Study(dataclasses.replace(base, num_workers=workers))
+        study.run()
+        episodes = {k: v for k, v in study.log.columns.items() if k != "wall_time"}
+        outcomes.append((episodes, [p.detach().clone() for p in study.policy.parameters()]))
+    (episodes, weights), *others = outcomes
+    assert len(episodes["reward"]) >= 3
+    for other_episodes, other_weights in others:
+        assert other_episodes == episodes
+        assert all(torch.equal(a, b) for a, b in zip(weights, other_weights, strict=True))

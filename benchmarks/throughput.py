@@ -1,0 +1,399 @@
+"""Throughput of the walker and of training, as ratios taken in one run (issue 9).
+
+    python benchmarks/throughput.py --out benchmarks/results.json
+
+Every figure is measured in its own fresh Python process (no state, threads or memory carried
+from one measurement to the next), and each repeat measures everything once, in turn, so that
+a machine whose load changes during the run slows all figures alike. The report gives medians
+over the repeats and the ratios the issue sets goals for:
+
+- ours / Gymnasium: raw `step` rate of our walker against BipedalWalker-v3, both made with
+  `gym.make` at the settings where they are the same walker, random actions, one process,
+  taking turns;
+- training / pool: frames per second of a whole study (`ppo.trainer.train` with default
+  hyperparameters: rollouts, updates, checkpoints) against stepping the same WalkerPool
+  (same environments and worker processes) with random actions and nothing else;
+- ours / SB3: our study against Stable-Baselines3 PPO (RL Zoo's BipedalWalker-v3 settings,
+  MlpPolicy [32, 32, 32, 32]) on our walker with the same number of environments, when
+  stable_baselines3 is installed.
+
+Each ratio is the median over repeats of two figures taken one after the other. Timings are
+wall-clock. A study's figure includes its start-up (creating walkers and worker processes), as
+a user would see it; so does SB3's (torch's one-off lazy imports are paid before the clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+GYMNASIUM_ARGS = {"leg_length": 34, "terrain_length_scale": 1, "fall_penalty": -100,
+                  "max_time_steps": 1600}
+"""Our walker's arguments under which it is Gymnasium's BipedalWalker-v3, bit for bit."""
+
+SB3_ZOO_PPO = {"n_steps": 2048, "batch_size": 64, "gae_lambda": 0.95, "gamma": 0.999,
+               "n_epochs": 10, "ent_coef": 0.0, "learning_rate": 3e-4, "clip_range": 0.18}
+"""RL Zoo's hyperparameters for BipedalWalker-v3 (hyperparams/ppo.yml; observations and
+rewards normalised by VecNormalize there too)."""
+
+MIB = 1024 * 1024
+
+
+# ----- measurements, each run in a fresh process --------------------------------------------
+
+
+def measure_envs(steps: int, seed: int, chunk: int = 250) -> dict:
+    """Raw `step` rates of Gymnasium's walker and ours, taken in turns of `chunk` steps.
+
+    Both made with `gym.make`, ours with GYMNASIUM_ARGS (the same walker, the same episodes),
+    stepped with the same uniform random float32 actions, finished episodes reset. Taking
+    turns in one process shares out the machine's changing load between the two.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    from envs import ENV_ID
+
+    walkers = {"gymnasium": gym.make("BipedalWalker-v3"),
+               "ours": gym.make(ENV_ID, **GYMNASIUM_ARGS)}
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, 4)).astype(np.float32)
+    elapsed = dict.fromkeys(walkers, 0.0)
+    episodes = dict.fromkeys(walkers, 0)
+    for env in walkers.values():
+        env.reset(seed=seed)
+    for start in range(0, steps, chunk):
+        for name, env in walkers.items():
+            started = time.perf_counter()
+            for action in actions[start:start + chunk]:
+                _, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    env.reset()
+                    episodes[name] += 1
+            elapsed[name] += time.perf_counter() - started
+    return {"gymnasium_steps_per_s": steps / elapsed["gymnasium"],
+            "ours_steps_per_s": steps / elapsed["ours"], "steps": steps,
+            "episodes": episodes["ours"]}
+
+
+def benchmark_config(num_envs: int, batches: int, folder: str, **overrides: Any):
+    """Default hyperparameters, `batches` batches, output into `folder`."""
+    from ppo.config import Config
+
+    base = Config(save_name="benchmark", num_envs=num_envs, quiet=True, models_dir=folder,
+                  results_dir=folder, **overrides)
+    return dataclasses.replace(base, total_frames=batches * base.frames_per_batch)
+
+
+def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
+    """The WalkerPool a study of `num_envs` would use, stepped with random actions only."""
+    import numpy as np
+
+    from ppo.trainer import make_walkers
+
+    with tempfile.TemporaryDirectory() as folder:
+        pool = make_walkers(benchmark_config(num_envs, 1, folder))
+    steps = max(frames // num_envs, 1)
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(
+        np.float32)
+    try:
+        pool.reset(seed=seed)
+        started = time.perf_counter()
+        for step_actions in actions:
+            pool.step(step_actions)
+        elapsed = time.perf_counter() - started
+    finally:
+        pool.close()
+    return {"frames_per_s": steps * num_envs / elapsed, "frames": steps * num_envs,
+            "workers": len(pool.processes)}
+
+
+def warm_up_torch() -> None:
+    """Pay torch's one-off lazy imports (the first optimizer pulls in torch._dynamo, seconds on
+    a busy machine) before the clock starts, for our study and SB3's alike."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def measure_training(num_envs: int, batches: int, seed: int) -> dict:
+    """A whole study (`ppo.trainer.train`), default hyperparameters, `batches` batches.
+
+    Also where the training process's time went: stepping the walkers (`WalkerPool.step`:
+    in the worker processes, or in this one for a single walker), the rest of the rollouts
+    (policy, buffers, bookkeeping), the updates, and the remainder (start-up, advantages,
+    checkpoints, results files).
+    """
+    from ppo import trainer
+    from ppo.vector import WalkerPool
+
+    clocks = {"stepping_s": 0.0, "rollout_s": 0.0, "update_s": 0.0}
+
+    def timed(function, clock):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                clocks[clock] += time.perf_counter() - started
+        return wrapper
+
+    class TimedPool(WalkerPool):
+        step = timed(WalkerPool.step, "stepping_s")
+
+    trainer.WalkerPool = TimedPool
+    trainer.Study.collect_rollout = timed(trainer.Study.collect_rollout, "rollout_s")
+    trainer.Study.update = timed(trainer.Study.update, "update_s")
+    warm_up_torch()
+    with tempfile.TemporaryDirectory() as folder:
+        config = benchmark_config(num_envs, batches, folder, seed=seed)
+        started = time.perf_counter()
+        outcome = trainer.train(config)
+        elapsed = time.perf_counter() - started
+    # ru_maxrss is in KiB on Linux; for children it is the largest one (a worker).
+    main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    workers = config.worker_processes
+    return {"frames_per_s": outcome.frames / elapsed, "frames": outcome.frames,
+            "wall_s": elapsed, **clocks,
+            "policy_and_bookkeeping_s": clocks["rollout_s"] - clocks["stepping_s"],
+            "other_s": elapsed - clocks["rollout_s"] - clocks["update_s"],
+            "peak_rss_main_mib": main_rss / MIB,
+            "peak_rss_worker_mib": worker_rss / MIB if workers else 0.0, "workers": workers,
+            "peak_rss_total_mib": (main_rss + workers * worker_rss) / MIB}
+
+
+def measure_sb3(num_envs: int, rollouts: int, seed: int) -> dict:
+    """SB3 PPO on our walker (training defaults), RL Zoo settings, `rollouts` rollouts."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+    import envs
+    from ppo.config import Config
+
+    # Same thread setting as our trainer: tiny networks, and the cores belong to the walkers.
+    torch.set_num_threads(1)
+    warm_up_torch()
+    env_kwargs = Config(save_name="benchmark").env_kwargs()
+
+    def make_env() -> gym.Env:
+        return gym.make(envs.ENV_ID, **env_kwargs)
+
+    started = time.perf_counter()
+    if num_envs == 1:
+        vec_env = DummyVecEnv([make_env])
+    else:
+        vec_env = SubprocVecEnv([make_env] * num_envs, start_method="fork")
+    vec_env = VecNormalize(vec_env)
+    model = PPO("MlpPolicy", vec_env, policy_kwargs={"net_arch": [32, 32, 32, 32]},
+                device="cpu", seed=seed, verbose=0, **SB3_ZOO_PPO)
+    frames = rollouts * SB3_ZOO_PPO["n_steps"] * num_envs
+    model.learn(total_timesteps=frames)
+    elapsed = time.perf_counter() - started
+    vec_env.close()
+    return {"frames_per_s": model.num_timesteps / elapsed, "frames": model.num_timesteps,
+            "wall_s": elapsed}
+
+
+TASKS = {"envs": measure_envs, "pool": measure_pool, "train": measure_training,
+         "sb3": measure_sb3}
+
+
+def run_task(task: str, **params: Any) -> dict:
+    """One measurement in a fresh interpreter; its result is the last line it prints."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--task", task,
+               "--params", json.dumps(params)]
+    child_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                            env=child_env, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{task} {params} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ----- orchestration and report --------------------------------------------------------------
+
+
+def sb3_version() -> str | None:
+    try:
+        import stable_baselines3
+    except ImportError:
+        return None
+    return stable_baselines3.__version__
+
+
+def machine_description() -> dict:
+    import Box2D
+    import gymnasium
+    import numpy
+    import torch
+
+    return {
+        "platform": platform.platform(), "processor": platform.machine(),
+        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": numpy.__version__,
+        "gymnasium": gymnasium.__version__, "box2d": Box2D.__version__,
+        "stable_baselines3": sb3_version(),
+    }
+
+
+def median_of(samples: list[dict], key: str) -> float:
+    return statistics.median(sample[key] for sample in samples)
+
+
+def median_ratio(numerators: list[dict], denominators: list[dict], key: str = "frames_per_s"
+                 ) -> float:
+    """Median over repeats of the ratio of two figures taken one after the other."""
+    return statistics.median(a[key] / b[key] for a, b in zip(numerators, denominators,
+                                                               strict=True))
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    use_sb3 = not args.skip_sb3 and sb3_version() is not None
+    samples: dict[str, list[dict]] = {}
+
+    def record(name: str, task: str, **params: Any) -> None:
+        result = run_task(task, **params)
+        samples.setdefault(name, []).append(result)
+        print(f"  {name}: {json.dumps(result)}", flush=True)
+
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    for repeat in range(args.repeats):
+        print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
+        seed = repeat
+        record("envs", "envs", steps=args.env_steps, seed=seed)
+        for num_envs in args.num_envs:
+            record(f"pool/{num_envs}", "pool", num_envs=num_envs, frames=args.pool_frames,
+                   seed=seed)
+            record(f"train/{num_envs}", "train", num_envs=num_envs, batches=args.batches,
+                   seed=seed)
+            if use_sb3:
+                record(f"sb3/{num_envs}", "sb3", num_envs=num_envs,
+                       rollouts=args.sb3_rollouts, seed=seed)
+
+    rows = []
+    for num_envs in args.num_envs:
+        train, pool = samples[f"train/{num_envs}"], samples[f"pool/{num_envs}"]
+        sb3 = samples.get(f"sb3/{num_envs}")
+        rows.append({
+            "num_envs": num_envs,
+            "workers": train[0]["workers"],
+            "pool_frames_per_s": median_of(pool, "frames_per_s"),
+            "train_frames_per_s": median_of(train, "frames_per_s"),
+            "sb3_frames_per_s": median_of(sb3, "frames_per_s") if sb3 else None,
+            "train_over_pool": median_ratio(train, pool),
+            "ours_over_sb3": median_ratio(train, sb3) if sb3 else None,
+            "train_time_split_s": {key: median_of(train, key) for key in (
+                "wall_s", "stepping_s", "policy_and_bookkeeping_s", "update_s", "other_s")},
+            "train_peak_rss_main_mib": max(s["peak_rss_main_mib"] for s in train),
+            "train_peak_rss_worker_mib": max(s["peak_rss_worker_mib"] for s in train),
+            "train_peak_rss_total_mib": max(s["peak_rss_total_mib"] for s in train),
+        })
+    walkers = samples["envs"]
+    return {
+        "machine": machine_description(),
+        "settings": {**vars(args), "out": str(args.out), "sb3_zoo_ppo": SB3_ZOO_PPO},
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "wall_s": time.monotonic() - started,
+        "env": {"gymnasium_steps_per_s": median_of(walkers, "gymnasium_steps_per_s"),
+                "ours_steps_per_s": median_of(walkers, "ours_steps_per_s"),
+                "ours_over_gymnasium": statistics.median(
+                    w["ours_steps_per_s"] / w["gymnasium_steps_per_s"] for w in walkers)},
+        "training": rows,
+        "samples": samples,
+    }
+
+
+def format_report(report: dict) -> str:
+    env = report["env"]
+    lines = [
+        f"machine: {report['machine']['platform']}, {report['machine']['cpu_count']} cores; "
+        f"load average before/after {report['load_average_before'][0]:.1f}/"
+        f"{report['load_average_after'][0]:.1f}; medians of {report['settings']['repeats']} "
+        f"repeats ({report['wall_s']:.0f} s)",
+        "",
+        f"walker steps/s (one process, random actions, taking turns): Gymnasium "
+        f"{env['gymnasium_steps_per_s']:,.0f}, ours {env['ours_steps_per_s']:,.0f}; "
+        f"ours/Gymnasium {env['ours_over_gymnasium']:.2f} (goal >= 1.5)",
+        "",
+        f"{'envs':>4} {'workers':>7} {'pool f/s':>9} {'train f/s':>9} {'train/pool':>10} "
+        f"{'SB3 f/s':>8} {'ours/SB3':>8}  peak RSS MiB (main + workers)",
+    ]
+    for row in report["training"]:
+        sb3, ratio = row["sb3_frames_per_s"], row["ours_over_sb3"]
+        lines.append(
+            f"{row['num_envs']:>4} {row['workers']:>7} {row['pool_frames_per_s']:>9,.0f} "
+            f"{row['train_frames_per_s']:>9,.0f} {row['train_over_pool']:>10.2f} "
+            f"{'-' if sb3 is None else format(sb3, ',.0f'):>8} "
+            f"{'-' if ratio is None else format(ratio, '.2f'):>8}  "
+            f"{row['train_peak_rss_main_mib']:.0f} + {row['workers']} x "
+            f"{row['train_peak_rss_worker_mib']:.0f} = {row['train_peak_rss_total_mib']:.0f}"
+        )
+    lines += [
+        "goals: train/pool >= 0.85, ours/SB3 >= 2 (ratios: medians over repeats of figures",
+        "taken one after the other)",
+        "",
+        "where a study's time went (s, medians of the training process's clock):",
+    ]
+    for row in report["training"]:
+        split = ", ".join(f"{key.removesuffix('_s')} {value:.2f}"
+                          for key, value in row["train_time_split_s"].items())
+        lines.append(f"  {row['num_envs']} envs: {split}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results.json",
+                        help="where to write the JSON report")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
+    parser.add_argument("--num_envs", type=lambda s: [int(n) for n in s.split(",")],
+                        default=[1, 2, 8], help="comma-separated env counts (default 1,2,8)")
+    parser.add_argument("--env_steps", type=int, default=3000,
+                        help="steps per raw walker measurement")
+    parser.add_argument("--pool_frames", type=int, default=8000,
+                        help="frames per raw pool measurement")
+    parser.add_argument("--batches", type=int, default=2,
+                        help="batches (rollout + update) per training measurement")
+    parser.add_argument("--sb3_rollouts", type=int, default=1,
+                        help="SB3 rollouts (n_steps x num_envs frames, then 10 epochs) each")
+    parser.add_argument("--skip_sb3", action="store_true", help="leave SB3 out")
+    parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.task:  # a single measurement, in a child process
+        print(json.dumps(TASKS[args.task](**json.loads(args.params))))
+        return 0
+    report = run_benchmark(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(format_report(report))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
