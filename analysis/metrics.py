@@ -155,9 +155,7 @@ def panel_metrics(members: list[Group], settings: Settings) -> list[GroupMetrics
 
 def compare(members: list[GroupMetrics], settings: Settings, bootstrap: Bootstrap) -> list[Row]:
     scratch = next((m for m in members if m.group.is_scratch), None)
-    floor = settings.ratio_floor
-    if floor is None and scratch is not None:
-        floor = float(min(m.curves.min() for m in members))
+    floor = ratio_floor_used(members, settings)
     rows = []
     for metrics in members:
         group = metrics.group

@@ -218,7 +218,6 @@ FLAG_TYPES = {
 }
 
 
-
 def describe_default(spec: dataclasses.Field) -> str:
     if spec.default is dataclasses.MISSING:
         return "none, required"

@@ -11,21 +11,21 @@ PLAIN_INTERVAL_S = 30.0
 
 
 class Progress:
-    def __init__(self, total_frames: int, quiet: bool, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, total_frames: int, quiet: bool, start_frames: int = 0,
+                 stream: TextIO = sys.stdout) -> None:
+        """`start_frames`: frames already done when timing starts (a resumed study's)."""
         self.total_frames = total_frames
         self.quiet = quiet
         self.stream = stream
         self.interactive = stream.isatty()
         self.started = time.monotonic()
-        self.start_frames: int | None = None
+        self.start_frames = start_frames
         self.last_plain = -PLAIN_INTERVAL_S
 
     def update(self, frames: int, running_average: float, best: float) -> None:
         if self.quiet:
             return
         now = time.monotonic()
-        if self.start_frames is None:
-            self.start_frames = frames
         elapsed = max(now - self.started, 1e-9)
         rate = (frames - self.start_frames) / elapsed
         eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")

@@ -30,6 +30,12 @@ class EpisodeLog:
                 self.columns[name] = list(columns[name])
         self.recent = deque(self.columns["reward"][-SCORE_WINDOW:], maxlen=SCORE_WINDOW)
 
+    def truncate(self, episodes: int) -> None:
+        """Keep only the first `episodes` episodes."""
+        for values in self.columns.values():
+            del values[episodes:]
+        self.recent = deque(self.columns["reward"][-SCORE_WINDOW:], maxlen=SCORE_WINDOW)
+
     def __len__(self) -> int:
         return len(self.columns["reward"])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
@@ -141,8 +140,9 @@ class Study:
         if config.resume:
             self._restore()
             transfer.apply_thaw_schedule(self.policy, config, self.frames)
+        self.committed = (self.frames, len(self.log))
         self.started = time.monotonic()
-        self.progress = Progress(config.total_frames, config.quiet)
+        self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
     # ----- checkpoints and results -------------------------------------------------------
 
@@ -168,6 +168,7 @@ class Study:
                 f"(hidden_layers {state.get('hidden_layers')}, optimizer "
                 f"{state.get('config', {}).get('optimizer')})"
             ) from None
+        check_same_study(state.get("config", {}), self.config)
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.log = EpisodeLog(state["episodes"])
         self.frames, self.updates = state["frames"], state["updates"]
@@ -226,6 +227,15 @@ class Study:
             time.sleep(0.01)
         return self.stop_signal is not None
 
+    def discard_partial_batch(self) -> None:
+        """Forget the frames and episodes of a batch that a stop cut short.
+
+        It was never trained on, and the last checkpoint does not have it: the results then
+        match what `--resume` continues from, and a sweep sees the study as unfinished.
+        """
+        self.frames, episodes = self.committed
+        self.log.truncate(episodes)
+
     def run(self) -> StudyOutcome:
         if self.transfer_summary:
             self.progress.message(self.transfer_summary)
@@ -238,6 +248,7 @@ class Study:
                 obs, collected = self.collect_rollout(obs, action_std, episode_reward,
                                                       episode_length)
                 if not collected:
+                    self.discard_partial_batch()
                     break
                 self.maybe_save_best()
                 for layer in transfer.apply_thaw_schedule(self.policy, self.config, self.frames):
@@ -246,6 +257,7 @@ class Study:
                             action_std)
                 self.updates += 1
                 self.save_last()
+                self.committed = (self.frames, len(self.log))
                 self.write_results()
                 self.progress.update(self.frames, self.log.running_average, self.best_score)
         except (EOFError, OSError):
@@ -253,6 +265,7 @@ class Study:
             # environment workers: a stop like any other, with the episodes already recorded.
             if not self.stopped_by_signal_soon():
                 raise
+            self.discard_partial_batch()
         finally:
             self.envs.close()
             self.progress.close()
@@ -328,7 +341,7 @@ class Study:
         """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch."""
         config, device = self.config, self.device
         b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
-            torch.as_tensor(array, device=device) for array in dataclasses.astuple(batch)
+            torch.as_tensor(array, device=device) for array in vars(batch).values()
         )
         batch_size = len(b_obs)
         order = torch.randperm(batch_size, generator=self.generator)
@@ -374,6 +387,24 @@ def plain_forward(network: nn.Sequential) -> Callable[[torch.Tensor], torch.Tens
         return x
 
     return forward
+
+
+RESUME_MAY_CHANGE = frozenset({"total_frames", "resume", "quiet", "num_envs", "num_workers",
+                               "device", "models_dir", "results_dir"})
+"""Flags that do not change the experiment: how long it runs, and how (a resumed study restarts
+its walkers anyway, so it is not bit-identical to an uninterrupted one whatever num_envs is)."""
+
+
+def check_same_study(saved: dict[str, Any], config: Config) -> None:
+    """A resumed study must be the one that was interrupted: refuse other experiment settings."""
+    current = config_as_plain_dict(config)
+    changed = sorted(name for name, value in saved.items()
+                     if name not in RESUME_MAY_CHANGE and current.get(name) != value)
+    if changed:
+        name = changed[0]
+        raise UsageError(f"--resume: the interrupted study used --{name}={saved[name]}, not "
+                         f"{current.get(name)}; resume with the same settings "
+                         f"(only {', '.join(sorted(RESUME_MAY_CHANGE - {'resume'}))} may change)")
 
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:

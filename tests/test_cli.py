@@ -66,7 +66,7 @@ def test_help_lists_every_flag_of_the_seed_readme_with_its_default(capsys, monke
             assert float(shown) == pytest.approx(spec_default), flag
 
 
-def test_defaults_are_the_specs(capsys, monkeypatch):
+def test_defaults_are_the_specs():
     config = parse()
     assert config.total_frames == 10_000_000 and config.leg_length == 34
     assert config.hidden_layers == (32, 32, 32, 32) and config.learning_rate == 3e-4

@@ -357,6 +357,19 @@ def test_resume_refuses_a_study_with_other_network_settings(interrupted, tmp_pat
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
 
 
+def test_resume_refuses_other_experiment_settings(interrupted, tmp_path: Path, capfd):
+    source, _, _ = interrupted(signal.SIGINT)
+    folder = tmp_path / "study"
+    shutil.copytree(source, folder)
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(folder, "--resume=true", "--leg_length=30",
+                                     save_name="long"))
+    assert code == 2
+    assert "--leg_length=34.0" in only_line(capfd.readouterr().err)
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+
+
 def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkeypatch, capfd):
     def interrupted_while_starting(*_args):
         raise KeyboardInterrupt
