@@ -2,15 +2,16 @@
 # The headline study: a leg-30 walker learnt from scratch and by three transfer strategies from
 # the shipped leg-34 policy, 3 seeds each, plus the zero-shot picture. Everything in README's
 # results section comes from here. About an hour on a 2-core box; resumable (run it again).
-#   FRAMES=500000 bash experiments/headline.sh
+#   FRAMES=500000 LEGS=30,40 bash experiments/headline.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FRAMES=${FRAMES:-500000}
+LEGS=${LEGS:-30,40}
 
 # Two studies at a time on two cores, each stepping its 8 walkers in its own process. Every
 # group uses the noise schedule the sample policy was trained with (0.5 -> 0.1 over 60% of
 # the budget): scratch gets the recipe that is known to work, not a handicap.
-python sweep.py --name headline --grid leg_length=30 \
+python sweep.py --name headline --grid leg_length="$LEGS" \
     --grid strategy=scratch,initialize,freeze_all_but_final,freeze_then_thaw \
     --grid seed=1,2,3 --fixed total_frames="$FRAMES" --fixed initial_model=leg_34_trained \
     --fixed action_std_start=0.5 --fixed action_std_final=0.1 --fixed action_std_end=0.6 \
