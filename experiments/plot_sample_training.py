@@ -1,4 +1,4 @@
-"""Learning curves of the from-scratch leg-34 studies behind the shipped sample policy.
+"""Learning curves of the from-scratch leg-34 studies: the sample policy's and the defaults'.
 
 Reads the committed per-episode CSVs in docs/data/ (so it needs no re-run) and writes
 docs/sample_training.png:
@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 DATA = Path(__file__).resolve().parent.parent / "docs" / "data"
 RUNS = {
     "leg_34_trained.csv": "noise std 0.5 -> 0.1 over 1.8M frames (the shipped policy)",
-    "leg_34_defaults_first_900k.csv": "spec defaults: fixed noise std 0.5 (stopped at 0.97M)",
+    "defaults_34.csv": "spec defaults: fixed noise std 0.5",
 }
 WINDOW = 100
 """Episodes in the running average, as run.py's score."""
