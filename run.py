@@ -46,6 +46,10 @@ def cli(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"run.py: training stopped: {error}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print(f"run.py: error: --batch_size: {config.batch_size:,} frames do not fit in memory; "
+              f"collect smaller batches", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # outside training (which stops cleanly by itself): no traceback
         print("run.py: interrupted", file=sys.stderr)
         return 130

@@ -78,6 +78,8 @@ def check_output_folder(folder: str, flag: str) -> None:
     Creates nothing: the nearest existing ancestor must be a writable folder (the rest is made
     when the first file is saved).
     """
+    if not folder.strip():
+        raise UsageError(f"--{flag}: must name a folder, got ''")
     existing = Path(folder).absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -79,6 +79,7 @@ BAD_INPUTS = [
     (("--total_frames=lots",), "total_frames"),
     (("--batch_size=0",), "batch_size"),
     (("--batch_size=-1000",), "batch_size"),
+    (("--batch_size=1e13", "--minibatch_size=10"), "batch_size"),  # does not fit in memory
     (("--minibatch_size=0",), "minibatch_size"),
     (("--minibatch_size=-250",), "minibatch_size"),
     (("--minibatch_size=5000",), "minibatch_size"),  # more than the batch
@@ -138,6 +139,7 @@ BAD_INPUTS = [
     (("--results_dir={a_file}/below",), "results_dir"),
     (("--models_dir={a_file}",), "models_dir"),
     (("--save_name=a/b",), "save_name"),
+    (("--results_dir=",), "results_dir"),
     (("--save_name=..",), "save_name"),
     (("--save_name=../escaped",), "save_name"),
     (("--save_name=/tmp/absolute",), "save_name"),
