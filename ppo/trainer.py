@@ -122,6 +122,17 @@ class Study:
         self.stop_signal: int | None = None
 
         self.envs = make_walkers(config)
+        try:
+            self._build_learner(config)
+        except BaseException:
+            self.envs.close()  # no worker processes left behind by a refused study
+            raise
+        self.committed = (self.frames, len(self.log))
+        self.started = time.monotonic()
+        self.progress = Progress(config.total_frames, config.quiet, self.frames)
+
+    def _build_learner(self, config: Config) -> None:
+        """Policy (loaded and frozen for transfer), optimiser, storage; restored on resume."""
         obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
         self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
         # A resumed study restores its own weights; the initial model only seeds a new one.
@@ -142,9 +153,6 @@ class Study:
         if config.resume:
             self._restore()
             transfer.apply_thaw_schedule(self.policy, config, self.frames)
-        self.committed = (self.frames, len(self.log))
-        self.started = time.monotonic()
-        self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
     # ----- checkpoints and results -------------------------------------------------------
 
@@ -175,6 +183,7 @@ class Study:
         self.log = EpisodeLog(state["episodes"])
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
+        self.transfer_summary = state.get("transfer", "")
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
 
@@ -190,6 +199,7 @@ class Study:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": config_as_plain_dict(self.config),
+            "transfer": self.transfer_summary,
         }, self.last_path)
 
     def policy_state(self, score: float) -> dict[str, Any]:
