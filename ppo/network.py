@@ -92,10 +92,6 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self.obs_normalizer(obs)).squeeze(-1)
 
-    def distribution(self, obs: torch.Tensor, action_std: float) -> torch.distributions.Normal:
-        mean = self.mean_action(obs)
-        return torch.distributions.Normal(mean, torch.full_like(mean, action_std))
-
 
 def linear_layers(network: nn.Sequential) -> list[nn.Linear]:
     """The network's Linear layers, input first; the last one is the "final layer"."""

@@ -14,6 +14,7 @@ from ppo.checkpoint import load_checkpoint, save_policy
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
+from ppo.trainer import gaussian_log_prob, ppo_loss
 from transfer.freezing import frozen_layer_count, thaw_frame
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
@@ -91,17 +92,17 @@ def source(tmp_path: Path) -> tuple[ActorCritic, Path]:
 
 def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: int,
                   set_to_none: bool = True) -> None:
-    """One clipped-surrogate + value-loss step, zeroing and clipping as the trainer does."""
+    """One step of the trainer's own loss, zeroing and clipping as the trainer does."""
     generator = torch.Generator().manual_seed(100 + step)
     obs = torch.randn(64, OBS_DIM, generator=generator)
     actions = torch.randn(64, ACT_DIM, generator=generator)
     advantages = torch.randn(64, generator=generator)
     returns = torch.randn(64, generator=generator)
-    distribution = policy.distribution(obs, action_std=0.5)
-    log_probs = distribution.log_prob(actions).sum(-1)
-    ratio = torch.exp(log_probs - log_probs.detach() + 0.1 * torch.randn(64, generator=generator))
-    surrogate = torch.min(ratio * advantages, ratio.clamp(0.8, 1.2) * advantages)
-    loss = -surrogate.mean() + 0.5 * (policy.value(obs) - returns).square().mean()
+    with torch.no_grad():  # an "old" policy a little away from this one, so ratios are not 1
+        old_log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), 0.5)
+        old_log_probs += 0.1 * torch.randn(64, generator=generator)
+    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
+                    Config(save_name="frozen"))
     optimizer.zero_grad(set_to_none=set_to_none)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.grad is not None], 0.5)
