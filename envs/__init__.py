@@ -2,7 +2,12 @@
 
 from gymnasium.envs.registration import register, registry
 
-from envs.bipedal_custom import LEG_LENGTH_RANGE, BipedalCustomLegLength, check_walker_arguments
+from envs.bipedal_custom import (
+    LEG_LENGTH_RANGE,
+    BipedalCustomLegLength,
+    InvalidWalkerArgument,
+    check_walker_arguments,
+)
 
 ENV_ID = "Bipedal_Custom_Leg_Length-v0"
 
@@ -10,4 +15,10 @@ if ENV_ID not in registry:
     # No max_episode_steps: the walker truncates itself after its `max_time_steps` argument.
     register(id=ENV_ID, entry_point="envs.bipedal_custom:BipedalCustomLegLength")
 
-__all__ = ["ENV_ID", "LEG_LENGTH_RANGE", "BipedalCustomLegLength", "check_walker_arguments"]
+__all__ = [
+    "ENV_ID",
+    "LEG_LENGTH_RANGE",
+    "BipedalCustomLegLength",
+    "InvalidWalkerArgument",
+    "check_walker_arguments",
+]

@@ -398,21 +398,29 @@ class BipedalCustomLegLength(BipedalWalker):
         return [ray.fraction for ray in self.lidar]
 
 
+class InvalidWalkerArgument(ValueError):
+    """An argument the walker cannot use; `argument` names it, so callers can name their flag."""
+
+    def __init__(self, argument: str, allowed: str, value: object) -> None:
+        super().__init__(f"{argument} must be {allowed}, got {value}")
+        self.argument = argument
+        self.allowed = allowed
+
+
 def check_walker_arguments(
     leg_length: float, terrain_length_scale: float, fall_penalty: float, max_time_steps: int
 ) -> None:
-    """Raise ValueError naming the allowed range for any argument the walker cannot use."""
+    """Raise InvalidWalkerArgument naming the allowed range for any argument we cannot use."""
     low, high = LEG_LENGTH_RANGE
     if not (math.isfinite(leg_length) and low <= leg_length <= high):
-        raise ValueError(f"leg_length must be a number in [{low:g}, {high:g}], got {leg_length}")
+        raise InvalidWalkerArgument("leg_length", f"a number in [{low:g}, {high:g}]", leg_length)
     if not (math.isfinite(terrain_length_scale)
             and terrain_length_scale >= MIN_TERRAIN_LENGTH_SCALE):
-        raise ValueError(
-            f"terrain_length_scale must be a number >= {MIN_TERRAIN_LENGTH_SCALE:g}, "
-            f"got {terrain_length_scale}"
-        )
+        raise InvalidWalkerArgument("terrain_length_scale",
+                                    f"a number >= {MIN_TERRAIN_LENGTH_SCALE:g}",
+                                    terrain_length_scale)
     if not math.isfinite(fall_penalty):
-        raise ValueError(f"fall_penalty must be a finite number, got {fall_penalty}")
+        raise InvalidWalkerArgument("fall_penalty", "a finite number", fall_penalty)
     if not (math.isfinite(max_time_steps) and int(max_time_steps) == max_time_steps
             and max_time_steps >= 1):
-        raise ValueError(f"max_time_steps must be a positive integer, got {max_time_steps}")
+        raise InvalidWalkerArgument("max_time_steps", "a positive integer", max_time_steps)

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass
 from typing import NoReturn
 
-from envs import ENV_ID, LEG_LENGTH_RANGE, check_walker_arguments
+from envs import ENV_ID, LEG_LENGTH_RANGE, InvalidWalkerArgument, check_walker_arguments
 from ppo.errors import UsageError
 
 OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
@@ -295,9 +295,8 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_policy_modes(config, require)
     try:
         check_walker_arguments(**config.env_kwargs())
-    except ValueError as error:
-        flag = str(error).split()[0]
-        raise UsageError(f"--{flag}: {str(error).split(' ', 1)[1]}") from None
+    except InvalidWalkerArgument as error:
+        require(False, error.argument, f"must be {error.allowed}")
     require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", config.device) is not None, "device",
             "must be cpu, cuda, cuda:N or mps")
 
