@@ -30,7 +30,7 @@ class Progress:
         rate = (frames - self.start_frames) / elapsed
         eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")
         line = (f"frames {frames:>10,}/{self.total_frames:,}  {rate:7,.0f} frames/s  "
-                f"ETA {format_duration(eta)}  running avg {running_average:8.1f}  "
+                f"ETA {format_duration(eta)}  running avg {format_score(running_average)}  "
                 f"best {format_score(best)}")
         if self.interactive:
             self.stream.write("\r" + line)
@@ -53,7 +53,7 @@ class Progress:
 
 
 def format_score(score: float) -> str:
-    """The best score is undefined (-inf) until the first full window of episodes."""
+    """Scores are undefined until episodes finish (nan) or the first window fills (-inf)."""
     return f"{score:8.1f}" if math.isfinite(score) else "     n/a"
 
 
