@@ -172,11 +172,6 @@ def play(config: Config, policy: ActorCritic, episodes: int | None,
             env.close()
 
 
-def evaluate_policy(config: Config, policy: ActorCritic, episodes: int) -> list[EpisodeResult]:
-    """`episodes` deterministic episodes on the walker the env flags describe."""
-    return list(play(config, policy, episodes))
-
-
 def summarize(results: list[EpisodeResult]) -> dict[str, float | int]:
     """Mean and (population) standard deviation of the return, mean length, fall rate."""
     returns = np.array([r.episode_return for r in results], dtype=np.float64)

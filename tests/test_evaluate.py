@@ -63,7 +63,7 @@ def test_gif_decodes_with_one_frame_in_two_per_episode_showing_the_walker(folder
     assert evaluate.record(config) == 0
 
     policy, _, _ = evaluate.load_policy(config)
-    lengths = [r.length for r in evaluate.evaluate_policy(config, policy, 2)]
+    lengths = [r.length for r in evaluate.play(config, policy, 2)]
     frames = iio.imread(path, index=None)
     # Each episode renders reset + one frame per step; a GIF keeps frames 0, 2, 4, ... of each.
     assert video.GIF_FRAME_STRIDE == 2
@@ -113,11 +113,11 @@ def test_record_needs_a_gif_or_mp4_path(folder: Path, capsys) -> None:
 def test_evaluation_is_reproducible_with_a_seed(folder: Path) -> None:
     config = config_for(folder, "--seed=5")
     policy, _, _ = evaluate.load_policy(config)
-    first = evaluate.evaluate_policy(config, policy, 3)
-    second = evaluate.evaluate_policy(config, policy, 3)
+    first = list(evaluate.play(config, policy, 3))
+    second = list(evaluate.play(config, policy, 3))
     assert first == second
     assert [r.seed for r in first] == [5, 6, 7]
-    other = evaluate.evaluate_policy(config_for(folder, "--seed=6"), policy, 3)
+    other = list(evaluate.play(config_for(folder, "--seed=6"), policy, 3))
     # Episode i has seed seed + i and depends on nothing else (not on the episodes before it).
     assert other[:2] == first[1:]
     assert [r.episode_return for r in other] != [r.episode_return for r in first]
@@ -127,7 +127,7 @@ def test_evaluation_counts_falls(folder: Path) -> None:
     """The untrained walker topples within ~130 steps: every long-enough episode is a fall."""
     config = config_for(folder, "--max_time_steps=300", "--fall_penalty=-77")
     policy, _, _ = evaluate.load_policy(config)
-    results = evaluate.evaluate_policy(config, policy, 2)
+    results = list(evaluate.play(config, policy, 2))
     assert all(r.fell and r.outcome == "fell" and r.length < 300 for r in results)
     assert evaluate.summarize(results)["fall_rate"] == 1.0
 
