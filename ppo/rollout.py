@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,14 @@ def compute_gae(
     limit) does: it is bootstrapped with the value function, because the walker would have
     carried on. Either way the advantage does not flow back across the episode boundary.
     """
+    # Everything but the recursion itself is done on whole arrays first: the loop is the
+    # cost, and at one walker it runs once per frame.
+    deltas = rewards + gamma * next_values * (1.0 - terminated) - values
+    carried = gamma * gae_lambda * (1.0 - episode_ended)
     advantages = np.zeros_like(rewards)
     running = np.zeros_like(rewards[0])
     for t in reversed(range(len(rewards))):
-        deltas = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
-        running = deltas + gamma * gae_lambda * (1.0 - episode_ended[t]) * running
+        running = deltas[t] + carried[t] * running
         advantages[t] = running
     return advantages
 
@@ -96,14 +100,19 @@ class RewardScaler:
         self.count = epsilon
 
     def __call__(self, rewards: np.ndarray, episode_ended: np.ndarray) -> np.ndarray:
-        self.discounted_return = self.discounted_return * self.gamma + rewards
+        self.discounted_return *= self.gamma
+        self.discounted_return += rewards
         self._update(self.discounted_return)
-        scaled = rewards / np.sqrt(self.var + self.epsilon)
+        scaled = rewards / math.sqrt(self.var + self.epsilon)
         self.discounted_return[episode_ended] = 0.0
         return np.clip(scaled, -10.0, 10.0)
 
     def _update(self, batch: np.ndarray) -> None:
-        batch_mean, batch_var, batch_count = batch.mean(), batch.var(), batch.size
+        # np.mean and np.var's arithmetic (sum, then divide) without their per-call overhead,
+        # which dominates on a few values: this runs every environment step.
+        batch_count = batch.size
+        batch_mean = float(batch.sum()) / batch_count
+        batch_var = float(np.square(batch - batch_mean).sum()) / batch_count
         total = self.count + batch_count
         delta = batch_mean - self.mean
         self.mean += delta * batch_count / total

@@ -7,18 +7,16 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 import envs  # noqa: F401 (registers the walker)
 import transfer
+from ppo import inference
 from ppo.checkpoint import (
     atomic_torch_save,
     config_as_plain_dict,
@@ -285,38 +283,35 @@ class Study:
         return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
 
-    @torch.no_grad()
     def collect_rollout(self, obs: np.ndarray, action_std: float, episode_reward: np.ndarray,
                         episode_length: np.ndarray) -> tuple[np.ndarray, bool]:
         """Fill the buffer; False if a stop was requested before it was full.
 
-        One batched pass of actor and critic per step over all environments. The value of what
-        followed step t is the critic's value of step t + 1's observation, which that step
-        computes anyway; only final observations (an episode ended) and the last step need a
-        critic pass of their own.
+        The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`), one
+        batched pass of actor and critic per step over all environments, and the rollout's
+        noise is drawn in one go. The value of what followed step t is the critic's value of
+        step t + 1's observation, which that step computes anyway; only final observations
+        (an episode ended) and the last step need a critic pass of their own.
         """
-        buffer, policy, device = self.buffer, self.policy, self.device
-        normalize = policy.obs_normalizer
+        buffer = self.buffer
+        policy = inference.PolicySnapshot(self.policy)
+        noise = action_std * torch.randn(buffer.actions.shape, generator=self.generator).numpy()
         raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
         last_step = buffer.num_steps - 1
-        actor, critic = plain_forward(policy.actor), plain_forward(policy.critic)
         for step in range(buffer.num_steps):
             if self.stop_signal is not None:
                 return obs, False
             raw_obs[step] = obs
-            norm_obs = normalize(torch.from_numpy(obs).to(device))
-            mean = torch.tanh(actor(norm_obs))
-            noise = torch.randn(mean.shape, generator=self.generator).to(device)
-            action = mean + action_std * noise
-            buffer.obs[step] = norm_obs.cpu().numpy()
-            buffer.actions[step] = action.cpu().numpy()
-            buffer.log_probs[step] = gaussian_log_prob(action, mean, action_std).cpu().numpy()
-            buffer.values[step] = critic(norm_obs).squeeze(-1).cpu().numpy()
+            norm_obs = buffer.obs[step] = policy.normalize(obs)
+            mean = policy.mean_action(norm_obs)
+            action = buffer.actions[step] = mean + noise[step]
+            buffer.log_probs[step] = inference.gaussian_log_prob(action, mean, action_std)
+            buffer.values[step] = policy.value(norm_obs)
             if step > 0:
                 np.copyto(buffer.next_values[step - 1], buffer.values[step],
                           where=buffer.episode_ended[step - 1] == 0)
 
-            result = self.envs.step(buffer.actions[step])
+            result = self.envs.step(action)
             obs, terminated = result.obs, result.terminated
             ended = terminated | result.truncated
             buffer.rewards[step] = self.reward_scaler(result.rewards, ended)
@@ -326,18 +321,18 @@ class Study:
                 # For an episode that ended, what followed is its final observation (its value
                 # is used only if it was truncated), not the next episode's first.
                 rows = slice(None) if step == last_step else np.flatnonzero(ended)
-                final_obs = normalize(torch.from_numpy(result.final_obs[rows]).to(device))
-                buffer.next_values[step, rows] = critic(final_obs).squeeze(-1).cpu().numpy()
+                buffer.next_values[step, rows] = policy.value(
+                    policy.normalize(result.final_obs[rows]))
 
             self.frames += self.config.num_envs
             episode_reward += result.rewards
             episode_length += 1
             if ended.any():
                 self.record_episodes(ended, episode_reward, episode_length, action_std)
-        if policy.actor[0].weight.requires_grad:
+        if self.policy.actor[0].weight.requires_grad:
             # The normaliser is part of the input layer: while that layer is frozen (transfer)
             # it must keep seeing inputs on the scale it was trained with.
-            policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
+            self.policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
         return obs, True
 
     def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,
@@ -381,24 +376,6 @@ class Study:
                     f"the last good checkpoints are kept (try a lower --learning_rate)"
                 )
             self.optimizer.step()
-
-
-def plain_forward(network: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`network`'s forward pass without nn.Module's per-call machinery; same kernels, same result.
-
-    The rollout runs actor and critic on a few rows per environment step, where calling each
-    layer as a module (hook checks, dispatch) costs more than the arithmetic.
-    """
-    layers = [partial(nn.functional.linear, weight=layer.weight, bias=layer.bias)
-              if type(layer) is nn.Linear else torch.tanh if type(layer) is nn.Tanh else layer
-              for layer in network]
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        for layer in layers:
-            x = layer(x)
-        return x
-
-    return forward
 
 
 RESUME_MAY_CHANGE = frozenset({"total_frames", "resume", "quiet", "num_envs", "num_workers",

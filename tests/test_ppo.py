@@ -15,10 +15,12 @@ from conftest import run_py, tiny_flags
 
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.errors import UsageError
-from ppo.network import ActorCritic, RunningNormalizer
+from ppo.inference import PolicySnapshot
+from ppo.inference import gaussian_log_prob as numpy_gaussian_log_prob
+from ppo.network import ActorCritic, RunningNormalizer, linear_layers
 from ppo.results import COLUMNS
 from ppo.rollout import RewardScaler, RolloutBuffer, compute_gae
-from ppo.trainer import ppo_loss, train
+from ppo.trainer import gaussian_log_prob, ppo_loss, train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 
@@ -143,6 +145,43 @@ def test_running_normalizer_matches_numpy_over_concatenated_batches():
     np.testing.assert_allclose(normalizer(obs).numpy(), expected, rtol=1e-5, atol=1e-6)
     outlier = torch.full((1, 5), 1e6)
     assert torch.all(normalizer(outlier) == 10.0)  # clipped
+
+
+def test_rollout_numpy_policy_reproduces_the_torch_policy_it_was_taken_from():
+    """The rollout samples with a NumPy copy of the policy; the update recomputes with torch.
+    They must agree (to float32 rounding), or PPO's ratios would start away from 1."""
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (32, 32, 32))
+    rng = np.random.default_rng(2)
+    policy.obs_normalizer.update(rng.normal(2.0, 3.0, size=(500, OBS_DIM)))
+    for layer in linear_layers(policy.actor)[-1:]:  # a trained-looking, not near-zero, output
+        torch.nn.init.normal_(layer.weight, std=0.5)
+    snapshot = PolicySnapshot(policy)
+    obs = rng.normal(2.0, 3.0, size=(8, OBS_DIM)).astype(np.float32)
+    obs[0, :3] = [1e6, -1e6, 0.0]  # clipped by both
+    norm_obs = snapshot.normalize(obs)
+    with torch.no_grad():
+        torch_norm_obs = policy.obs_normalizer(torch.from_numpy(obs))
+        torch_mean = policy.mean_action(torch.from_numpy(obs))
+        torch_value = policy.value(torch.from_numpy(obs))
+    assert norm_obs.dtype == np.float32
+    np.testing.assert_array_equal(norm_obs, torch_norm_obs.numpy())
+    mean = snapshot.mean_action(norm_obs)
+    assert mean.std() > 0.1  # a policy whose actions differ between observations
+    np.testing.assert_allclose(mean, torch_mean.numpy(), atol=2e-6)
+    value = snapshot.value(norm_obs)
+    np.testing.assert_allclose(value, torch_value.numpy(), rtol=1e-5, atol=1e-5)
+
+    actions = (mean + 0.3 * rng.normal(size=mean.shape)).astype(np.float32)
+    torch_log_prob = gaussian_log_prob(torch.from_numpy(actions), torch.from_numpy(mean), 0.3)
+    np.testing.assert_allclose(numpy_gaussian_log_prob(actions, mean, 0.3),
+                               torch_log_prob.numpy(), rtol=1e-6)
+
+    policy.obs_normalizer.update(rng.normal(size=(10, OBS_DIM)))
+    with torch.no_grad():
+        linear_layers(policy.critic)[0].weight.add_(1.0)
+    assert np.array_equal(snapshot.normalize(obs), norm_obs), "a snapshot, not a live view"
+    assert np.array_equal(snapshot.value(norm_obs), value)
 
 
 # ----- the loss ----------------------------------------------------------------------------
