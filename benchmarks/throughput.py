@@ -169,6 +169,7 @@ def measure_training(num_envs: int, batches: int, seed: int) -> dict:
     worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     workers = config.worker_processes
     return {"frames_per_s": outcome.frames / elapsed, "frames": outcome.frames,
+            "collect_frames_per_s": outcome.frames / clocks["rollout_s"],
             "wall_s": elapsed, **clocks,
             "policy_and_bookkeeping_s": clocks["rollout_s"] - clocks["stepping_s"],
             "other_s": elapsed - clocks["rollout_s"] - clocks["update_s"],
@@ -257,11 +258,20 @@ def median_of(samples: list[dict], key: str) -> float:
     return statistics.median(sample[key] for sample in samples)
 
 
-def median_ratio(numerators: list[dict], denominators: list[dict], key: str = "frames_per_s"
-                 ) -> float:
-    """Median over repeats of the ratio of two figures taken one after the other."""
-    return statistics.median(a[key] / b[key] for a, b in zip(numerators, denominators,
-                                                               strict=True))
+def median_ratio(numerators: list[dict], denominators: list[dict],
+                 key: str = "frames_per_s") -> float:
+    """Median over repeats of the ratio of two figures taken one after the other: `key` of
+    the numerator against the denominator's frames per second."""
+    return statistics.median(a[key] / b["frames_per_s"]
+                             for a, b in zip(numerators, denominators, strict=True))
+
+
+def ceiling_given_update(train: list[dict], pool: list[dict]) -> float:
+    """The best training/pool a study could reach if its rollouts cost no more than stepping
+    the pool: its frames at the pool's rate, plus its measured update time (median)."""
+    return statistics.median(
+        1 / (1 + t["update_s"] * p["frames_per_s"] / t["frames"])
+        for t, p in zip(train, pool, strict=True))
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
@@ -299,6 +309,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "train_frames_per_s": median_of(train, "frames_per_s"),
             "sb3_frames_per_s": median_of(sb3, "frames_per_s") if sb3 else None,
             "train_over_pool": median_ratio(train, pool),
+            "collect_over_pool": median_ratio(train, pool, "collect_frames_per_s"),
+            "train_ceiling_given_update": ceiling_given_update(train, pool),
             "ours_over_sb3": median_ratio(train, sb3) if sb3 else None,
             "train_time_split_s": {key: median_of(train, key) for key in (
                 "wall_s", "stepping_s", "policy_and_bookkeeping_s", "update_s", "other_s")},
@@ -350,6 +362,13 @@ def format_report(report: dict) -> str:
     lines += [
         "goals: train/pool >= 0.85, ours/SB3 >= 2 (ratios: medians over repeats of figures",
         "taken one after the other)",
+        "",
+        "rollouts alone (collect/pool), and the best train/pool the updates leave room for",
+        "(ceiling: rollouts as fast as the pool, updates as measured):",
+    ]
+    lines += [f"  {row['num_envs']} envs: collect/pool {row['collect_over_pool']:.2f}, "
+              f"ceiling {row['train_ceiling_given_update']:.2f}" for row in report["training"]]
+    lines += [
         "",
         "where a study's time went (s, medians of the training process's clock):",
     ]

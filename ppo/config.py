@@ -20,6 +20,9 @@ TRANSFER_FLAGS = ("transfer_learning", "tl_end", "reset_final_layer", "add_noise
                   "add_noise_alpha")
 SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
+MIN_ENVS_FOR_WORKERS = 4
+"""Fewer walkers are stepped in the training process by default: 2 or 3 walkers on a worker
+each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,16 @@ class Config:
 
     @property
     def worker_processes(self) -> int:
-        """Stepping is the bottleneck on a CPU box: by default one process per core."""
+        """Stepping is the bottleneck on a CPU box: by default one process per core.
+
+        Except where workers cannot pay for their round trips: with fewer than
+        MIN_ENVS_FOR_WORKERS walkers, or fewer than two cores, the training process steps
+        them itself (faster, measured: benchmarks/README.md).
+        """
         if self.num_workers is not None:
             return self.num_workers
-        return 0 if self.num_envs == 1 else min(self.num_envs, os.cpu_count() or 1)
+        workers = min(self.num_envs, os.cpu_count() or 1)
+        return 0 if self.num_envs < MIN_ENVS_FOR_WORKERS or workers < 2 else workers
 
     @property
     def uses_schedule(self) -> bool:
@@ -195,7 +204,7 @@ FLAG_HELP = {
     "seed": "seed for python, numpy, torch and the environments",
     "num_envs": "walkers stepped in parallel; the batch is split evenly between them",
     "num_workers": "processes stepping the walkers; 0: in the training process; "
-                   "none: one per core, at most num_envs (0 for a single walker)",
+                   "none: one per core, at most num_envs (0 for fewer than 4 walkers or 1 core)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",

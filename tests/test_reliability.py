@@ -295,8 +295,9 @@ def interrupted(tmp_path_factory):
     def get(signum: int) -> tuple[Path, subprocess.CompletedProcess[str], float]:
         if signum not in studies:
             folder = tmp_path_factory.mktemp(signal.Signals(signum).name)
-            # Two environments: the worker processes get the signal too.
-            studies[signum] = (folder, *run_and_interrupt(folder, signum, "--num_envs=2"))
+            # Two worker processes: they get the signal too.
+            studies[signum] = (folder, *run_and_interrupt(folder, signum, "--num_envs=2",
+                                                          "--num_workers=2"))
         return studies[signum]
 
     return get

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +50,15 @@ def test_worker_processes_give_the_same_results_as_stepping_in_process(num_worke
     # The run really covered autoresets (25-step episodes over 60 steps).
     truncated = in_process[4::5]
     assert sum(int(flags.sum()) for flags in truncated) >= 5
+
+
+@pytest.mark.parametrize(("num_envs", "cores", "expected"), [
+    (1, 8, 0), (3, 8, 0), (4, 8, 4), (8, 2, 2), (8, 16, 8), (8, 1, 0), (8, None, 0)])
+def test_default_workers_are_one_per_core_where_they_pay_for_their_round_trips(
+        monkeypatch, tiny_config, num_envs, cores, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert tiny_config(f"--num_envs={num_envs}").worker_processes == expected
+    assert tiny_config(f"--num_envs={num_envs}", "--num_workers=1").worker_processes == 1
 
 
 def test_env_i_is_seeded_with_seed_plus_i():
