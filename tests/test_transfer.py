@@ -111,6 +111,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
 
 OPTIMIZER_FACTORIES = {
     "adam": lambda params: torch.optim.Adam(params, lr=1e-2),
+    "adam_fused_as_the_trainer": lambda params: torch.optim.Adam(params, lr=1e-2, fused=True),
     "sgd_momentum_weight_decay": lambda params: torch.optim.SGD(
         params, lr=1e-2, momentum=0.9, weight_decay=1e-2),
     "rmsprop": lambda params: torch.optim.RMSprop(params, lr=1e-2, momentum=0.5),
