@@ -103,10 +103,11 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     """The WalkerPool a study of `num_envs` would use, stepped with random actions only."""
     import numpy as np
 
-    from ppo.trainer import make_walkers
+    from ppo.vector import WalkerPool
 
     with tempfile.TemporaryDirectory() as folder:
-        pool = make_walkers(benchmark_config(num_envs, 1, folder))
+        config = benchmark_config(num_envs, 1, folder)
+    pool = WalkerPool(config.env, config.env_kwargs(), config.num_envs, config.worker_processes)
     steps = max(frames // num_envs, 1)
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(
         np.float32)

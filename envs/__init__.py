@@ -3,9 +3,11 @@
 from gymnasium.envs.registration import register, registry
 
 from envs.bipedal_custom import (
+    DESIGN_PARAMETERS,
     LEG_LENGTH_RANGE,
     BipedalCustomLegLength,
     InvalidWalkerArgument,
+    WalkerDesign,
     check_walker_arguments,
 )
 
@@ -16,9 +18,11 @@ if ENV_ID not in registry:
     register(id=ENV_ID, entry_point="envs.bipedal_custom:BipedalCustomLegLength")
 
 __all__ = [
+    "DESIGN_PARAMETERS",
     "ENV_ID",
     "LEG_LENGTH_RANGE",
     "BipedalCustomLegLength",
     "InvalidWalkerArgument",
+    "WalkerDesign",
     "check_walker_arguments",
 ]

@@ -1,20 +1,23 @@
-"""Gymnasium's BipedalWalker with the leg length, course length and fall penalty as parameters."""
+"""Gymnasium's BipedalWalker whose body is a design: thigh and shin lengths, leg width and motor
+torque are parameters, fixed or redrawn at every reset, and the course length and fall penalty too.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import Box2D
 import numpy as np
 from Box2D.b2 import contactListener, fixtureDef, polygonShape, revoluteJointDef
-from gymnasium import Env
+from gymnasium import Env, spaces
 from gymnasium.envs.box2d.bipedal_walker import (
     FPS,
     HULL_FD,
     INITIAL_RANDOM,
     LEG_DOWN,
-    LEG_W,
     LIDAR_RANGE,
     MOTORS_TORQUE,
     SCALE,
@@ -31,8 +34,27 @@ from gymnasium.envs.box2d.bipedal_walker import (
 )
 from gymnasium.utils import EzPickle
 
-LEG_LENGTH_RANGE = (10.0, 70.0)
+DESIGN_PARAMETERS: dict[str, tuple[float, float]] = {
+    "leg_length": (10.0, 70.0),
+    "thigh_length": (10.0, 70.0),
+    "shin_length": (10.0, 70.0),
+    "leg_width": (2.0, 20.0),
+    "motor_torque": (20.0, 200.0),
+}
+"""The walker's design parameters and their supported ranges, in Gymnasium's units: lengths and
+widths in drawing units (1/SCALE world units), torque as Gymnasium's MOTORS_TORQUE. Every corner
+of the box starts standing on the start pad (tests/test_envs.py). The order is the order in which
+ranged parameters are drawn at a reset and appended to the observation."""
+
+MAX_SHIN_TO_THIGH = 2.0
+"""A shin at most twice the thigh: a longer one under a short thigh starts with its feet in the
+air (measured: thigh 10 with shin 30, thigh 14 with shin 45)."""
+
+LEG_LENGTH_RANGE = DESIGN_PARAMETERS["leg_length"]
 """Supported leg lengths, in drawing units (Gymnasium's walker has 34)."""
+
+DEFAULT_LEG_WIDTH = 8.0
+"""Gymnasium's LEG_W in drawing units; the shin is 0.8 of it wide, as there."""
 
 MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
 """Below this the finish line would lie on the start pad."""
@@ -43,8 +65,9 @@ LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
 LIDAR_REACH_X = [math.sin(angle) * LIDAR_RANGE for angle in LIDAR_ANGLES]
 LIDAR_REACH_Y = [math.cos(angle) * LIDAR_RANGE for angle in LIDAR_ANGLES]
 JOINT_SPEEDS = np.array([SPEED_HIP, SPEED_KNEE, SPEED_HIP, SPEED_KNEE], dtype=np.float32)
-TORQUE_COST = 0.00035 * MOTORS_TORQUE
-"""Reward cost per unit of |action| on each joint; Gymnasium's constant."""
+TORQUE_COST_PER_TORQUE = 0.00035
+"""Reward cost per unit of |action| on each joint, per unit of motor torque: Gymnasium charges
+0.00035 * MOTORS_TORQUE, so a stronger motor costs proportionally more energy here."""
 
 HULL_TAG = "hull"
 FEET = (1, 3)
@@ -55,6 +78,31 @@ WALKER_COLOURS = {
            (102 - side * 25, 51 - side * 25, 76 - side * 25))
     for side in (-1, +1)
 }
+
+
+@dataclass(frozen=True)
+class WalkerDesign:
+    """One body: what the physics is built from. Lengths and width in drawing units."""
+
+    thigh_length: float
+    shin_length: float
+    leg_width: float
+    motor_torque: float
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, float]) -> WalkerDesign:
+        """`thigh_length` and `shin_length` default to `leg_length` (both segments)."""
+        def segment(name: str) -> float:
+            value = values.get(name)
+            return float(values["leg_length"] if value is None else value)
+
+        return cls(segment("thigh_length"), segment("shin_length"), float(values["leg_width"]),
+                   float(values["motor_torque"]))
+
+
+def scale_to_unit(value: float, low: float, high: float) -> float:
+    """`value` in [low, high] -> [-1, 1]; 0 for a degenerate range."""
+    return 0.0 if high == low else 2.0 * (value - low) / (high - low) - 1.0
 
 
 class LidarRay(Box2D.b2.rayCastCallback):
@@ -110,28 +158,45 @@ class WalkerContacts(contactListener):
 class BipedalCustomLegLength(BipedalWalker):
     """
     ## Description
-    Gymnasium's 4-joint BipedalWalker (normal terrain, not hardcore) in which the length of
-    the legs is a constructor argument, so that walkers of different designs can be trained
-    and policies transferred between them. Both segments (thigh and shin) of both legs have
-    length `leg_length`; the hip and knee joint anchors and the start height follow from it,
-    so every walker starts standing on the start pad with the same small clearance under its
-    feet as Gymnasium's. The course length and the fall penalty are parameters too, and the
-    time limit is part of the environment (it reports truncation itself).
+    Gymnasium's 4-joint BipedalWalker (normal terrain, not hardcore) whose body is a design:
+    the length of the thigh and of the shin, the width of the legs and the torque of the
+    motors are constructor arguments, so that walkers of different designs can be trained and
+    policies transferred between them. Both legs are the same. The course length and the fall
+    penalty are parameters too, and the time limit is part of the environment (it reports
+    truncation itself).
 
-    With `leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600` the
-    environment reproduces Gymnasium's `BipedalWalker-v3` exactly: the same seed and actions
+    A design parameter can also be a range (`design_ranges`): the walker then draws a new value,
+    uniformly and from its own seeded `np_random`, at every reset, and (by default) appends the
+    drawn values to the observation so that one policy can learn to drive many bodies.
+
+    With the default design, `terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600`
+    the environment reproduces Gymnasium's `BipedalWalker-v3` exactly: the same seed and actions
     give the same observations, rewards and flags, step for step.
+
+    What follows the design and what does not:
+    - follows: the segments' sizes and masses (density is fixed, so a longer or wider leg is
+      heavier), the hip and knee joint anchors, the start height (every design starts standing
+      on the start pad with Gymnasium's small clearance under its feet), the drawing, the
+      maximum motor torque, and the torque's energy cost (0.00035 per unit of |action| and of
+      torque, Gymnasium's 0.028 at torque 80);
+    - stays fixed: the hull (shape, mass, the hip's position under it), the joints' angle
+      limits and motor speeds, the lidar's range and angles (a long-legged walker's hull rides
+      higher, so fewer rays reach the ground: at leg length 70 six of ten at rest), the
+      observation's scaling, the reward for forward progress, and the camera.
 
     ## Action Space
     `Box(-1, 1, (4,), float32)`: motor torque, as a fraction of the maximum, for the hips and
     knees in the order (hip 1, knee 1, hip 2, knee 2).
 
     ## Observation Space
-    `Box((24,), float32)`, as Gymnasium's walker: hull angle, hull angular velocity, hull
-    horizontal and vertical velocity, for each leg the hip angle and speed, knee angle and
-    speed and ground contact of the foot, then 10 lidar distances (as fractions of the lidar
-    range). The leg length is *not* observed: a policy has to infer the body it drives from
-    the dynamics, which is what makes transfer between leg lengths a real problem.
+    `Box((24 + k,), float32)`. The first 24 are Gymnasium's walker's: hull angle, hull angular
+    velocity, hull horizontal and vertical velocity, for each leg the hip angle and speed, knee
+    angle and speed and ground contact of the foot, then 10 lidar distances (as fractions of
+    the lidar range). Then one entry per design input (`design_inputs`, in the order of
+    `DESIGN_PARAMETERS`): the parameter's current value scaled from its input range to [-1, 1]
+    (values outside the range extrapolate linearly). With no design inputs (the default for a
+    fixed design) k is 0 and the body is *not* observed: a policy has to infer the body it
+    drives from the dynamics, which is what makes transfer between designs a real problem.
 
     ## Rewards
     Moving forward earns 130 per world unit over SCALE (about 300 over the standard course,
@@ -150,8 +215,22 @@ class BipedalCustomLegLength(BipedalWalker):
     `max_time_steps` steps.
 
     ## Arguments
-    - `leg_length` (34): length of every leg segment, in drawing units (1/SCALE world units);
-      supported range `LEG_LENGTH_RANGE`.
+    Design (supported ranges in `DESIGN_PARAMETERS`; a value outside, NaN or infinite is a
+    `ValueError` naming the argument and the range):
+    - `leg_length` (34): length of both leg segments, in drawing units (1/SCALE world units),
+      unless `thigh_length` or `shin_length` says otherwise; range [10, 70].
+    - `thigh_length` (None: `leg_length`): length of the upper leg segment; range [10, 70].
+    - `shin_length` (None: `leg_length`): length of the lower leg segment; range [10, 70].
+    - `leg_width` (8, Gymnasium's LEG_W): width of the thigh; the shin is 0.8 of it; [2, 20].
+    - `motor_torque` (80, Gymnasium's MOTORS_TORQUE): maximum torque of hip and knee motors;
+      range [20, 200].
+    - `design_ranges` ({}): parameter name -> (low, high), inside the supported range: drawn
+      uniformly at every reset, replacing the fixed value of that parameter.
+    - `design_inputs` (None: the ranged parameters): parameter name -> (low, high): the
+      parameters appended to the observation and the range each is scaled from. Give them
+      explicitly to run a design-conditioned policy on a fixed design (the design is fed in).
+
+    The rest:
     - `terrain_length_scale` (2): multiplies the course length (200 terrain steps) and moves the
       finish line with it; at least `MIN_TERRAIN_LENGTH_SCALE`.
     - `fall_penalty` (-50): reward on the step the walker falls (Gymnasium uses -100).
@@ -161,6 +240,9 @@ class BipedalCustomLegLength(BipedalWalker):
     ```python
     >>> import gymnasium as gym, envs
     >>> env = gym.make("Bipedal_Custom_Leg_Length-v0", leg_length=30)
+    >>> body_aware = gym.make("Bipedal_Custom_Leg_Length-v0", design_ranges={"leg_length": (24, 46)})
+    >>> body_aware.observation_space.shape
+    (25,)
     ```
     """
 
@@ -171,28 +253,74 @@ class BipedalCustomLegLength(BipedalWalker):
         terrain_length_scale: float = 2.0,
         fall_penalty: float = -50.0,
         max_time_steps: int = 1500,
+        thigh_length: float | None = None,
+        shin_length: float | None = None,
+        leg_width: float = DEFAULT_LEG_WIDTH,
+        motor_torque: float = MOTORS_TORQUE,
+        design_ranges: Mapping[str, Sequence[float]] | None = None,
+        design_inputs: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
-        check_walker_arguments(leg_length, terrain_length_scale, fall_penalty, max_time_steps)
+        check_walker_arguments(leg_length, terrain_length_scale, fall_penalty, max_time_steps,
+                               thigh_length, shin_length, leg_width, motor_torque,
+                               design_ranges, design_inputs)
         super().__init__(render_mode=render_mode, hardcore=False)
         EzPickle.__init__(
-            self, render_mode, leg_length, terrain_length_scale, fall_penalty, max_time_steps
+            self, render_mode, leg_length, terrain_length_scale, fall_penalty, max_time_steps,
+            thigh_length, shin_length, leg_width, motor_torque, design_ranges, design_inputs,
         )
-        self.leg_length = float(leg_length)
         self.terrain_length_scale = float(terrain_length_scale)
         self.fall_penalty = float(fall_penalty)
         self.max_time_steps = int(max_time_steps)
+        self.design_ranges = ordered_ranges(design_ranges or {})
+        self.design_inputs = (self.design_ranges if design_inputs is None
+                              else ordered_ranges(design_inputs))
+        self.fixed_parameters = {"leg_length": float(leg_length), "thigh_length": thigh_length,
+                                 "shin_length": shin_length, "leg_width": float(leg_width),
+                                 "motor_torque": float(motor_torque)}
+        self.observation_space = self._observation_space_with_inputs()
 
-        self.leg_height = self.leg_length / SCALE
         self.num_terrain_steps = round(TERRAIN_LENGTH * self.terrain_length_scale)
         self.finish_x = (self.num_terrain_steps - TERRAIN_GRASS) * TERRAIN_STEP
-        # Gymnasium bakes its leg length into module-level fixtures; ours are per instance.
-        self.upper_leg_fd = self._leg_fixture(width=LEG_W)
-        self.lower_leg_fd = self._leg_fixture(width=0.8 * LEG_W)
+        self._set_design(self.fixed_parameters)
         self.elapsed_steps = 0
 
-    def _leg_fixture(self, width: float) -> fixtureDef:
+    def _observation_space_with_inputs(self) -> spaces.Box:
+        """Gymnasium's bounds, then each design input's supported range, scaled as observed."""
+        bounds = [sorted(scale_to_unit(limit, *self.design_inputs[name])
+                         for limit in DESIGN_PARAMETERS[name]) for name in self.design_inputs]
+        low = np.concatenate([self.observation_space.low, [b[0] for b in bounds]])
+        high = np.concatenate([self.observation_space.high, [b[1] for b in bounds]])
+        return spaces.Box(low.astype(np.float32), high.astype(np.float32))
+
+    def _set_design(self, parameters: dict[str, float | None]) -> None:
+        """Build this body: per-instance leg fixtures (Gymnasium bakes its body into module-level
+        ones), torques, and the observed design inputs."""
+        self.parameters = parameters
+        self.design = design = WalkerDesign.from_parameters(parameters)
+        self.leg_length = float(parameters["leg_length"])
+        self.thigh_height = design.thigh_length / SCALE
+        self.shin_height = design.shin_length / SCALE
+        leg_w = design.leg_width / SCALE
+        self.upper_leg_fd = self._leg_fixture(width=leg_w, height=self.thigh_height)
+        self.lower_leg_fd = self._leg_fixture(width=0.8 * leg_w, height=self.shin_height)
+        self.motor_torque = design.motor_torque
+        self.torque_cost = TORQUE_COST_PER_TORQUE * design.motor_torque
+        observed = {**parameters, "thigh_length": design.thigh_length,
+                    "shin_length": design.shin_length}
+        self.design_observation = np.array(
+            [scale_to_unit(observed[name], *bounds) for name, bounds in self.design_inputs.items()],
+            dtype=np.float32)
+
+    def _draw_design(self) -> None:
+        """A new body for this episode: each ranged parameter uniformly in its range."""
+        drawn = {name: float(self.np_random.uniform(low, high))
+                 for name, (low, high) in self.design_ranges.items()}
+        self._set_design({**self.fixed_parameters, **drawn})
+
+    @staticmethod
+    def _leg_fixture(width: float, height: float) -> fixtureDef:
         return fixtureDef(
-            shape=polygonShape(box=(width / 2, self.leg_height / 2)),
+            shape=polygonShape(box=(width / 2, height / 2)),
             density=1.0,
             restitution=0.0,
             categoryBits=0x0020,
@@ -244,9 +372,10 @@ class BipedalCustomLegLength(BipedalWalker):
         self.terrain.reverse()
 
     def _build_walker(self) -> None:
-        """Hull and legs, positioned from the leg length (Gymnasium's layout at 34)."""
+        """Hull and legs, positioned from the segment lengths (Gymnasium's layout at 34)."""
+        thigh, shin = self.thigh_height, self.shin_height
         init_x = TERRAIN_STEP * TERRAIN_STARTPAD / 2
-        init_y = TERRAIN_HEIGHT + 2 * self.leg_height
+        init_y = TERRAIN_HEIGHT + (thigh + shin)
         self.hull = self.world.CreateDynamicBody(position=(init_x, init_y), fixtures=HULL_FD)
         self.hull.color1, self.hull.color2 = (127, 51, 229), (76, 76, 127)
         self.hull.fixtures[0].userData = HULL_TAG  # for WalkerContacts and LidarRay
@@ -255,17 +384,17 @@ class BipedalCustomLegLength(BipedalWalker):
 
         self.legs, self.joints = [], []
         for side in (-1, +1):
-            thigh = self._add_leg_segment(
-                side, init_x, init_y - self.leg_height / 2 - LEG_DOWN, self.upper_leg_fd,
-                parent=self.hull, parent_anchor=(0, LEG_DOWN),
+            upper = self._add_leg_segment(
+                side, init_x, init_y - thigh / 2 - LEG_DOWN, self.upper_leg_fd,
+                parent=self.hull, parent_anchor=(0, LEG_DOWN), own_anchor=(0, thigh / 2),
                 motor_speed=side, angle_limits=(-0.8, 1.1),
             )
-            shin = self._add_leg_segment(
-                side, init_x, init_y - self.leg_height * 3 / 2 - LEG_DOWN, self.lower_leg_fd,
-                parent=thigh, parent_anchor=(0, -self.leg_height / 2),
+            lower = self._add_leg_segment(
+                side, init_x, init_y - (thigh + shin / 2) - LEG_DOWN, self.lower_leg_fd,
+                parent=upper, parent_anchor=(0, -thigh / 2), own_anchor=(0, shin / 2),
                 motor_speed=1, angle_limits=(-1.6, -0.1),
             )
-            shin.ground_contact = False
+            lower.ground_contact = False
         self.drawlist = self.terrain + self.legs + [self.hull]
 
     def _add_leg_segment(
@@ -276,6 +405,7 @@ class BipedalCustomLegLength(BipedalWalker):
         fixture: fixtureDef,
         parent: Box2D.b2Body,
         parent_anchor: tuple[float, float],
+        own_anchor: tuple[float, float],
         motor_speed: float,
         angle_limits: tuple[float, float],
     ) -> Box2D.b2Body:
@@ -285,10 +415,10 @@ class BipedalCustomLegLength(BipedalWalker):
             bodyA=parent,
             bodyB=segment,
             localAnchorA=parent_anchor,
-            localAnchorB=(0, self.leg_height / 2),
+            localAnchorB=own_anchor,
             enableMotor=True,
             enableLimit=True,
-            maxMotorTorque=MOTORS_TORQUE,
+            maxMotorTorque=self.motor_torque,
             motorSpeed=motor_speed,
             lowerAngle=angle_limits[0],
             upperAngle=angle_limits[1],
@@ -302,6 +432,8 @@ class BipedalCustomLegLength(BipedalWalker):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         Env.reset(self, seed=seed)
+        if self.design_ranges:
+            self._draw_design()
         self._destroy()
         self.world.contactListener_bug_workaround = WalkerContacts(self)
         self.world.contactListener = self.world.contactListener_bug_workaround
@@ -333,7 +465,7 @@ class BipedalCustomLegLength(BipedalWalker):
         # min(|a|, 1) is np.clip(|a|, 0, 1) (NaN included) at a third of the cost.
         torque_fraction = np.minimum(np.abs(action), 1)
         motor_speeds = (JOINT_SPEEDS * np.sign(action)).tolist()
-        max_torques = (MOTORS_TORQUE * torque_fraction).tolist()
+        max_torques = (self.motor_torque * torque_fraction).tolist()
         for joint, speed, torque in zip(self.joints, motor_speeds, max_torques, strict=True):
             joint.motorSpeed = speed
             joint.maxMotorTorque = torque
@@ -348,7 +480,7 @@ class BipedalCustomLegLength(BipedalWalker):
         self.prev_shaping = shaping
         # Subtract joint by joint as numpy scalars: like Gymnasium's, the reward takes the action's
         # precision (float32 for float32 actions), and the rounding matches bit for bit.
-        for cost in TORQUE_COST * torque_fraction:
+        for cost in self.torque_cost * torque_fraction:
             reward -= cost
 
         terminated = False
@@ -367,7 +499,7 @@ class BipedalCustomLegLength(BipedalWalker):
         vel = hull.linearVelocity
         hip_1, knee_1, hip_2, knee_2 = self.joints
         hull_angle = hull.angle
-        observation = np.empty(14 + NUM_LIDAR, dtype=np.float32)
+        observation = np.empty(14 + NUM_LIDAR + len(self.design_observation), dtype=np.float32)
         observation[:14] = (
             hull_angle,
             2.0 * hull.angularVelocity / FPS,
@@ -384,7 +516,8 @@ class BipedalCustomLegLength(BipedalWalker):
             knee_2.speed / SPEED_KNEE,
             1.0 if self.legs[3].ground_contact else 0.0,
         )
-        observation[14:] = self._cast_lidar(x, y)
+        observation[14:14 + NUM_LIDAR] = self._cast_lidar(x, y)
+        observation[14 + NUM_LIDAR:] = self.design_observation
         return observation, hull_angle
 
     def _cast_lidar(self, x: float, y: float) -> list[float]:
@@ -408,12 +541,27 @@ class InvalidWalkerArgument(ValueError):
 
 
 def check_walker_arguments(
-    leg_length: float, terrain_length_scale: float, fall_penalty: float, max_time_steps: int
+    leg_length: float,
+    terrain_length_scale: float,
+    fall_penalty: float,
+    max_time_steps: int,
+    thigh_length: float | None = None,
+    shin_length: float | None = None,
+    leg_width: float = DEFAULT_LEG_WIDTH,
+    motor_torque: float = MOTORS_TORQUE,
+    design_ranges: Mapping[str, Sequence[float]] | None = None,
+    design_inputs: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
     """Raise InvalidWalkerArgument naming the allowed range for any argument we cannot use."""
-    low, high = LEG_LENGTH_RANGE
-    if not (math.isfinite(leg_length) and low <= leg_length <= high):
-        raise InvalidWalkerArgument("leg_length", f"a number in [{low:g}, {high:g}]", leg_length)
+    design = {"leg_length": leg_length, "thigh_length": thigh_length,
+              "shin_length": shin_length, "leg_width": leg_width, "motor_torque": motor_torque}
+    for name, value in design.items():
+        if value is not None:
+            check_design_value(name, value)
+    for argument, ranges in (("design_ranges", design_ranges), ("design_inputs", design_inputs)):
+        for name, bounds in (ranges or {}).items():
+            check_design_range(argument, name, bounds)
+    check_proportions(design, design_ranges or {})
     if not (math.isfinite(terrain_length_scale)
             and terrain_length_scale >= MIN_TERRAIN_LENGTH_SCALE):
         raise InvalidWalkerArgument("terrain_length_scale",
@@ -424,3 +572,50 @@ def check_walker_arguments(
     if not (math.isfinite(max_time_steps) and int(max_time_steps) == max_time_steps
             and max_time_steps >= 1):
         raise InvalidWalkerArgument("max_time_steps", "a positive integer", max_time_steps)
+
+
+def check_design_value(name: str, value: float) -> None:
+    low, high = DESIGN_PARAMETERS[name]
+    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+        raise InvalidWalkerArgument(name, f"a number in [{low:g}, {high:g}]", value)
+
+
+def check_design_range(argument: str, name: str, bounds: Sequence[float]) -> None:
+    """A (low, high) pair of a known design parameter, inside its supported range."""
+    if name not in DESIGN_PARAMETERS:
+        raise InvalidWalkerArgument(argument, f"keyed by design parameters "
+                                    f"({', '.join(DESIGN_PARAMETERS)})", name)
+    if not (isinstance(bounds, Sequence) and len(bounds) == 2):
+        raise InvalidWalkerArgument(name, "a (low, high) range", bounds)
+    for value in bounds:
+        check_design_value(name, value)
+    if bounds[0] > bounds[1]:
+        raise InvalidWalkerArgument(name, "a range LOW:HIGH with LOW <= HIGH",
+                                    f"{bounds[0]:g}:{bounds[1]:g}")
+
+
+def check_proportions(design: Mapping[str, float | None],
+                      design_ranges: Mapping[str, Sequence[float]]) -> None:
+    """The longest shin the design can draw is at most MAX_SHIN_TO_THIGH times its shortest
+    thigh (a segment that follows `leg_length` takes its value or range)."""
+    def follows_leg(name: str) -> bool:
+        return design[name] is None and name not in design_ranges
+
+    def extreme(name: str, end: int) -> float:
+        source = "leg_length" if follows_leg(name) else name
+        return float(design_ranges[source][end] if source in design_ranges else design[source])
+
+    if follows_leg("thigh_length") and follows_leg("shin_length"):
+        return  # equal segments
+    shortest_thigh, longest_shin = extreme("thigh_length", 0), extreme("shin_length", 1)
+    if longest_shin > MAX_SHIN_TO_THIGH * shortest_thigh:
+        raise InvalidWalkerArgument(
+            "shin_length", f"at most {MAX_SHIN_TO_THIGH:g} x thigh_length "
+            f"({shortest_thigh:g}) so the walker starts standing", longest_shin)
+
+
+def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
+    """In DESIGN_PARAMETERS order, so that draws and observation layout do not depend on how the
+    caller ordered its dict."""
+    return {name: (float(ranges[name][0]), float(ranges[name][1]))
+            for name in DESIGN_PARAMETERS if name in ranges}

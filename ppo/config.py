@@ -9,9 +9,10 @@ import os
 import re
 import typing
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any
+from typing import NamedTuple, NoReturn
 
-from envs import ENV_ID, LEG_LENGTH_RANGE, InvalidWalkerArgument, check_walker_arguments
+from envs import DESIGN_PARAMETERS, ENV_ID, InvalidWalkerArgument, check_walker_arguments
 from ppo.errors import UsageError
 
 OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
@@ -25,6 +26,19 @@ MIN_ENVS_FOR_WORKERS = 4
 each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
 
 
+class DesignRange(NamedTuple):
+    """`--leg_length=24:46`: each walker draws the value uniformly in [low, high] at every reset."""
+
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.low:g}:{self.high:g}"
+
+
+DesignValue = float | DesignRange
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of a study. Field names are the command-line flags."""
@@ -35,7 +49,11 @@ class Config:
     record: str = ""
     eval_episodes: int = 0
     env: str = ENV_ID
-    leg_length: float = 34.0
+    leg_length: DesignValue = 34.0
+    thigh_length: DesignValue | None = None
+    shin_length: DesignValue | None = None
+    leg_width: DesignValue = 8.0
+    motor_torque: DesignValue = 80.0
     terrain_length_scale: float = 2.0
     fall_penalty: float = -50.0
     max_time_steps: int = 1500
@@ -100,12 +118,26 @@ class Config:
     def has_initial_model(self) -> bool:
         return self.initial_model.lower() != "none"
 
-    def env_kwargs(self) -> dict[str, float | int]:
+    def design_ranges(self) -> dict[str, list[float]]:
+        """The design parameters given as ranges, redrawn by every walker at every reset."""
+        return {name: list(value) for name in DESIGN_PARAMETERS
+                if isinstance(value := getattr(self, name), DesignRange)}
+
+    def design(self) -> dict[str, DesignValue | None]:
+        """The walker's design as the flags give it (numbers, ranges, or None: follows leg)."""
+        return {name: getattr(self, name) for name in DESIGN_PARAMETERS}
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The walker's constructor arguments. A ranged parameter's fixed value is only the
+        body the walker is built with before its first reset, which draws a new one."""
+        fixed = {name: value.low if isinstance(value, DesignRange) else value
+                 for name, value in self.design().items()}
         return {
-            "leg_length": self.leg_length,
+            **fixed,
             "terrain_length_scale": self.terrain_length_scale,
             "fall_penalty": self.fall_penalty,
             "max_time_steps": self.max_time_steps,
+            "design_ranges": self.design_ranges(),
         }
 
     def action_std_at(self, frame: int) -> float:
@@ -154,6 +186,24 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def parse_design_value(text: str) -> DesignValue:
+    """`34` -> 34.0; `24:46` -> DesignRange(24.0, 46.0). The walker checks the values."""
+    parts = text.strip().split(":")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return DesignRange(*values)
+    raise argparse.ArgumentTypeError(f"expected a number or a range LOW:HIGH, got {text!r}")
+
+
+def parse_optional_design_value(text: str) -> DesignValue | None:
+    return None if text.strip().lower() == "none" else parse_design_value(text)
+
+
 def parse_optional_count(text: str) -> int | None:
     return None if text.strip().lower() == "none" else parse_count(text)
 
@@ -178,8 +228,17 @@ FLAG_HELP = {
                      "with --record: episodes recorded (0 means 1); with --render: episodes shown "
                      "(0: until the window is closed)",
     "env": f"environment to train in; only {ENV_ID} is implemented",
-    "leg_length": f"length of the walker's leg segments, in [{LEG_LENGTH_RANGE[0]:g}, "
-                  f"{LEG_LENGTH_RANGE[1]:g}]; both legs are the same",
+    "leg_length": "length of both segments (thigh and shin) of both legs, in drawing units, "
+                  "{range}; LOW:HIGH (e.g. 24:46): a new length each episode, observed by the "
+                  "policy (a design-conditioned policy)",
+    "thigh_length": "length of the upper leg segment {range}; none: leg_length; LOW:HIGH: drawn "
+                    "each episode",
+    "shin_length": "length of the lower leg segment {range}, at most twice the thigh; none: "
+                   "leg_length; LOW:HIGH: drawn each episode",
+    "leg_width": "width of the thigh {range} (the shin is 0.8 of it; Gymnasium's is 8); "
+                 "LOW:HIGH: drawn each episode",
+    "motor_torque": "maximum torque of hip and knee motors {range} (Gymnasium's is 80; the "
+                    "torque's energy cost scales with it); LOW:HIGH: drawn each episode",
     "terrain_length_scale": "above/below 1 lengthens/shortens the course the walker can traverse",
     "fall_penalty": "reward when the walker falls over (ends the episode)",
     "max_time_steps": "maximum number of time steps in each episode",
@@ -224,6 +283,8 @@ FLAG_TYPES = {
     tuple[int, ...]: parse_layers,
     float | None: parse_optional_float,
     int | None: parse_optional_count,
+    DesignValue: parse_design_value,
+    DesignValue | None: parse_optional_design_value,
 }
 
 
@@ -244,13 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints = typing.get_type_hints(Config)
     for spec in dataclasses.fields(Config):
+        help_text = FLAG_HELP[spec.name]
+        if spec.name in DESIGN_PARAMETERS:
+            low, high = DESIGN_PARAMETERS[spec.name]
+            help_text = help_text.format(range=f"in [{low:g}, {high:g}]")
         parser.add_argument(
             f"--{spec.name}",
             type=FLAG_TYPES[hints[spec.name]],
             required=spec.name == "save_name",
             default=argparse.SUPPRESS,
             metavar=spec.name.upper(),
-            help=f"{FLAG_HELP[spec.name]} (default: {describe_default(spec)})",
+            help=f"{help_text} (default: {describe_default(spec)})",
         )
     return parser
 
@@ -344,6 +409,8 @@ def validate_policy_modes(config: Config, require) -> None:
 
 
 def format_value(value: object) -> str:
+    if isinstance(value, DesignRange):
+        return str(value)
     if isinstance(value, tuple):
         return "[" + ",".join(map(str, value)) + "]"
     return repr(value) if isinstance(value, str) else str(value)

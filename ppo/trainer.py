@@ -62,8 +62,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def make_walkers(config: Config) -> WalkerPool:
-    return WalkerPool(config.env, config.env_kwargs(), config.num_envs, config.worker_processes)
+def saved_design_inputs(path: Path) -> dict[str, list[float]]:
+    """The design inputs an interrupted study ran with, from its resume checkpoint."""
+    try:
+        return transfer.design_inputs_of(load_checkpoint(path))
+    except UsageError as error:
+        raise UsageError(f"--resume: {error}") from None
 
 
 FUSED_OPTIMIZERS = frozenset({"adam"})
@@ -126,7 +130,12 @@ class Study:
         self.results_dir = Path(config.results_dir)
         self.stop_signal: int | None = None
 
-        self.envs = make_walkers(config)
+        # The observation's layout is decided before the walkers exist: they append the design.
+        inputs = (saved_design_inputs(self.last_path) if config.resume and self.last_path.exists()
+                  else transfer.design_inputs(config))
+        self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
+        self.envs = WalkerPool(config.env, self.env_kwargs, config.num_envs,
+                               config.worker_processes)
         try:
             self._build_learner(config)
         except BaseException:
@@ -162,7 +171,7 @@ class Study:
     # ----- checkpoints and results -------------------------------------------------------
 
     def env_settings(self) -> dict[str, Any]:
-        return {"env": self.config.env, **self.config.env_kwargs()}
+        return {"env": self.config.env, **self.env_kwargs}
 
     def wall_time(self) -> float:
         return self.elapsed_before + time.monotonic() - self.started

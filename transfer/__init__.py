@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ppo.config import Config
+from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
 from transfer.freezing import (
     apply_thaw_schedule,
@@ -27,12 +28,19 @@ from transfer.freezing import (
     set_trainable,
     thaw_frame,
 )
-from transfer.loading import load_initial_policy, resolve_model_path
+from ppo.checkpoint import load_checkpoint
+from transfer.loading import (
+    check_design_inputs,
+    design_inputs_of,
+    load_initial_policy,
+    resolve_model_path,
+)
 from transfer.perturb import add_noise, reset_final_layer
 
 __all__ = [
     "add_noise",
     "apply_thaw_schedule",
+    "design_inputs",
     "first_trainable_layer",
     "frozen_layer_count",
     "load_initial_policy",
@@ -42,6 +50,23 @@ __all__ = [
     "set_trainable",
     "thaw_frame",
 ]
+
+
+def design_inputs(config: Config) -> dict[str, list[float]]:
+    """What the study's walkers append to their observations: the initial model's design
+    inputs if it has any (the transferred layers read the observation laid out and scaled as it
+    was trained with, whatever design or narrower range the study runs), else the study's own
+    ranges (empty: a fixed design, nothing appended)."""
+    ranges = config.design_ranges()
+    if not config.has_initial_model:
+        return ranges
+    path = resolve_model_path(config.initial_model, Path(config.models_dir))
+    try:
+        source_inputs = design_inputs_of(load_checkpoint(path))
+    except UsageError as error:
+        raise UsageError(f"--initial_model: {error}") from None
+    check_design_inputs(source_inputs, ranges, path, "--initial_model")
+    return source_inputs
 
 
 def prepare(policy: ActorCritic, config: Config) -> str:

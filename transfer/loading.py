@@ -108,3 +108,25 @@ def load_initial_policy(policy: ActorCritic, path: Path) -> dict[str, Any]:
     check_architecture(policy, state_dict, path)
     policy.load_state_dict(state_dict)
     return checkpoint
+
+
+def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:
+    """The design parameters a policy reads from its observation, and their input ranges;
+    empty for a fixed-design policy (and for checkpoints from before design inputs existed)."""
+    env = checkpoint.get("env")
+    inputs = env.get("design_inputs") if isinstance(env, dict) else None
+    return dict(inputs) if isinstance(inputs, dict) else {}
+
+
+def check_design_inputs(source_inputs: dict[str, list[float]],
+                        design_ranges: dict[str, list[float]], path: Path, flag: str) -> None:
+    """A study over a range of designs needs a policy that observes every ranged parameter:
+    a fixed-design policy cannot tell the bodies it is given apart."""
+    unobserved = [name for name in design_ranges if name not in source_inputs]
+    if not unobserved:
+        return
+    observed = ", ".join(source_inputs) or "no design parameters (a fixed-design policy)"
+    ranges = " ".join(f"--{name}={low:g}:{high:g}" for name, (low, high) in design_ranges.items()
+                      if name in unobserved)
+    raise UsageError(f"{flag}: {path} observes {observed}, so it cannot train over {ranges}; "
+                     f"start from a policy conditioned on them, or from scratch")

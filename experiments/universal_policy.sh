@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Trains the shipped design-conditioned policy trained_models/universal_24_46.pt: one policy for
+# every leg length from 24 to 46 (each walker draws a new length at every episode and observes
+# it), then evaluates it deterministically at every integer leg length in that range.
+# Resumable: run it again after an interruption.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+resume=false
+[ -f trained_models/universal_24_46.last.pt ] && resume=true
+python run.py --save_name=universal_24_46 --leg_length=24:46 --seed=1 --total_frames=10e6 \
+    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 --resume=$resume --quiet=true
+
+python experiments/zero_shot_table.py
