@@ -240,7 +240,8 @@ class BipedalCustomLegLength(BipedalWalker):
     ```python
     >>> import gymnasium as gym, envs
     >>> env = gym.make("Bipedal_Custom_Leg_Length-v0", leg_length=30)
-    >>> body_aware = gym.make("Bipedal_Custom_Leg_Length-v0", design_ranges={"leg_length": (24, 46)})
+    >>> body_aware = gym.make("Bipedal_Custom_Leg_Length-v0",
+    ...                       design_ranges={"leg_length": (24, 46)})
     >>> body_aware.observation_space.shape
     (25,)
     ```
@@ -499,7 +500,8 @@ class BipedalCustomLegLength(BipedalWalker):
         vel = hull.linearVelocity
         hip_1, knee_1, hip_2, knee_2 = self.joints
         hull_angle = hull.angle
-        observation = np.empty(14 + NUM_LIDAR + len(self.design_observation), dtype=np.float32)
+        observation = np.empty(14 + NUM_LIDAR + len(self.design_observation),
+                               dtype=np.float32)
         observation[:14] = (
             hull_angle,
             2.0 * hull.angularVelocity / FPS,

@@ -9,8 +9,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from envs import DESIGN_PARAMETERS, ENV_ID, InvalidWalkerArgument, check_walker_arguments
 from ppo.errors import UsageError

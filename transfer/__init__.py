@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ppo.checkpoint import load_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
@@ -28,7 +29,6 @@ from transfer.freezing import (
     set_trainable,
     thaw_frame,
 )
-from ppo.checkpoint import load_checkpoint
 from transfer.loading import (
     check_design_inputs,
     design_inputs_of,
