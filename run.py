@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 from ppo import evaluate
 from ppo.config import Config, parse_config
 from ppo.errors import UsageError
 from ppo.results import SCORE_WINDOW
 from ppo.trainer import TrainingDiverged, train
+from transfer import selection
 
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
+    if config.list_models:
+        print(selection.list_models(Path(config.models_dir)))
+        return 0
+    choice = selection.resolve_initial_model(config)
+    config = choice.config
+    if choice.report and (config.render or config.record or config.eval_episodes > 0):
+        print(choice.report, flush=True)  # training prints it in its transfer summary
     if config.render:
         return evaluate.watch(config)
     if config.record:
         return evaluate.record(config)
     if config.eval_episodes > 0:
         return evaluate.evaluate(config)
-    outcome = train(config)
+    outcome = train(config, source_choice=choice.report)
     print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
     print(f"results:     {outcome.results_path}, {outcome.csv_path} "
           f"({outcome.episodes} episodes, {outcome.frames:,} frames)")

@@ -9,6 +9,9 @@ from envs.bipedal_custom import (
     InvalidWalkerArgument,
     WalkerDesign,
     check_walker_arguments,
+    describe_design,
+    design_differences,
+    design_of,
 )
 
 ENV_ID = "Bipedal_Custom_Leg_Length-v0"
@@ -25,4 +28,7 @@ __all__ = [
     "InvalidWalkerArgument",
     "WalkerDesign",
     "check_walker_arguments",
+    "describe_design",
+    "design_differences",
+    "design_of",
 ]

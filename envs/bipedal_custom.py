@@ -621,3 +621,41 @@ def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[flo
     caller ordered its dict."""
     return {name: (float(ranges[name][0]), float(ranges[name][1]))
             for name in DESIGN_PARAMETERS if name in ranges}
+
+
+DESIGN_DEFAULTS: dict[str, float | None] = {
+    "leg_length": 34.0, "thigh_length": None, "shin_length": None,
+    "leg_width": DEFAULT_LEG_WIDTH, "motor_torque": float(MOTORS_TORQUE),
+}
+"""The default walker's design (Gymnasium's body); None: the segment follows leg_length."""
+
+
+def design_of(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The design in walker settings (constructor arguments, as checkpoints record them) as
+    text: parameter -> '34' or '24:46' (a range). Missing parameters (older checkpoints) take
+    their defaults; a segment that follows leg_length is left out."""
+    ranges = settings.get("design_ranges") or {}
+    design = {}
+    for name, default in DESIGN_DEFAULTS.items():
+        if name in ranges:
+            low, high = ranges[name]
+            design[name] = f"{low:g}:{high:g}"
+        elif (value := settings.get(name, default)) is not None:
+            design[name] = f"{value:g}"
+    return design
+
+
+def describe_design(settings: Mapping[str, Any]) -> str:
+    """E.g. 'leg_length 24:46, leg_width 8, motor_torque 80 (observes leg_length)'."""
+    text = ", ".join(f"{name} {value}" for name, value in design_of(settings).items())
+    inputs = settings.get("design_inputs")
+    if inputs is None:
+        inputs = settings.get("design_ranges") or {}
+    return text + (f" (observes {', '.join(inputs)})" if inputs else "")
+
+
+def design_differences(source: Mapping[str, Any], target: Mapping[str, Any]) -> list[str]:
+    """'leg_length 34 -> 30' for each design parameter in which two walkers differ."""
+    before, after = design_of(source), design_of(target)
+    return [f"{name} {before.get(name, '=leg_length')} -> {after.get(name, '=leg_length')}"
+            for name in DESIGN_DEFAULTS if before.get(name) != after.get(name)]

@@ -42,7 +42,7 @@ DesignValue = float | DesignRange
 class Config:
     """Every setting of a study. Field names are the command-line flags."""
 
-    save_name: str
+    save_name: str = ""
     total_frames: int = 10_000_000
     render: bool = False
     record: str = ""
@@ -86,6 +86,7 @@ class Config:
     resume: bool = False
     models_dir: str = "trained_models"
     results_dir: str = "results"
+    list_models: bool = False
 
     @property
     def steps_per_env(self) -> int:
@@ -253,7 +254,9 @@ FLAG_HELP = {
     "action_std_final": "noise std at the end of the schedule",
     "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs",
     "device": "torch device to train on: cpu, cuda, cuda:N",
-    "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch",
+    "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
+                     "auto: the compatible policy in models_dir that walks this walker best in "
+                     "a short zero-shot evaluation",
     "transfer_learning": f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}",
     "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw",
     "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
@@ -272,6 +275,8 @@ FLAG_HELP = {
     "resume": "true: continue an interrupted study from its last checkpoint",
     "models_dir": "folder for trained policies",
     "results_dir": "folder for results files",
+    "list_models": "true: list the policies in models_dir (design, frames, score, whether "
+                   "design-conditioned) and exit",
 }
 
 FLAG_TYPES = {
@@ -311,7 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{spec.name}",
             type=FLAG_TYPES[hints[spec.name]],
-            required=spec.name == "save_name",
             default=argparse.SUPPRESS,
             metavar=spec.name.upper(),
             help=f"{help_text} (default: {describe_default(spec)})",
@@ -338,6 +342,9 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
             value = getattr(config, flag)
             raise UsageError(f"--{flag}: {allowed}, got {format_value(value)}")
 
+    if config.list_models:
+        return  # reads the models folder; nothing else is used
+    require(bool(config.save_name), "save_name", "is required: name the study")
     require(bool(SAVE_NAME_PATTERN.fullmatch(config.save_name)) and ".." not in config.save_name,
             "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
     require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")

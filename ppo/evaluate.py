@@ -9,7 +9,10 @@ reused across resets, Gymnasium's BipedalWalker-v3's included, plays a seed slig
 differently after an even number of earlier episodes.)
 
 The walker is the one the env flags describe, which need not be the one the policy was trained
-for: `--leg_length=30` with a policy trained at 34 is a zero-shot transfer check.
+for: `--leg_length=30` with a policy trained at 34 is a zero-shot transfer check. A
+design-conditioned policy (trained with a design range such as `--leg_length=24:46`) is fed the
+walker's design in its observation, scaled as in its training, at whatever fixed design or range
+the flags give.
 
 Which policy: `--initial_model` if given (looked up as for training), else
 `<models_dir>/<save_name>.pt`.
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
 
-import envs  # noqa: F401 (registers the walker)
+import envs
 from ppo.checkpoint import (
     atomic_write_bytes,
     library_versions,
@@ -42,6 +45,7 @@ from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from transfer import resolve_model_path
+from transfer.loading import design_inputs_of
 
 FrameHook = Callable[[gym.Env, int, int, float], None]
 """Called after each reset and each step with (env, episode index, step, return so far)."""
@@ -91,7 +95,7 @@ def load_policy(config: Config) -> tuple[ActorCritic, dict[str, Any], Path]:
         policy = policy_from_checkpoint(checkpoint)
     except (KeyError, RuntimeError, TypeError, ValueError):
         raise UsageError(f"{path}: not a loadable transfer_rl policy checkpoint") from None
-    env = make_env(config)
+    env = make_env(config, design_inputs_of(checkpoint))
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
     if (checkpoint["obs_dim"], checkpoint["act_dim"]) != (obs_dim, act_dim):
@@ -111,27 +115,33 @@ def act(policy: ActorCritic, observation: np.ndarray) -> np.ndarray:
 def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> str:
     details = []
     trained_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-    trained_leg = trained_env.get("leg_length")
-    if isinstance(trained_leg, int | float):
-        details.append(f"trained at leg length {trained_leg:g}")
+    if trained_env:
+        details.append(f"trained on {envs.describe_design(trained_env)}")
     if isinstance(checkpoint.get("frames"), int):
         details.append(f"{checkpoint['frames']:,} frames")
     if isinstance(checkpoint.get("score"), int | float) and math.isfinite(checkpoint["score"]):
         details.append(f"score {checkpoint['score']:.1f}")
     line = f"policy: {path}" + (f" ({', '.join(details)})" if details else "")
-    if isinstance(trained_leg, int | float) and trained_leg != config.leg_length:
-        line += f"\nzero-shot transfer: run on a walker with leg length {config.leg_length:g}"
+    differences = envs.design_differences(trained_env, config.env_kwargs()) if trained_env else []
+    if differences:
+        line += f"\nzero-shot transfer: {', '.join(differences)}"
     return line
 
 
 def describe_walker(config: Config) -> str:
-    return "walker: " + ", ".join(f"{k} {v:g}" for k, v in config.env_kwargs().items())
+    kwargs = config.env_kwargs()
+    course = ", ".join(f"{name} {kwargs[name]:g}"
+                       for name in ("terrain_length_scale", "fall_penalty", "max_time_steps"))
+    return f"walker: {envs.describe_design(kwargs)}; {course}"
 
 
 # ----- episodes --------------------------------------------------------------------------------
 
-def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
-    return gym.make(config.env, render_mode=render_mode, **config.env_kwargs())
+def make_env(config: Config, design_inputs: dict[str, list[float]] | None = None,
+             render_mode: str | None = None) -> gym.Env:
+    """The walker the flags describe, observing `design_inputs` (None: its own ranges)."""
+    return gym.make(config.env, render_mode=render_mode,
+                    **{**config.env_kwargs(), "design_inputs": design_inputs})
 
 
 def outcome_of(env: gym.Env, terminated: bool) -> str:
@@ -160,12 +170,15 @@ def run_episode(env: gym.Env, policy: ActorCritic, seed: int, episode: int = 0,
 
 
 def play(config: Config, policy: ActorCritic, episodes: int | None,
-         render_mode: str | None = None, on_frame: FrameHook | None = None
-         ) -> Iterator[EpisodeResult]:
-    """Episode i with seed `config.seed + i`, each in a fresh walker; `episodes=None`: no end."""
+         render_mode: str | None = None, on_frame: FrameHook | None = None,
+         design_inputs: dict[str, list[float]] | None = None) -> Iterator[EpisodeResult]:
+    """Episode i with seed `config.seed + i`, each in a fresh walker; `episodes=None`: no end.
+
+    `design_inputs`: what the policy observes of the design (its checkpoint's).
+    """
     counter: Iterable[int] = range(episodes) if episodes is not None else itertools.count()
     for episode in counter:
-        env = make_env(config, render_mode)
+        env = make_env(config, design_inputs, render_mode)
         try:
             yield run_episode(env, policy, config.seed + episode, episode, on_frame)
         finally:
@@ -208,7 +221,8 @@ def evaluate(config: Config) -> int:
     print(describe_walker(config))
     results = []
     try:
-        for result in play(config, policy, config.eval_episodes):
+        for result in play(config, policy, config.eval_episodes,
+                           design_inputs=design_inputs_of(checkpoint)):
             if not config.quiet:
                 print(describe_episode(result, len(results), config.eval_episodes), flush=True)
             results.append(result)
@@ -223,7 +237,8 @@ def evaluate(config: Config) -> int:
         "policy": str(path),
         "policy_env": checkpoint.get("env"),
         "policy_frames": checkpoint.get("frames"),
-        "env": {"env": config.env, **config.env_kwargs()},
+        "env": {"env": config.env, **config.env_kwargs(),
+                "design_inputs": design_inputs_of(checkpoint)},
         "seed": config.seed,
         "deterministic": True,
         "summary": summary,
@@ -236,10 +251,14 @@ def evaluate(config: Config) -> int:
     return 0
 
 
-def overlay_lines(config: Config, episode: int, episodes: int | None, step: int,
+def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,
                   episode_return: float) -> list[str]:
+    """The body being shown (drawn anew each episode for a design range), episode, return."""
     of = f"/{episodes}" if episodes else ""
-    return [f"leg length {config.leg_length:g}    episode {episode + 1}{of}",
+    design = env.unwrapped.design
+    body = (f"leg length {env.unwrapped.leg_length:g}" if design.thigh_length == design.shin_length
+            else f"thigh {design.thigh_length:g} shin {design.shin_length:g}")
+    return [f"{body}    episode {episode + 1}{of}",
             f"step {step}    return {episode_return:.1f}"]
 
 
@@ -256,12 +275,13 @@ def record(config: Config) -> int:
     video = VideoFile(Path(config.record))
 
     def add_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
-        lines = overlay_lines(config, episode, episodes, step, episode_return)
+        lines = overlay_lines(env, episode, episodes, step, episode_return)
         video.offer(lambda: overlay.draw(env.render(), lines))
 
     results = []
     try:
-        for result in play(config, policy, episodes, "rgb_array", add_frame):
+        for result in play(config, policy, episodes, "rgb_array", add_frame,
+                           design_inputs_of(checkpoint)):
             print(describe_episode(result, len(results), episodes), flush=True)
             results.append(result)
             video.end_episode()
@@ -296,12 +316,14 @@ def watch(config: Config) -> int:
     print("close the window, or press Escape or Ctrl-C, to stop", flush=True)
 
     def show_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
-        lines = overlay_lines(config, episode, episodes, step, episode_return)
+        lines = overlay_lines(env, episode, episodes, step, episode_return)
         caption = f"transfer_rl: {path.name} | " + " | ".join(lines)
         window.show(overlay.draw(env.render(), lines), caption)
 
     try:
-        for count, result in enumerate(play(config, policy, episodes, "rgb_array", show_frame)):
+        shown = play(config, policy, episodes, "rgb_array", show_frame,
+                     design_inputs_of(checkpoint))
+        for count, result in enumerate(shown):
             print(describe_episode(result, count, episodes), flush=True)
     except (WindowClosed, KeyboardInterrupt):
         print("stopped")

@@ -119,8 +119,9 @@ def model_paths(config: Config) -> tuple[Path, Path]:
 class Study:
     """One training run, resumable, that can be stopped cleanly between environment steps."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, source_choice: str = "") -> None:
         self.config = config
+        self.source_choice = source_choice
         check_output_folder(config.models_dir, "models_dir")
         check_output_folder(config.results_dir, "results_dir")
         check_device(config.device)
@@ -150,7 +151,8 @@ class Study:
         obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
         self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
         # A resumed study restores its own weights; the initial model only seeds a new one.
-        self.transfer_summary = "" if config.resume else transfer.prepare(self.policy, config)
+        self.transfer_summary = "" if config.resume else "\n".join(
+            text for text in (self.source_choice, transfer.prepare(self.policy, config)) if text)
         if not all(torch.isfinite(t).all() for t in self.policy.state_dict().values()):
             # NaN weights would give NaN actions, which crash Box2D inside the workers.
             raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
@@ -439,10 +441,13 @@ def ppo_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
     return policy_loss + config.value_coef * value_loss
 
 
-def train(config: Config) -> StudyOutcome:
-    """Run a study; SIGINT/SIGTERM stop it cleanly with everything so far written."""
+def train(config: Config, source_choice: str = "") -> StudyOutcome:
+    """Run a study; SIGINT/SIGTERM stop it cleanly with everything so far written.
+
+    `source_choice`: how `--initial_model=auto` chose the model (kept in the transfer summary).
+    """
     torch.set_num_threads(1)  # tiny networks: threads only contend with the env workers
-    study = Study(config)
+    study = Study(config, source_choice)
     previous = {sig: signal.signal(sig, study.request_stop) for sig in (signal.SIGINT,
                                                                        signal.SIGTERM)}
     try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+import envs
 from ppo.checkpoint import load_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
@@ -85,7 +86,8 @@ def prepare(policy: ActorCritic, config: Config) -> str:
     if config.add_noise_layers:
         add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
     apply_thaw_schedule(policy, config, frame=0)
-    lines = [describe_source(path, checkpoint), describe_changes(config),
+    lines = [describe_source(path, checkpoint), describe_designs(checkpoint, config),
+             describe_changes(config),
              describe_schedule(config, len(linear_layers(policy.actor)))]
     return "\n".join(line for line in lines if line)
 
@@ -93,15 +95,22 @@ def prepare(policy: ActorCritic, config: Config) -> str:
 def describe_source(path: Path, checkpoint: dict[str, Any]) -> str:
     """Where the model came from and, when the checkpoint says, what it was trained for."""
     details = []
-    env = checkpoint.get("env")
-    if isinstance(env, dict) and isinstance(env.get("leg_length"), int | float):
-        details.append(f"leg length {env['leg_length']:g}")
     if isinstance(checkpoint.get("score"), int | float):
         details.append(f"score {checkpoint['score']:.1f}")
     if isinstance(checkpoint.get("frames"), int):
         details.append(f"{checkpoint['frames']:,} frames")
     suffix = f" ({', '.join(details)})" if details else ""
     return f"transfer: loaded {path}{suffix}"
+
+
+def describe_designs(checkpoint: dict[str, Any], config: Config) -> str:
+    """Source and target walkers, and what differs between them."""
+    source = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    target = {**config.env_kwargs(), "design_inputs": design_inputs_of(checkpoint) or None}
+    differences = envs.design_differences(source, target)
+    return (f"transfer: source walker {envs.describe_design(source)}\n"
+            f"transfer: target walker {envs.describe_design(target)}\n"
+            f"transfer: design differs in {'; '.join(differences) or 'nothing'}")
 
 
 def describe_changes(config: Config) -> str:

@@ -1,0 +1,168 @@
+"""`--initial_model=auto`: choose the source policy by how well it walks the target design.
+
+Which trained policy transfers best to a new design is an empirical question (a policy trained
+at leg length 34 falls at 28; a design-conditioned one may walk it at once), so it is answered
+empirically: every compatible policy in the model folders is run, deterministically and
+zero-shot, for a few episodes on the study's own walker, and the best mean return wins.
+
+Compatible means the policy can be loaded into the study's network and read its walkers'
+observations: the same hidden layers and action size, and, for a study over a design range,
+design inputs that cover every ranged parameter. Resume checkpoints (`NAME.last.pt`) and
+unreadable files are not candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import envs
+from ppo.checkpoint import load_checkpoint, policy_from_checkpoint
+from ppo.config import Config
+from ppo.errors import UsageError
+from transfer.loading import check_design_inputs, design_inputs_of, model_dirs
+
+AUTO = "auto"
+AUTO_EPISODES = 3
+"""Episodes per candidate: enough to tell a walker from a faller, seconds per model."""
+
+
+@dataclass(frozen=True)
+class Ranked:
+    path: Path
+    mean_return: float
+    conditioned_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Choice:
+    config: Config
+    """The study's config with `initial_model` set to the chosen policy's path."""
+    report: str
+    """The ranking, for the console, the transfer summary and the results."""
+
+
+def model_files(models_dir: Path) -> list[Path]:
+    """Policies in the model folders: `.pt` files that are not resume checkpoints or temp files."""
+    return sorted(
+        path
+        for directory in model_dirs(models_dir) if directory.is_dir()
+        for path in directory.glob("*.pt")
+        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".last.pt")
+    )
+
+
+def readable_checkpoint(path: Path) -> dict[str, Any] | None:
+    try:
+        return load_checkpoint(path)
+    except UsageError:
+        return None
+
+
+def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
+    """Whether `checkpoint` fits the network and observations of the study `config` describes."""
+    if list(checkpoint.get("hidden_layers") or []) != list(config.hidden_layers):
+        return False
+    inputs = design_inputs_of(checkpoint)
+    try:
+        check_design_inputs(inputs, config.design_ranges(), path, "--initial_model")
+    except UsageError:
+        return False
+    return checkpoint.get("obs_dim") == 24 + len(inputs) and checkpoint.get("act_dim") == 4
+
+
+def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
+    """Mean return of `AUTO_EPISODES` deterministic episodes on the study's walker."""
+    from ppo.evaluate import play  # evaluation imports transfer: import it when used
+
+    try:
+        policy = policy_from_checkpoint(checkpoint).eval()
+    except (KeyError, RuntimeError, TypeError, ValueError):
+        return -math.inf
+    episodes = play(config, policy, AUTO_EPISODES, design_inputs=design_inputs_of(checkpoint))
+    return float(np.mean([episode.episode_return for episode in episodes]))
+
+
+def rank_models(config: Config) -> list[Ranked]:
+    ranked = []
+    for path in model_files(Path(config.models_dir)):
+        checkpoint = readable_checkpoint(path)
+        if checkpoint is None or not compatible(checkpoint, config, path):
+            continue
+        ranked.append(Ranked(path, zero_shot_return(checkpoint, config),
+                             tuple(design_inputs_of(checkpoint))))
+    return sorted(ranked, key=lambda entry: -entry.mean_return)
+
+
+def describe_ranking(ranked: list[Ranked], config: Config, seconds: float) -> str:
+    walker = envs.describe_design(config.env_kwargs())
+    lines = [f"auto: {len(ranked)} compatible policies, each run for {AUTO_EPISODES} "
+             f"deterministic episodes on the target walker ({walker}) in {seconds:.1f} s:"]
+    for place, entry in enumerate(ranked, start=1):
+        conditioned = (f" (conditioned on {', '.join(entry.conditioned_on)})"
+                       if entry.conditioned_on else "")
+        lines.append(f"auto: {place}. {entry.path}: mean return {entry.mean_return:.1f}"
+                     f"{conditioned}")
+    lines.append(f"auto: chose {ranked[0].path}")
+    return "\n".join(lines)
+
+
+def choose_initial_model(config: Config) -> Choice:
+    """Rank the candidates and return the config that names the winner."""
+    started = time.monotonic()
+    ranked = rank_models(config)
+    if not ranked:
+        folders = ", ".join(map(str, model_dirs(Path(config.models_dir))))
+        raise UsageError(f"--initial_model: auto found no policy in {folders} with "
+                         f"--hidden_layers={list(config.hidden_layers)} that can observe this "
+                         f"study's walkers; name a model or train from scratch")
+    report = describe_ranking(ranked, config, time.monotonic() - started)
+    return Choice(dataclasses.replace(config, initial_model=str(ranked[0].path)), report)
+
+
+def resolve_initial_model(config: Config) -> Choice:
+    """`--initial_model=auto` resolved to a path (any other value is kept as it is).
+
+    A resumed study keeps the choice it made when it started, read from its resume checkpoint,
+    so that it continues the same experiment.
+    """
+    if config.initial_model.lower() != AUTO:
+        return Choice(config, "")
+    last_path = Path(config.models_dir) / f"{config.save_name}.last.pt"
+    if config.resume and last_path.is_file():
+        saved = load_checkpoint(last_path).get("config", {})
+        chosen = saved.get("initial_model") if isinstance(saved, dict) else None
+        if isinstance(chosen, str):
+            return Choice(dataclasses.replace(config, initial_model=chosen),
+                          f"auto: resumed with the policy chosen at the start, {chosen}")
+    return choose_initial_model(config)
+
+
+def describe_model(path: Path, checkpoint: dict[str, Any] | None) -> str:
+    """One line of `--list_models`: name, design, frames, score, conditioned or not."""
+    if checkpoint is None:
+        return f"{path}: unreadable"
+    env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    frames, score = checkpoint.get("frames"), checkpoint.get("score")
+    inputs = design_inputs_of(checkpoint)
+    design = ", ".join(f"{name} {value}" for name, value in envs.design_of(env).items())
+    parts = [design if env else "design unknown",
+             f"{frames:,} frames" if isinstance(frames, int) else "frames unknown",
+             f"score {score:.1f}" if isinstance(score, int | float) and math.isfinite(score)
+             else "no score",
+             f"conditioned on {', '.join(inputs)}" if inputs else "fixed design",
+             f"hidden layers {checkpoint.get('hidden_layers')}"]
+    return f"{path}: " + "; ".join(parts)
+
+
+def list_models(models_dir: Path) -> str:
+    files = model_files(models_dir)
+    if not files:
+        return f"no policies in {', '.join(map(str, model_dirs(models_dir)))}"
+    return "\n".join(describe_model(path, readable_checkpoint(path)) for path in files)
