@@ -5,6 +5,7 @@ torque are parameters, fixed or redrawn at every reset, and the course length an
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ DESIGN_PARAMETERS: dict[str, tuple[float, float]] = {
 }
 """The walker's design parameters and their supported ranges, in Gymnasium's units: lengths and
 widths in drawing units (1/SCALE world units), torque as Gymnasium's MOTORS_TORQUE. Every corner
-of the box starts standing on the start pad (tests/test_envs.py). The order is the order in which
+of the box starts standing on the start pad (tests/test_design.py). The order is the order in which
 ranged parameters are drawn at a reset and appended to the observation."""
 
 MAX_SHIN_TO_THIGH = 2.0
@@ -578,7 +579,7 @@ def check_walker_arguments(
 
 def check_design_value(name: str, value: float) -> None:
     low, high = DESIGN_PARAMETERS[name]
-    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
         raise InvalidWalkerArgument(name, f"a number in [{low:g}, {high:g}]", value)
 
 
@@ -587,12 +588,16 @@ def check_design_range(argument: str, name: str, bounds: Sequence[float]) -> Non
     if name not in DESIGN_PARAMETERS:
         raise InvalidWalkerArgument(argument, f"keyed by design parameters "
                                     f"({', '.join(DESIGN_PARAMETERS)})", name)
-    if not (isinstance(bounds, Sequence) and len(bounds) == 2):
+    if not (isinstance(bounds, Sequence | np.ndarray) and len(bounds) == 2):
         raise InvalidWalkerArgument(name, "a (low, high) range", bounds)
     for value in bounds:
         check_design_value(name, value)
     if bounds[0] > bounds[1]:
         raise InvalidWalkerArgument(name, "a range LOW:HIGH with LOW <= HIGH",
+                                    f"{bounds[0]:g}:{bounds[1]:g}")
+    if argument == "design_inputs" and bounds[0] == bounds[1]:
+        # An input scaled from a single point would read 0 whatever the design.
+        raise InvalidWalkerArgument(name, "an input range LOW:HIGH with LOW < HIGH",
                                     f"{bounds[0]:g}:{bounds[1]:g}")
 
 

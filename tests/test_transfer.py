@@ -321,7 +321,7 @@ def test_prepare_loads_weights_and_normaliser_and_summarises(
     for key, value in source_policy.state_dict().items():
         assert torch.equal(policy.state_dict()[key], value), key
     assert str(path) in summary
-    assert "leg length 30" in summary and "score 123.4" in summary
+    assert "source walker leg_length 30" in summary and "score 123.4" in summary
     assert "freeze_then_thaw" in summary and "at frame 500" in summary
 
 
@@ -356,7 +356,8 @@ def test_checkpoint_from_save_policy_loads_into_a_fresh_policy(tmp_path: Path) -
     with torch.no_grad():
         assert torch.equal(policy.mean_action(obs), source_policy.mean_action(obs))
         assert torch.equal(policy.value(obs), source_policy.value(obs))
-    assert f"loaded {path} (leg length 30, score -12.5, 7,000 frames)" in summary
+    assert f"loaded {path} (score -12.5, 7,000 frames)" in summary
+    assert "design differs in leg_length 30 -> 34" in summary
 
 
 def test_model_names_resolve_in_models_dir_then_the_repository(
