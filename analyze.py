@@ -30,6 +30,7 @@ from analysis.metrics import Settings, compare, panel_metrics, panels, ratio_flo
 from analysis.report import definitions, metrics_table, zero_shot_table
 from analysis.stats import Bootstrap
 from analysis.zero_shot import zero_shot_lines
+from envs import DESIGN_PARAMETERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--include_incomplete", action="store_true",
                         help="also use studies that stopped before their total_frames")
+    parser.add_argument("--zero_shot_axis", default=None, choices=list(DESIGN_PARAMETERS),
+                        help="design parameter along which zero-shot results are drawn "
+                             "(default: the one the evaluated walkers differ in)")
     parser.add_argument("--export", default=None, metavar="PATH.jsonl[.gz]",
                         help="also write the inputs, compactly, to redraw everything later")
     return parser
@@ -133,7 +137,7 @@ def cli(argv: list[str] | None = None) -> int:
             written.append(path)
 
     if evaluations:
-        lines = zero_shot_lines(evaluations, bootstrap)
+        lines = zero_shot_lines(evaluations, bootstrap, args.zero_shot_axis)
         table = zero_shot_table(lines)
         path = out / f"{args.prefix}zero_shot.md"
         path.write_text(f"# Zero-shot transfer\n\nDeterministic policy, no training on the "

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+import envs
+
 NOT_THE_EXPERIMENT = ("seed", "save_name", "resume", "quiet", "models_dir", "results_dir",
                       "device", "num_envs", "render", "record", "eval_episodes")
 """Flags that do not define the experiment: studies differing only in these are one group.
@@ -63,10 +65,11 @@ class Evaluation:
     """One evaluation report: a policy run deterministically on one walker."""
 
     policy: str
-    trained_leg: float
-    """Leg length the policy was trained on (NaN if its checkpoint did not say)."""
-    leg: float
-    """Leg length of the walker it was evaluated on."""
+    trained_on: dict[str, str]
+    """The design the policy was trained on, as text per parameter ('34', or '24:46' for a
+    design range); empty if its checkpoint did not say."""
+    walker: dict[str, float]
+    """The design of the walker it was evaluated on (segments resolved; NaN: a range)."""
     returns: np.ndarray
     falls: int
     source: str = ""
@@ -74,6 +77,16 @@ class Evaluation:
     @property
     def policy_name(self) -> str:
         return Path(self.policy).stem
+
+
+def walker_values(env: dict[str, Any]) -> dict[str, float]:
+    """Walker settings (as reports and checkpoints record them) -> each design parameter's
+    value, thigh and shin resolved from leg_length when they follow it; NaN where ranged."""
+    design = envs.design_of(env)
+    values = {name: math.nan if ":" in text else float(text) for name, text in design.items()}
+    for segment in ("thigh_length", "shin_length"):
+        values.setdefault(segment, values["leg_length"])
+    return values
 
 
 def expand_patterns(patterns: Iterable[str]) -> list[Path]:
@@ -141,10 +154,9 @@ def load_evaluation(path: Path) -> Evaluation:
 def evaluation_from_report(report: dict[str, Any], source: str) -> Evaluation:
     returns = np.asarray([episode["return"] for episode in report["episodes"]], dtype=np.float64)
     falls = sum(bool(episode.get("fell")) for episode in report["episodes"])
-    policy_env = report.get("policy_env") or {}
-    trained_leg = policy_env.get("leg_length") if isinstance(policy_env, dict) else None
-    trained_leg = float(trained_leg) if isinstance(trained_leg, int | float) else math.nan
-    return Evaluation(str(report["policy"]), trained_leg, float(report["env"]["leg_length"]),
+    policy_env = report.get("policy_env")
+    trained_on = envs.design_of(policy_env) if isinstance(policy_env, dict) else {}
+    return Evaluation(str(report["policy"]), trained_on, walker_values(report["env"]),
                       returns, falls, source)
 
 
@@ -178,8 +190,9 @@ def export(path: Path, studies: list[StudyResult], evaluations: list[Evaluation]
                                    "reward": np.round(study.rewards, 2).tolist()}})
     for evaluation in evaluations:
         lines.append({"kind": "evaluation", "policy": evaluation.policy,
-                      "trained_leg": None if math.isnan(evaluation.trained_leg)
-                      else evaluation.trained_leg, "leg": evaluation.leg,
+                      "trained_on": evaluation.trained_on,
+                      "walker": {name: None if math.isnan(value) else value
+                                 for name, value in evaluation.walker.items()},
                       "returns": np.round(evaluation.returns, 2).tolist(),
                       "falls": evaluation.falls})
     text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
@@ -204,14 +217,25 @@ def load_export(path: Path) -> tuple[list[StudyResult], list[Evaluation]]:
                     np.asarray(episodes["reward"], dtype=np.float64), item["frames_run"],
                     str(path)))
             else:
-                trained = item["trained_leg"]
+                trained_on, walker = exported_designs(item)
                 evaluations.append(Evaluation(
-                    item["policy"], math.nan if trained is None else float(trained),
-                    float(item["leg"]), np.asarray(item["returns"], dtype=np.float64),
-                    int(item["falls"]), str(path)))
+                    item["policy"], trained_on, walker,
+                    np.asarray(item["returns"], dtype=np.float64), int(item["falls"]), str(path)))
     except (OSError, KeyError, TypeError, ValueError, EOFError) as error:
         raise InputError(f"{path}: not an analyze.py export ({type(error).__name__})") from None
     return studies, evaluations
+
+
+def exported_designs(item: dict[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
+    """An exported evaluation's designs; exports from before the design space knew only leg
+    lengths (`trained_leg`, `leg`): those walkers had the default design otherwise."""
+    if "walker" in item:
+        walker = {name: math.nan if value is None else float(value)
+                  for name, value in item["walker"].items()}
+        return dict(item["trained_on"]), walker
+    trained = item["trained_leg"]
+    trained_on = {} if trained is None else envs.design_of({"leg_length": trained})
+    return trained_on, walker_values({"leg_length": item["leg"]})
 
 
 # ----- groups ------------------------------------------------------------------------------
@@ -292,8 +316,9 @@ def group_studies(studies: list[StudyResult]) -> list[Group]:
 
 
 def format_setting(flag: str, value: Any) -> str:
-    if flag == "leg_length":
-        return f"leg {value:g}"
+    if flag in envs.DESIGN_PARAMETERS and value is not None:
+        number = ":".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+        return f"leg {number}" if flag == "leg_length" else f"{flag} {number}"
     if isinstance(value, tuple):
         return f"{flag}=[{','.join(map(str, value))}]"
     if isinstance(value, float):

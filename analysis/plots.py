@@ -63,27 +63,31 @@ def plot_learning_curves(path: Path, panels: list[list[GroupMetrics]], settings:
 
 
 def plot_zero_shot(path: Path, lines: list[Line]) -> None:
-    """Mean return against walker leg length, one line per policy (interval over episodes);
+    """Mean return against the walker's axis parameter, one line per policy (interval over
+    episodes), with what it was trained on marked (a dotted line, or a band for a range);
     beside it a policy x walker heatmap when several policies were evaluated."""
     labels, legs, values = matrix(lines)
+    axis_name = lines[0].axis.replace("_", " ") if lines else "design"
     with_matrix = len(lines) > 1 and len(legs) > 1
     figure, axes = plt.subplots(1, 2 if with_matrix else 1, squeeze=False,
                                 figsize=(12 if with_matrix else 6.5, 4.5))
     axis = axes[0, 0]
     for line in lines:
-        legs_run = [cell.leg for cell in line.cells]
+        legs_run = [cell.x for cell in line.cells]
         means = np.array([cell.mean_return.value for cell in line.cells])
         lows = np.array([cell.mean_return.low for cell in line.cells])
         highs = np.array([cell.mean_return.high for cell in line.cells])
         errors = np.nan_to_num(np.vstack([means - lows, highs - means]))
         drawn = axis.errorbar(legs_run, means, yerr=errors, marker="o", capsize=3,
                               label=line.label)
-        if not math.isnan(line.trained_leg):
-            axis.axvline(line.trained_leg, color=drawn[0].get_color(), linestyle=":",
-                         linewidth=1)
-    axis.set_xlabel("walker leg length (evaluated on)")
+        span = line.trained_span
+        if span is not None and span[0] == span[1]:
+            axis.axvline(span[0], color=drawn[0].get_color(), linestyle=":", linewidth=1)
+        elif span is not None:
+            axis.axvspan(*span, color=drawn[0].get_color(), alpha=0.08)
+    axis.set_xlabel(f"walker {axis_name} (evaluated on)")
     axis.set_ylabel("mean return (deterministic policy)")
-    axis.set_title("Zero-shot transfer (dotted: leg length trained on)")
+    axis.set_title(f"Zero-shot transfer (dotted/shaded: {axis_name} trained on)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     if with_matrix:
@@ -91,7 +95,7 @@ def plot_zero_shot(path: Path, lines: list[Line]) -> None:
         image = axis.imshow(values, aspect="auto", cmap="viridis")
         axis.set_xticks(range(len(legs)), [f"{leg:g}" for leg in legs])
         axis.set_yticks(range(len(labels)), labels, fontsize="small")
-        axis.set_xlabel("walker leg length (evaluated on)")
+        axis.set_xlabel(f"walker {axis_name} (evaluated on)")
         axis.set_title("mean return: policy x walker")
         middle = np.nanmin(values) + 0.6 * (np.nanmax(values) - np.nanmin(values))
         for (row, column), value in np.ndenumerate(values):

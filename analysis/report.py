@@ -112,10 +112,11 @@ bound for the same reason).
 
 
 def zero_shot_table(lines: list[Line]) -> str:
-    rows = ["| policy | walker leg length | mean return | falls | episodes |",
+    axis = lines[0].axis.replace("_", " ") if lines else "design"
+    rows = [f"| policy | walker {axis} | mean return | falls | episodes |",
             "|---|---|---|---|---|"]
     for line in lines:
         for cell in line.cells:
-            rows.append(f"| {line.label} | {cell.leg:g} | {format_estimate(cell.mean_return)} | "
+            rows.append(f"| {line.label} | {cell.x:g} | {format_estimate(cell.mean_return)} | "
                         f"{cell.fall_rate:.0%} | {cell.episodes} |")
     return "\n".join(rows) + "\n"

@@ -1,4 +1,5 @@
-"""Zero-shot transfer: a policy trained at one leg length, evaluated (no training) at others.
+"""Zero-shot transfer: a policy trained on one design (or range of designs), evaluated with no
+training on walkers of other designs, read along one design parameter (the axis).
 
 Evaluations of the same policy on the same walker are pooled; the interval of a mean return is
 the bootstrap over its episodes (each a different seed of the course), not over training seeds.
@@ -19,9 +20,8 @@ from analysis.stats import Bootstrap, Estimate
 class Cell:
     """One policy on one walker."""
 
-    policy: str
-    trained_leg: float
-    leg: float
+    x: float
+    """The walker's value of the axis parameter."""
     mean_return: Estimate
     episodes: int
     falls: int
@@ -33,41 +33,69 @@ class Cell:
 
 @dataclass
 class Line:
-    """One policy across walkers, by leg length."""
+    """One policy across walkers, by the axis parameter."""
 
     policy: str
-    trained_leg: float
+    axis: str
+    trained_on: str
+    """The policy's training value of the axis parameter: '34', '24:46' (a range) or ''."""
     cells: list[Cell]
 
     @property
     def label(self) -> str:
-        trained = "" if math.isnan(self.trained_leg) else f" (trained at leg {self.trained_leg:g})"
-        return f"{self.policy}{trained}"
+        if not self.trained_on:
+            return self.policy
+        verb = "over" if ":" in self.trained_on else "at"
+        return f"{self.policy} (trained {verb} {self.axis} {self.trained_on})"
+
+    @property
+    def trained_span(self) -> tuple[float, float] | None:
+        """(low, high) of the axis the policy was trained on; low == high for one design."""
+        if not self.trained_on:
+            return None
+        low, _, high = self.trained_on.partition(":")
+        return float(low), float(high or low)
 
 
-def zero_shot_lines(evaluations: list[Evaluation], bootstrap: Bootstrap) -> list[Line]:
-    """Policies in first-seen order, each with its walkers sorted by leg length."""
-    pooled: dict[tuple[str, float], dict[float, list[Evaluation]]] = {}
+def varying_axis(evaluations: list[Evaluation]) -> str:
+    """The design parameter the evaluated walkers differ in most (leg_length on a tie)."""
+    names = ["leg_length", *sorted({name for e in evaluations for name in e.walker} - {
+        "leg_length"})]
+    def spread(name: str) -> int:
+        return len({e.walker.get(name) for e in evaluations})
+    return max(names, key=spread)
+
+
+def zero_shot_lines(evaluations: list[Evaluation], bootstrap: Bootstrap,
+                    axis: str | None = None) -> list[Line]:
+    """Policies ordered by what they were trained on, each with its walkers along `axis`
+    (default: the parameter that varies)."""
+    axis = axis or varying_axis(evaluations)
+    pooled: dict[tuple[str, str], dict[float, list[Evaluation]]] = {}
     for evaluation in evaluations:
-        key = (evaluation.policy_name, evaluation.trained_leg)
-        pooled.setdefault(key, {}).setdefault(evaluation.leg, []).append(evaluation)
+        x = evaluation.walker.get(axis, math.nan)
+        if math.isnan(x):
+            continue  # evaluated over a range of this parameter: no point on the axis
+        key = (evaluation.policy_name, evaluation.trained_on.get(axis, ""))
+        pooled.setdefault(key, {}).setdefault(x, []).append(evaluation)
     lines = []
-    for (policy, trained_leg), by_leg in pooled.items():
+    for (policy, trained_on), by_x in pooled.items():
         cells = []
-        for leg in sorted(by_leg):
-            returns = np.concatenate([e.returns for e in by_leg[leg]])
-            falls = sum(e.falls for e in by_leg[leg])
-            estimate = bootstrap.mean(returns, f"zero-shot|{policy}|{leg}")
-            cells.append(Cell(policy, trained_leg, leg, estimate, len(returns), falls))
-        lines.append(Line(policy, trained_leg, cells))
-    return sorted(lines, key=lambda line: (math.isnan(line.trained_leg), line.trained_leg))
+        for x in sorted(by_x):
+            returns = np.concatenate([e.returns for e in by_x[x]])
+            falls = sum(e.falls for e in by_x[x])
+            estimate = bootstrap.mean(returns, f"zero-shot|{policy}|{axis}|{x}")
+            cells.append(Cell(x, estimate, len(returns), falls))
+        lines.append(Line(policy, axis, trained_on, cells))
+    return sorted(lines, key=lambda line: (line.trained_span is None, line.trained_span or (0, 0),
+                                           line.policy))
 
 
 def matrix(lines: list[Line]) -> tuple[list[str], list[float], np.ndarray]:
-    """(row labels, walker leg lengths, (policies, legs) mean returns with NaN where not run)."""
-    legs = sorted({cell.leg for line in lines for cell in line.cells})
-    values = np.full((len(lines), len(legs)), np.nan)
+    """(row labels, walker axis values, (policies, walkers) mean returns, NaN where not run)."""
+    xs = sorted({cell.x for line in lines for cell in line.cells})
+    values = np.full((len(lines), len(xs)), np.nan)
     for row, line in enumerate(lines):
         for cell in line.cells:
-            values[row, legs.index(cell.leg)] = cell.mean_return.value
-    return [line.label for line in lines], legs, values
+            values[row, xs.index(cell.x)] = cell.mean_return.value
+    return [line.label for line in lines], xs, values

@@ -285,8 +285,8 @@ def test_analyze_writes_table_curves_and_zero_shot(tmp_path, capsys):
     assert cells[8].startswith("2.33")
     assert "running average of the last 2 episodes" in metrics
     zero_shot = (out / "syn_zero_shot.md").read_text()
-    assert "| leg_34_trained (trained at leg 34) | 34 | 300.0 [" in zero_shot
-    assert "| leg_40_trained (trained at leg 40) | 30 | 100.0 [" in zero_shot
+    assert "| leg_34_trained (trained at leg_length 34) | 34 | 300.0 [" in zero_shot
+    assert "| leg_40_trained (trained at leg_length 40) | 30 | 100.0 [" in zero_shot
     assert "| 33% | 3 |" in zero_shot
     assert "syn_learning_curves.png" in capsys.readouterr().out
 
@@ -301,7 +301,7 @@ def test_export_redraws_the_same_table(tmp_path):
     studies_back, evaluations_back = load_export(path)
     assert [s.name for s in studies_back] == [s.name for s in studies]
     assert evaluations_back[0].returns.tolist() == [120.0, 80.0]
-    assert evaluations_back[0].falls == 1 and evaluations_back[0].trained_leg == 34
+    assert evaluations_back[0].falls == 1 and evaluations_back[0].trained_on["leg_length"] == "34"
     first = analyze.cli([str(tmp_path / "r" / "*.p"), "--out", str(tmp_path / "a"),
                          *SETTINGS_FLAGS])
     second = analyze.cli([str(path), "--out", str(tmp_path / "b"), *SETTINGS_FLAGS])
