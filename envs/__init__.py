@@ -12,6 +12,7 @@ from envs.bipedal_custom import (
     describe_design,
     design_differences,
     design_of,
+    designs_from_observations,
 )
 
 ENV_ID = "Bipedal_Custom_Leg_Length-v0"
@@ -31,4 +32,5 @@ __all__ = [
     "describe_design",
     "design_differences",
     "design_of",
+    "designs_from_observations",
 ]

@@ -664,3 +664,28 @@ def design_differences(source: Mapping[str, Any], target: Mapping[str, Any]) -> 
     before, after = design_of(source), design_of(target)
     return [f"{name} {before.get(name, '=leg_length')} -> {after.get(name, '=leg_length')}"
             for name in DESIGN_DEFAULTS if before.get(name) != after.get(name)]
+
+
+def designs_from_observations(observations: np.ndarray,
+                              settings: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The body each observation was taken on: (n, obs_dim) observations of walkers built from
+    `settings` (constructor arguments) -> parameter -> (n,) values, segments resolved.
+
+    Ranged parameters are read back from the design inputs (each episode's own draw, to 1e-4:
+    the observation is float32); the rest are the fixed values in `settings`.
+    """
+    ranges = settings.get("design_ranges") or {}
+    inputs = settings.get("design_inputs")
+    inputs = ordered_ranges(ranges if inputs is None else inputs)
+    values = {}
+    for name, default in DESIGN_DEFAULTS.items():
+        value = settings.get(name, default)
+        values[name] = np.full(len(observations), np.nan if value is None else float(value))
+    for column, (name, (low, high)) in enumerate(inputs.items(), start=14 + NUM_LIDAR):
+        if name in ranges:
+            scaled = observations[:, column].astype(np.float64)
+            values[name] = np.round(low + (scaled + 1.0) * 0.5 * (high - low), 4)
+    for segment in ("thigh_length", "shin_length"):
+        follows_leg = np.isnan(values[segment])
+        values[segment][follows_leg] = values["leg_length"][follows_leg]
+    return values

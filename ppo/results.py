@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import pickle
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from envs import DESIGN_PARAMETERS
 from ppo.checkpoint import atomic_write_bytes
 
-COLUMNS = ("frames", "length", "reward", "wall_time", "action_std")
+DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
+"""The body the episode was played with: for a design range, that episode's draw."""
+COLUMNS = ("frames", "length", "reward", "wall_time", "action_std", *DESIGN_COLUMNS)
 SCORE_WINDOW = 100
 """Episodes in the running average that picks the best checkpoint."""
 
@@ -20,14 +25,17 @@ class EpisodeLog:
     """Columns of completed episodes plus the running-average score used to pick the best policy.
 
     `frames` is the study's cumulative frame count when the episode ended, `wall_time`
-    seconds since the study started, `action_std` the exploration noise in force.
+    seconds since the study started, `action_std` the exploration noise in force, then the
+    walker's design (thigh and shin resolved).
     """
 
     def __init__(self, columns: dict[str, list[float]] | None = None) -> None:
         self.columns: dict[str, list[float]] = {name: [] for name in COLUMNS}
         if columns:
+            episodes = len(columns["reward"])
             for name in COLUMNS:
-                self.columns[name] = list(columns[name])
+                # Studies from before the design columns resume with them unknown (NaN).
+                self.columns[name] = list(columns.get(name, [math.nan] * episodes))
         self.recent = deque(self.columns["reward"][-SCORE_WINDOW:], maxlen=SCORE_WINDOW)
 
     def truncate(self, episodes: int) -> None:
@@ -40,9 +48,10 @@ class EpisodeLog:
         return len(self.columns["reward"])
 
     def add(self, frames: int, length: int, reward: float, wall_time: float,
-            action_std: float) -> None:
-        for name, value in zip(COLUMNS, (frames, length, reward, wall_time, action_std),
-                               strict=True):
+            action_std: float, design: Sequence[float]) -> None:
+        """`design`: values in DESIGN_COLUMNS order."""
+        values = (frames, length, reward, wall_time, action_std, *design)
+        for name, value in zip(COLUMNS, values, strict=True):
             self.columns[name].append(value)
         self.recent.append(reward)
 

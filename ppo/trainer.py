@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import envs  # noqa: F401 (registers the walker)
+import envs
 import transfer
 from ppo import inference
 from ppo.checkpoint import (
@@ -28,7 +28,7 @@ from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.progress import Progress
-from ppo.results import EpisodeLog, write_results
+from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from ppo.rollout import Batch, RewardScaler, RolloutBuffer
 from ppo.vector import WalkerPool
 
@@ -346,7 +346,8 @@ class Study:
             episode_reward += result.rewards
             episode_length += 1
             if ended.any():
-                self.record_episodes(ended, episode_reward, episode_length, action_std)
+                self.record_episodes(ended, episode_reward, episode_length, action_std,
+                                     result.final_obs)
         if self.policy.actor[0].weight.requires_grad:
             # The normaliser is part of the input layer: while that layer is frozen (transfer)
             # it must keep seeing inputs on the scale it was trained with.
@@ -354,11 +355,14 @@ class Study:
         return obs, True
 
     def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,
-                        episode_length: np.ndarray, action_std: float) -> None:
+                        episode_length: np.ndarray, action_std: float,
+                        final_obs: np.ndarray) -> None:
         wall_time = self.wall_time()
-        for i in np.flatnonzero(ended):
+        rows = np.flatnonzero(ended)
+        designs = envs.designs_from_observations(final_obs[rows], self.env_kwargs)
+        for row, i in enumerate(rows):
             self.log.add(self.frames, int(episode_length[i]), float(episode_reward[i]), wall_time,
-                         action_std)
+                         action_std, [float(designs[name][row]) for name in DESIGN_COLUMNS])
         episode_reward[ended] = 0.0
         episode_length[ended] = 0
 

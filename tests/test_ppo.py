@@ -352,8 +352,13 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     assert document["config"]["num_envs"] == 2 and document["config"]["save_name"] == "smoke"
     assert isinstance(document["best_score"], float) and document["wall_time"] > 0
     episodes = document["episodes"]
-    assert tuple(episodes) == ("frames", "length", "reward", "wall_time", "action_std")
+    assert tuple(episodes) == ("frames", "length", "reward", "wall_time", "action_std",
+                               "leg_length", "thigh_length", "shin_length", "leg_width",
+                               "motor_torque")
     count = len(episodes["frames"])
+    # The default walker's design, on every episode (a design range would show each draw).
+    assert set(zip(*(episodes[name] for name in tuple(episodes)[5:]))) == {
+        (34.0, 34.0, 34.0, 8.0, 80.0)}
     assert count >= 4 and all(len(values) == count for values in episodes.values())
     assert episodes["frames"] == sorted(episodes["frames"]) and episodes["frames"][-1] <= 2000
     assert all(1 <= length <= 200 for length in episodes["length"])
