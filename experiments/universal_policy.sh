@@ -11,4 +11,11 @@ resume=false
 python run.py --save_name=universal_24_46 --leg_length=24:46 --seed=1 --total_frames=10e6 \
     --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 --resume=$resume --quiet=true
 
-python experiments/zero_shot_table.py
+# Zero-shot at every integer leg length from 24 to 46, 10 deterministic episodes each (seeds
+# 1000-1009), beside the fixed-design leg_34_trained; table and figure into docs/universal_*.
+legs=$(seq -s, 24 46)
+python sweep.py --name universal_zeroshot --grid leg_length="$legs" \
+    --grid initial_model=universal_24_46,leg_34_trained --fixed eval_episodes=10 \
+    --fixed seed=1000 --cpus_per_study=1
+python analyze.py results/universal_zeroshot_manifest.json --out docs --prefix universal_ \
+    --export docs/universal_studies.jsonl.gz
