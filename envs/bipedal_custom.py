@@ -541,6 +541,7 @@ class InvalidWalkerArgument(ValueError):
         super().__init__(f"{argument} must be {allowed}, got {value}")
         self.argument = argument
         self.allowed = allowed
+        self.value = value
 
 
 def check_walker_arguments(

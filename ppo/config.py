@@ -374,9 +374,11 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_transfer(config, given, require)
     validate_policy_modes(config, require)
     try:
-        check_walker_arguments(**config.env_kwargs())
+        # A study from scratch observes its own ranges: check them as design inputs too.
+        check_walker_arguments(**config.env_kwargs(), design_inputs=config.design_ranges())
     except InvalidWalkerArgument as error:
-        require(False, error.argument, f"must be {error.allowed}")
+        value = error.value if isinstance(error.value, str) else format_value(error.value)
+        raise UsageError(f"--{error.argument}: must be {error.allowed}, got {value}") from None
     require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", config.device) is not None, "device",
             "must be cpu, cuda, cuda:N or mps")
 

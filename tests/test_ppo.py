@@ -357,7 +357,7 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
                                "motor_torque")
     count = len(episodes["frames"])
     # The default walker's design, on every episode (a design range would show each draw).
-    assert set(zip(*(episodes[name] for name in tuple(episodes)[5:]))) == {
+    assert set(zip(*(episodes[name] for name in tuple(episodes)[5:]), strict=True)) == {
         (34.0, 34.0, 34.0, 8.0, 80.0)}
     assert count >= 4 and all(len(values) == count for values in episodes.values())
     assert episodes["frames"] == sorted(episodes["frames"]) and episodes["frames"][-1] <= 2000
