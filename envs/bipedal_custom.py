@@ -57,6 +57,12 @@ LEG_LENGTH_RANGE = DESIGN_PARAMETERS["leg_length"]
 DEFAULT_LEG_WIDTH = 8.0
 """Gymnasium's LEG_W in drawing units; the shin is 0.8 of it wide, as there."""
 
+DESIGN_DEFAULTS: dict[str, float | None] = {
+    "leg_length": 34.0, "thigh_length": None, "shin_length": None,
+    "leg_width": DEFAULT_LEG_WIDTH, "motor_torque": float(MOTORS_TORQUE),
+}
+"""The default walker's design (Gymnasium's body); None: the segment follows leg_length."""
+
 MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
 """Below this the finish line would lie on the start pad."""
 
@@ -627,13 +633,6 @@ def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[flo
     caller ordered its dict."""
     return {name: (float(ranges[name][0]), float(ranges[name][1]))
             for name in DESIGN_PARAMETERS if name in ranges}
-
-
-DESIGN_DEFAULTS: dict[str, float | None] = {
-    "leg_length": 34.0, "thigh_length": None, "shin_length": None,
-    "leg_width": DEFAULT_LEG_WIDTH, "motor_torque": float(MOTORS_TORQUE),
-}
-"""The default walker's design (Gymnasium's body); None: the segment follows leg_length."""
 
 
 def design_of(settings: Mapping[str, Any]) -> dict[str, str]:
