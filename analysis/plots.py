@@ -62,13 +62,17 @@ def plot_learning_curves(path: Path, panels: list[list[GroupMetrics]], settings:
     plt.close(figure)
 
 
+MAX_MATRIX_COLUMNS = 12
+"""Beyond this many walkers the heatmap's numbers no longer fit; the line plot says it all."""
+
+
 def plot_zero_shot(path: Path, lines: list[Line]) -> None:
     """Mean return against the walker's axis parameter, one line per policy (interval over
     episodes), with what it was trained on marked (a dotted line, or a band for a range);
     beside it a policy x walker heatmap when several policies were evaluated."""
     labels, legs, values = matrix(lines)
     axis_name = lines[0].axis.replace("_", " ") if lines else "design"
-    with_matrix = len(lines) > 1 and len(legs) > 1
+    with_matrix = len(lines) > 1 and 1 < len(legs) <= MAX_MATRIX_COLUMNS
     figure, axes = plt.subplots(1, 2 if with_matrix else 1, squeeze=False,
                                 figsize=(12 if with_matrix else 6.5, 4.5))
     axis = axes[0, 0]
