@@ -26,8 +26,15 @@ import sys
 from pathlib import Path
 
 from analysis.data import InputError, export, group_studies, load_inputs
-from analysis.metrics import Settings, compare, panel_metrics, panels, ratio_floor_used
-from analysis.report import definitions, metrics_table, zero_shot_table
+from analysis.metrics import (
+    Settings,
+    compare,
+    pairwise_improvements,
+    panel_metrics,
+    panels,
+    ratio_floor_used,
+)
+from analysis.report import definitions, improvement_table, metrics_table, zero_shot_table
 from analysis.stats import Bootstrap
 from analysis.zero_shot import zero_shot_lines
 from envs import DESIGN_PARAMETERS
@@ -121,11 +128,14 @@ def cli(argv: list[str] | None = None) -> int:
         groups = group_studies(studies)
         measured = [panel_metrics(members, settings) for members in panels(groups)]
         rows = [row for members in measured for row in compare(members, settings, bootstrap)]
+        improvements = [item for members in measured
+                        for item in pairwise_improvements(members, bootstrap)]
         floors = {m[0].group.panel_label: ratio_floor_used(m, settings) for m in measured}
         budgets = {m[0].group.panel_label: m[0].budget for m in measured}
         table = metrics_table(rows, settings)
+        pairs = f"{improvement_table(improvements)}\n" if improvements else ""
         text = (f"# Transfer metrics\n\n{len(studies)} studies in {len(groups)} groups. "
-                f"Regenerate: `{command}`\n\n{table}\n"
+                f"Regenerate: `{command}`\n\n{table}\n{pairs}"
                 f"{definitions(settings, bootstrap, floors, budgets)}")
         path = out / f"{args.prefix}transfer_metrics.md"
         path.write_text(text)

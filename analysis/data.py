@@ -25,7 +25,7 @@ import numpy as np
 import envs
 
 NOT_THE_EXPERIMENT = ("seed", "save_name", "resume", "quiet", "models_dir", "results_dir",
-                      "device", "num_envs", "render", "record", "eval_episodes")
+                      "tensorboard", "device", "num_envs", "render", "record", "eval_episodes")
 """Flags that do not define the experiment: studies differing only in these are one group.
 (`num_envs` changes how frames are collected, not what is learnt from, so it is left out.)"""
 TRANSFER_KEYS = ("initial_model", "transfer_learning", "tl_end", "reset_final_layer",

@@ -23,6 +23,11 @@ Definitions (every one per study first, then averaged over the seeds of a group)
 - Time to threshold: the frame of the first episode at which the running average reaches the
   threshold (default 200), within the budget. A seed that never reaches it counts as the
   budget, and the group's value is then a lower bound (shown as ">=" with "k/n reached").
+- Interquartile mean (IQM) of the asymptotic performance: rliable's robust aggregate over
+  seeds, the mean of the middle half of the seeds' values (`analysis.stats`).
+- Probability of improvement: the chance that a seed of one group has a larger area under the
+  curve than a seed of another, ties counting half (rliable's P(X > Y)); in the table against
+  the from-scratch group, and between every two groups of a panel below it.
 """
 
 from __future__ import annotations
@@ -133,6 +138,9 @@ class Row:
     time_to_threshold: Estimate
     threshold_speedup: Estimate
     """time to threshold of scratch / of this group: > 1 is faster than scratch."""
+    asymptotic_iqm: Estimate
+    improvement: Estimate
+    """P(a seed of this group has a larger area under the curve than a seed of scratch)."""
     reached: tuple[int, int]
     has_baseline: bool
     budget: int
@@ -165,10 +173,12 @@ def compare(members: list[GroupMetrics], settings: Settings, bootstrap: Bootstra
         if censored:
             time_estimate = as_bound(time_estimate, ">=")
         baseline = scratch is not None and metrics is not scratch
-        jumpstart = ratio = speedup = MISSING
+        jumpstart = ratio = speedup = improvement = MISSING
         if baseline:
             jumpstart = bootstrap.difference(metrics.values("initial"),
                                              scratch.values("initial"), f"{name}|jumpstart")
+            improvement = bootstrap.improvement(metrics.values("auc"), scratch.values("auc"),
+                                                f"{name}|improvement")
             ratio = bootstrap.ratio(metrics.values("auc"), scratch.values("auc"),
                                     f"{name}|ratio", floor)
             scratch_times, scratch_censored = scratch.time_to_threshold()
@@ -190,6 +200,8 @@ def compare(members: list[GroupMetrics], settings: Settings, bootstrap: Bootstra
             transfer_ratio=ratio,
             time_to_threshold=time_estimate,
             threshold_speedup=speedup,
+            asymptotic_iqm=bootstrap.iqm(metrics.values("asymptotic"), f"{name}|asymptotic_iqm"),
+            improvement=improvement,
             reached=(len(times) - censored, len(times)),
             has_baseline=baseline,
             budget=metrics.budget,
@@ -203,3 +215,23 @@ def ratio_floor_used(members: list[GroupMetrics], settings: Settings) -> float |
     if not any(m.group.is_scratch for m in members):
         return None
     return float(min(m.curves.min() for m in members))
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """P(a seed of `better` has a larger area under the curve than a seed of `than`)."""
+
+    panel: str
+    better: str
+    than: str
+    probability: Estimate
+
+
+def pairwise_improvements(members: list[GroupMetrics], bootstrap: Bootstrap
+                          ) -> list[Improvement]:
+    """Every ordered pair of different groups of a panel, in the panel's order."""
+    return [Improvement(a.group.panel_label, a.group.label, b.group.label,
+                        bootstrap.improvement(a.values("auc"), b.values("auc"),
+                                              f"{a.group.panel_label}|{a.group.label}|beats|"
+                                              f"{b.group.label}"))
+            for a in members for b in members if a is not b]

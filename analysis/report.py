@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from analysis.metrics import Row, Settings
+from analysis.metrics import Improvement, Row, Settings
 from analysis.stats import Bootstrap, Estimate
 from analysis.zero_shot import Line
 
@@ -58,8 +58,10 @@ def metrics_table(rows: list[Row], settings: Settings) -> str:
         f"initial reward (first {settings.jumpstart_episodes} ep.)",
         "jumpstart vs scratch",
         f"asymptotic (last {settings.asymptote_fraction:.0%} of frames)",
+        "asymptotic IQM",
         "area under curve (mean reward)",
         "transfer ratio",
+        "P(AUC > scratch)",
         f"frames to {settings.threshold:g}",
         "speedup to threshold vs scratch",
     ]
@@ -70,8 +72,10 @@ def metrics_table(rows: list[Row], settings: Settings) -> str:
             format_estimate(row.initial),
             format_estimate(row.jumpstart) if row.has_baseline else "—",
             format_estimate(row.asymptotic),
+            format_estimate(row.asymptotic_iqm),
             format_estimate(row.auc),
             format_estimate(row.transfer_ratio, "ratio") if row.has_baseline else "—",
+            format_estimate(row.improvement, "ratio") if row.has_baseline else "—",
             format_time(row),
             format_speedup(row),
         ]
@@ -91,8 +95,9 @@ def definitions(settings: Settings, bootstrap: Bootstrap, floors: dict[str, floa
                   else f"fixed at {settings.ratio_floor:g}")
     return f"""\
 Each value is the mean over seeds with a {bootstrap.confidence:.0%} percentile-bootstrap interval \
-across seeds in brackets ({bootstrap.resamples:,} resamples, seed {bootstrap.seed}; no interval \
-with one seed). Curves are the running average of the last {settings.window} episodes' returns, \
+across seeds in brackets (`scipy.stats.bootstrap`, {bootstrap.resamples:,} resamples, seed \
+{bootstrap.seed}; groups resampled independently; no interval with one seed). Curves are the \
+running average of the last {settings.window} episodes' returns, \
 read on a grid of {settings.points} equally spaced frames up to the fewest frames any compared \
 study ran ({budget_text}).
 
@@ -100,7 +105,14 @@ study ran ({budget_text}).
 *jumpstart* is that minus the from-scratch group's.
 - *Asymptotic*: mean return of the episodes that ended in the last \
 {settings.asymptote_fraction:.0%} of the frames.
+- *Asymptotic IQM*: the interquartile mean over seeds of the asymptotic performance \
+(rliable's robust aggregate: the mean of the middle half of the seeds' values, \
+`scipy.stats.trim_mean(values, 0.25)`; with fewer than 4 seeds it is the plain mean).
 - *Area under curve*: mean of the learning curve over the frame grid (area / frames).
+- *P(AUC > scratch)*: the probability of improvement (rliable): the chance that a seed of this \
+group has a larger area under the curve than a seed of the from-scratch group, ties counting \
+half. 1: every seed beats every scratch seed; 0.5: no difference. The table below gives it for \
+every two groups of a walker.
 - *Transfer ratio*: (AUC - floor) / (AUC of scratch - floor), the ratio of the areas above a \
 floor, because returns can be negative; the floor is {floor_rule} \
 ({floor_text or "no from-scratch group"}). Above 1: more reward over the budget than scratch.
@@ -120,3 +132,22 @@ def zero_shot_table(lines: list[Line]) -> str:
             rows.append(f"| {line.label} | {cell.x:g} | {format_estimate(cell.mean_return)} | "
                         f"{cell.fall_rate:.0%} | {cell.episodes} |")
     return "\n".join(rows) + "\n"
+
+
+def improvement_table(improvements: list[Improvement]) -> str:
+    """Per panel, a matrix: P(the row's group has a larger AUC than the column's)."""
+    blocks = []
+    panels = list(dict.fromkeys(item.panel for item in improvements))
+    for panel in panels:
+        items = [item for item in improvements if item.panel == panel]
+        labels = list(dict.fromkeys([item.better for item in items]))
+        cells = {(item.better, item.than): item.probability for item in items}
+        title = f"**{panel}**: " if len(panels) > 1 else ""
+        lines = [f"{title}P(row beats column), area under curve", "",
+                 "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for row in labels:
+            lines.append(f"| {row} | " + " | ".join(
+                "—" if row == column else format_estimate(cells[row, column], "ratio")
+                for column in labels) + " |")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)

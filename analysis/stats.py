@@ -1,20 +1,38 @@
-"""Percentile bootstrap confidence intervals over seeds, seeded so reports are reproducible.
+"""Confidence intervals over seeds from SciPy's bootstrap, and rliable's aggregate statistics.
 
-Each estimate resamples the per-seed values of a group with replacement (`resamples` times) and
-takes the `(1 - confidence) / 2` and `(1 + confidence) / 2` percentiles of the statistic. Two
-groups (a difference, a ratio) are resampled independently: seeds are not paired across groups.
-With very few seeds the interval is coarse (3 seeds give only 10 distinct resampled means), and
-with one seed there is no interval at all. Each estimate draws from its own generator, seeded
-from `seed` and a text naming the estimate, so adding a group does not change other intervals.
+Every interval is `scipy.stats.bootstrap`'s percentile interval: the per-seed values of a group
+are resampled with replacement (`resamples` times) and the interval is the `(1 - confidence) / 2`
+and `(1 + confidence) / 2` percentiles of the statistic. The percentile method rather than
+SciPy's default BCa, because BCa's jackknife acceleration is meaningless with the 3 to 5 seeds a
+study has (and undefined when all seeds agree). Two groups (a difference, a ratio, a probability
+of improvement) are resampled independently (`paired=False`): seeds are not paired across
+groups. With very few seeds the interval is coarse (3 seeds give only 10 distinct resampled
+means), and a group of one seed has no interval at all. Each estimate draws from its own
+generator, seeded from `seed` and a text naming the estimate, so adding a group does not change
+other intervals.
+
+The aggregates follow rliable (Agarwal et al., "Deep RL at the edge of the statistical
+precipice", NeurIPS 2021):
+- interquartile mean (IQM): the mean of the middle 50% of the per-seed values, i.e.
+  `scipy.stats.trim_mean(values, 0.25)` (as rliable computes it); it discards
+  `floor(n / 4)` values at each end, so with fewer than 4 seeds it is the plain mean;
+- probability of improvement P(X > Y): the chance that a random seed of X scores more than a
+  random seed of Y, ties counting half (the Mann-Whitney U statistic over n_X * n_Y).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+from scipy import stats
+
+IQM_TRIM = 0.25
+"""Share of the values cut at each end for the interquartile mean."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,24 @@ def as_bound(estimate: Estimate, bound: str) -> Estimate:
     return replace(estimate, bound=bound)
 
 
+def mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(values, axis=axis)
+
+
+def interquartile_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    return stats.trim_mean(values, IQM_TRIM, axis=axis)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """P(X > Y) + P(X = Y) / 2 over all pairs of values of x and y (both along `axis`)."""
+    x, y = np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)
+    difference = x[..., :, None] - y[..., None, :]
+    return ((difference > 0) + 0.5 * (difference == 0)).mean(axis=(-2, -1))
+
+
+Statistic = Callable[..., np.ndarray]
+
+
 @dataclass(frozen=True)
 class Bootstrap:
     resamples: int = 10_000
@@ -50,59 +86,77 @@ class Bootstrap:
     def generator(self, name: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
 
-    def percentiles(self, statistics: np.ndarray) -> tuple[float, float]:
-        tail = 100 * (1 - self.confidence) / 2
-        low, high = np.percentile(statistics, [tail, 100 - tail], axis=0)
-        return float(low), float(high)
+    def resample(self, samples: tuple[np.ndarray, ...], statistic: Statistic, name: str,
+                 axis: int = 0) -> Any:
+        """SciPy's `BootstrapResult` for `statistic` over `samples` (each resampled on its own)."""
+        return stats.bootstrap(samples, statistic, n_resamples=self.resamples,
+                               confidence_level=self.confidence, method="percentile",
+                               vectorized=True, paired=False, axis=axis,
+                               rng=self.generator(name))
 
-    def resampled_means(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(resamples,) means of `values` resampled with replacement; values (n,) or (n, k)."""
-        indices = rng.integers(0, len(values), size=(self.resamples, len(values)))
-        return values[indices].mean(axis=1)
-
-    def mean(self, values: np.ndarray, name: str) -> Estimate:
+    def one_group(self, values: np.ndarray, name: str, statistic: Statistic = mean
+                  ) -> Estimate:
+        """`statistic` (default: the mean) of one group's per-seed values, with its interval."""
         values = np.asarray(values, dtype=np.float64)
         if len(values) == 0:
             return MISSING
-        value = float(values.mean())
+        value = float(statistic(values))
         if len(values) < 2:
             return Estimate(value, n=len(values))
-        low, high = self.percentiles(self.resampled_means(values, self.generator(name)))
-        return Estimate(value, low, high, len(values))
+        interval = self.resample((values,), statistic, name).confidence_interval
+        return Estimate(value, float(interval.low), float(interval.high), len(values))
+
+    def mean(self, values: np.ndarray, name: str) -> Estimate:
+        return self.one_group(values, name)
+
+    def iqm(self, values: np.ndarray, name: str) -> Estimate:
+        return self.one_group(values, name, interquartile_mean)
 
     def difference(self, a: np.ndarray, b: np.ndarray, name: str) -> Estimate:
         """mean(a) - mean(b)."""
-        return self._two_groups(a, b, name, lambda mean_a, mean_b: mean_a - mean_b)
+        return self.two_groups(a, b, name, lambda x, y, axis=-1: mean(x, axis) - mean(y, axis))
+
+    def improvement(self, a: np.ndarray, b: np.ndarray, name: str) -> Estimate:
+        """P(a seed of `a` beats a seed of `b`)."""
+        return self.two_groups(a, b, name, probability_of_improvement)
 
     def ratio(self, a: np.ndarray, b: np.ndarray, name: str, floor: float = 0.0) -> Estimate:
         """(mean(a) - floor) / (mean(b) - floor); NaN where the denominator is not positive."""
-        def ratio_of(mean_a, mean_b):
-            denominator = np.asarray(mean_b - floor, dtype=np.float64)
+        def ratio_of(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+            denominator = np.asarray(mean(y, axis) - floor, dtype=np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(denominator > 0, (mean_a - floor) / denominator, np.nan)
-        return self._two_groups(a, b, name, ratio_of)
+                return np.where(denominator > 0, (mean(x, axis) - floor) / denominator, np.nan)
+        return self.two_groups(a, b, name, ratio_of)
 
-    def _two_groups(self, a: np.ndarray, b: np.ndarray, name: str, statistic) -> Estimate:
+    def two_groups(self, a: np.ndarray, b: np.ndarray, name: str, statistic: Statistic
+                   ) -> Estimate:
+        """`statistic(a, b)` with an interval when both groups have two seeds or more.
+
+        Resamples whose statistic is NaN (a ratio whose denominator was not positive) are left
+        out of the percentiles; if that is most of them there is no interval.
+        """
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         if len(a) == 0 or len(b) == 0:
             return MISSING
-        value = float(statistic(a.mean(), b.mean()))
+        value = float(statistic(a, b))
         n = min(len(a), len(b))
-        if max(len(a), len(b)) < 2 or math.isnan(value):
+        if n < 2 or math.isnan(value):
             return Estimate(value, n=n)
-        rng = self.generator(name)
-        statistics = statistic(self.resampled_means(a, rng), self.resampled_means(b, rng))
-        statistics = statistics[~np.isnan(statistics)]
-        if len(statistics) < self.resamples / 2:  # the denominator is too often not positive
+        distribution = self.resample((a, b), statistic, name).bootstrap_distribution
+        distribution = distribution[~np.isnan(distribution)]
+        if len(distribution) < self.resamples / 2:  # the denominator is too often not positive
             return Estimate(value, n=n)
-        low, high = self.percentiles(statistics)
+        low, high = self.percentiles(distribution)
         return Estimate(value, low, high, n)
+
+    def percentiles(self, statistics: np.ndarray) -> tuple[float, float]:
+        tail = 100 * (1 - self.confidence) / 2
+        low, high = np.percentile(statistics, [tail, 100 - tail])
+        return float(low), float(high)
 
     def mean_band(self, curves: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise interval of the mean curve: curves (seeds, points) -> low, high (points,)."""
         if len(curves) < 2:
             return curves.mean(axis=0), curves.mean(axis=0)
-        means = self.resampled_means(curves, self.generator(name))  # (resamples, points)
-        tail = 100 * (1 - self.confidence) / 2
-        low, high = np.percentile(means, [tail, 100 - tail], axis=0)
-        return low, high
+        interval = self.resample((curves,), mean, name, axis=0).confidence_interval
+        return interval.low, interval.high

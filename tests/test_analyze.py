@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 
 import analyze
 from analysis.data import (
@@ -28,7 +29,7 @@ from analysis.metrics import (
     panels,
     running_average,
 )
-from analysis.stats import Bootstrap
+from analysis.stats import Bootstrap, interquartile_mean, probability_of_improvement
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -138,6 +139,35 @@ def test_on_grid_holds_the_last_value_and_backfills_before_the_first_episode():
     grid = frame_grid(1000, 5)  # 200, 400, 600, 800, 1000
     assert grid.tolist() == [200, 400, 600, 800, 1000]
     assert on_grid(frames, values, grid).tolist() == [1.0, 2.0, 2.0, 2.0, 3.0]
+
+
+def test_interquartile_mean_is_rliables_trimmed_mean():
+    values = np.array([100.0, 1, 2, 3, 4, 5, 6, 7])  # the 2 lowest and 2 highest are cut
+    assert interquartile_mean(values) == pytest.approx(4.5)
+    assert interquartile_mean(np.array([1.0, 2.0, 9.0])) == pytest.approx(4.0)  # 3: all kept
+    estimate = Bootstrap(resamples=500).iqm(values, "iqm")
+    assert estimate.value == pytest.approx(4.5) and estimate.low <= 4.5 <= estimate.high
+
+
+def test_probability_of_improvement_counts_ties_as_half():
+    x, y = np.array([1.0, 3.0]), np.array([2.0, 2.0, 3.0])
+    # Pairs won by x: (3, 2) twice; tied: (3, 3); lost: the other three. (2 + 0.5) / 6.
+    assert probability_of_improvement(x, y) == pytest.approx(2.5 / 6)
+    assert probability_of_improvement(x, y) == pytest.approx(
+        scipy.stats.mannwhitneyu(x, y).statistic / 6)
+    assert probability_of_improvement(y, x) == pytest.approx(1 - 2.5 / 6)
+    estimate = Bootstrap(resamples=500).improvement(x + 10, y, "p")
+    assert (estimate.value, estimate.low, estimate.high) == (1.0, 1.0, 1.0)
+
+
+def test_intervals_are_scipys_percentile_bootstrap():
+    values = np.array([3.0, 8.0, 1.0, 9.0, 4.0])
+    bootstrap = Bootstrap(resamples=999, confidence=0.9, seed=5)
+    interval = scipy.stats.bootstrap((values,), np.mean, n_resamples=999, confidence_level=0.9,
+                                     method="percentile", rng=bootstrap.generator("m"))
+    estimate = bootstrap.mean(values, "m")
+    assert (estimate.low, estimate.high) == pytest.approx(
+        (interval.confidence_interval.low, interval.confidence_interval.high))
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
@@ -280,9 +310,13 @@ def test_analyze_writes_table_curves_and_zero_shot(tmp_path, capsys):
     initialize_line = next(line for line in metrics.splitlines() if line.startswith("| init"))
     cells = [cell.strip() for cell in initialize_line.strip("|").split("|")]
     assert cells[:3] == ["initialize", "2", "200.0 [200.0, 200.0]"]
-    assert cells[3].startswith("125.0 [") and cells[5].startswith("231.2")
-    assert cells[6].startswith("1.85") and cells[7].startswith("375 [")
-    assert cells[8].startswith("2.33")
+    assert cells[3].startswith("125.0 [") and cells[4] == "300.0 [300.0, 300.0]"
+    assert cells[5] == "300.0 [300.0, 300.0]"  # asymptotic IQM: the mean with 2 seeds
+    assert cells[6].startswith("231.2") and cells[7].startswith("1.85")
+    assert cells[8] == "1.00 [1.00, 1.00]"  # both seeds' AUCs above both of scratch's
+    assert cells[9].startswith("375 [") and cells[10].startswith("2.33")
+    assert "| scratch | — | 0.00 [0.00, 0.00] |" in metrics  # the pairwise table
+    assert "| initialize | 1.00 [1.00, 1.00] | — |" in metrics
     assert "running average of the last 2 episodes" in metrics
     zero_shot = (out / "syn_zero_shot.md").read_text()
     assert "| leg_34_trained (trained at leg_length 34) | 34 | 300.0 [" in zero_shot
