@@ -35,6 +35,6 @@ COPY . .
 # Declared after the COPY on purpose: an anonymous or empty named volume is initialised from
 # the image, so the shipped sample policy trained_models/leg_34_trained.pt stays visible when
 # nothing is mounted. A bind mount replaces the folder: mount the repo's trained_models/.
-VOLUME ["/app/results", "/app/trained_models"]
+VOLUME ["/app/results", "/app/trained_models", "/app/runs"]
 
 ENTRYPOINT ["python", "run.py"]

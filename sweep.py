@@ -77,10 +77,11 @@ STRATEGY = "strategy"
 SCRATCH = "scratch"
 STRATEGIES = (SCRATCH, *TRANSFER_STRATEGIES)
 CONFIG_FLAGS = tuple(spec.name for spec in dataclasses.fields(Config))
-SWEEP_OWNED_FLAGS = ("save_name", "resume", "models_dir", "results_dir", "render", "record")
+SWEEP_OWNED_FLAGS = ("save_name", "resume", "models_dir", "results_dir", "tensorboard", "render",
+                     "record")
 """Flags the sweep sets itself; they cannot be put in --grid or --fixed."""
 EXECUTION_FLAGS = ("resume", "quiet", "total_frames", "num_envs", "device", "models_dir",
-                   "results_dir")
+                   "results_dir", "tensorboard")
 """Flags that may differ between a finished results file and the study asked for now without
 it being a different experiment (a larger total_frames extends the study by resuming)."""
 TOKEN_PREFIXES = {"leg_length": "leg", "seed": "seed", STRATEGY: ""}
@@ -211,16 +212,22 @@ class Study:
 class Paths:
     models_dir: Path
     results_dir: Path
+    tensorboard: Path | None = None
+    """Each study's TensorBoard events go to `tensorboard/<save_name>/`; None: no events."""
 
     def of(self, save_name: str) -> dict[str, Path]:
-        return {
+        files = {
             "results": self.results_dir / f"{save_name}.p",
             "csv": self.results_dir / f"{save_name}.csv",
+            "updates": self.results_dir / f"{save_name}_updates.csv",
             "log": self.results_dir / f"{save_name}.log",
             "eval": self.results_dir / f"{save_name}_eval.json",
             "model": self.models_dir / f"{save_name}.pt",
             "checkpoint": self.models_dir / f"{save_name}.last.pt",
         }
+        if self.tensorboard is not None:
+            files["tensorboard"] = self.tensorboard / save_name
+        return files
 
 
 def expand(name: str, grid: dict[str, list[str]], fixed: dict[str, str]) -> list[Study]:
@@ -240,7 +247,8 @@ def study_argv(study: Study, paths: Paths, num_envs: str, resume: bool = False) 
     """run.py's command line for `study`; the sweep's defaults come first so --fixed wins."""
     defaults = {"quiet": "true", "num_envs": num_envs}
     flags = {**defaults, **study.flags, "save_name": study.save_name,
-             "models_dir": str(paths.models_dir), "results_dir": str(paths.results_dir)}
+             "models_dir": str(paths.models_dir), "results_dir": str(paths.results_dir),
+             "tensorboard": "none" if paths.tensorboard is None else str(paths.tensorboard)}
     if resume:
         flags["resume"] = "true"
     return [f"--{flag}={value}" for flag, value in flags.items()]
@@ -478,7 +486,8 @@ def task_arguments(sweep: Sweep, study: Study, resume: bool) -> tuple[list[str],
         return argv, str(files["log"]), {}, False
     from transfer.loading import resolve_model_path
 
-    remote = Paths(Path("{scratch}/models"), Path("{scratch}/results"))
+    remote = Paths(Path("{scratch}/models"), Path("{scratch}/results"),
+                   None if sweep.paths.tensorboard is None else Path("{scratch}/runs"))
     inputs: dict[str, bytes] = {}
     flags = dict(study.flags)
     if flags.get("initial_model", "none") != "none":
@@ -496,12 +505,15 @@ def task_arguments(sweep: Sweep, study: Study, resume: bool) -> tuple[list[str],
 
 
 def write_shipped(sweep: Sweep, files: dict[str, bytes]) -> None:
-    """Files a remote study wrote (or changed) -> this machine's folders."""
-    folders = {"models": sweep.paths.models_dir, "results": sweep.paths.results_dir}
+    """Files a remote study wrote (or changed) -> this machine's folders: models/NAME and
+    results/NAME, and its TensorBoard events, runs/<save_name>/NAME."""
+    folders = {"models": (sweep.paths.models_dir, 0), "results": (sweep.paths.results_dir, 0)}
+    if sweep.paths.tensorboard is not None:
+        folders["runs"] = (sweep.paths.tensorboard, 1)
     for relative, data in files.items():
         top, _, rest = relative.partition("/")
-        if top in folders and rest and "/" not in rest:
-            atomic_write_bytes(folders[top] / rest, data)
+        if top in folders and rest and rest.count("/") == folders[top][1]:
+            atomic_write_bytes(folders[top][0] / rest, data)
 
 
 def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
@@ -676,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models_dir", default="trained_models", help="folder for policies")
     parser.add_argument("--results_dir", default="results",
                         help="folder for results, logs and the manifest")
+    parser.add_argument("--tensorboard", default="runs",
+                        help="folder for the studies' TensorBoard events, side by side "
+                             "(tensorboard --logdir FOLDER compares them); none: no events")
     parser.add_argument("--dry_run", action="store_true",
                         help="list the studies and what would happen to each; run nothing")
     return parser
@@ -693,7 +708,9 @@ def sweep_from_args(args: argparse.Namespace, command: str = "") -> Sweep:
     grid, fixed = parse_grid(args.grid, args.fixed)
     if not grid:
         raise SweepError("give at least one --grid FLAG=V1,V2,... axis")
-    paths = Paths(Path(args.models_dir).resolve(), Path(args.results_dir).resolve())
+    tensorboard = (None if args.tensorboard.strip().lower() == "none"
+                   else Path(args.tensorboard).resolve())
+    paths = Paths(Path(args.models_dir).resolve(), Path(args.results_dir).resolve(), tensorboard)
     ship = args.address is not None if args.ship_files is None else args.ship_files == "true"
     return Sweep(args.name, grid, fixed, paths, args.cpus_per_study, args.address,
                  args.retries, ship, command, expand(args.name, grid, fixed))

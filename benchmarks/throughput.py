@@ -15,7 +15,10 @@ over the repeats and the ratios the issue sets goals for:
   (same environments and worker processes) with random actions and nothing else;
 - ours / SB3: our study against Stable-Baselines3 PPO (RL Zoo's BipedalWalker-v3 settings,
   MlpPolicy [32, 32, 32, 32]) on our walker with the same number of environments, when
-  stable_baselines3 is installed.
+  stable_baselines3 is installed;
+- TensorBoard on / off: the same study with its events written (`--tensorboard`) against
+  without (the default here), taken one after the other; and, within each study, the share of
+  its wall time spent writing events and computing the per-update diagnostics.
 
 Each ratio is the median over repeats of two figures taken one after the other. Timings are
 wall-clock. A study's figure includes its start-up (creating walkers and worker processes), as
@@ -91,11 +94,13 @@ def measure_envs(steps: int, seed: int, chunk: int = 250) -> dict:
 
 
 def benchmark_config(num_envs: int, batches: int, folder: str, **overrides: Any):
-    """Default hyperparameters, `batches` batches, output into `folder`."""
+    """Default hyperparameters, `batches` batches, output into `folder`, no TensorBoard events
+    unless `tensorboard=folder` is among the overrides."""
     from ppo.config import Config
 
+    settings = {"tensorboard": "none", **overrides}
     base = Config(save_name="benchmark", num_envs=num_envs, quiet=True, models_dir=folder,
-                  results_dir=folder, **overrides)
+                  results_dir=folder, **settings)
     return dataclasses.replace(base, total_frames=batches * base.frames_per_batch)
 
 
@@ -131,18 +136,22 @@ def warm_up_torch() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def measure_training(num_envs: int, batches: int, seed: int) -> dict:
-    """A whole study (`ppo.trainer.train`), default hyperparameters, `batches` batches.
+def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool = False) -> dict:
+    """A whole study (`ppo.trainer.train`), default hyperparameters, `batches` batches, with
+    or without TensorBoard events.
 
     Also where the training process's time went: stepping the walkers (`WalkerPool.step`:
     in the worker processes, or in this one for a single walker), the rest of the rollouts
     (policy, buffers, bookkeeping), the updates, and the remainder (start-up, advantages,
-    checkpoints, results files).
+    checkpoints, results files); and, inside those, writing the events (`add_batch`, per
+    batch; the writer's own thread is not on this clock), opening and closing the writer
+    (once per study: importing tensorboard, flushing) and the diagnostics (`UpdateDiagnostics`).
     """
-    from ppo import trainer
+    from ppo import diagnostics, tensorboard_log, trainer
     from ppo.vector import WalkerPool
 
-    clocks = {"stepping_s": 0.0, "rollout_s": 0.0, "update_s": 0.0}
+    clocks = {"stepping_s": 0.0, "rollout_s": 0.0, "update_s": 0.0, "tensorboard_s": 0.0,
+              "tensorboard_open_close_s": 0.0, "diagnostics_s": 0.0}
 
     def timed(function, clock):
         def wrapper(*args, **kwargs):
@@ -159,9 +168,18 @@ def measure_training(num_envs: int, batches: int, seed: int) -> dict:
     trainer.WalkerPool = TimedPool
     trainer.Study.collect_rollout = timed(trainer.Study.collect_rollout, "rollout_s")
     trainer.Study.update = timed(trainer.Study.update, "update_s")
+    tensorboard_log.TensorBoardLog.add_batch = timed(tensorboard_log.TensorBoardLog.add_batch,
+                                                     "tensorboard_s")
+    trainer.open_tensorboard = timed(trainer.open_tensorboard, "tensorboard_open_close_s")
+    tensorboard_log.TensorBoardLog.close = timed(tensorboard_log.TensorBoardLog.close,
+                                                 "tensorboard_open_close_s")
+    for method in ("add", "summary"):
+        setattr(diagnostics.UpdateDiagnostics, method,
+                timed(getattr(diagnostics.UpdateDiagnostics, method), "diagnostics_s"))
     warm_up_torch()
     with tempfile.TemporaryDirectory() as folder:
-        config = benchmark_config(num_envs, batches, folder, seed=seed)
+        events = {"tensorboard": folder} if tensorboard else {}
+        config = benchmark_config(num_envs, batches, folder, seed=seed, **events)
         started = time.perf_counter()
         outcome = trainer.train(config)
         elapsed = time.perf_counter() - started
@@ -295,6 +313,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                    seed=seed)
             record(f"train/{num_envs}", "train", num_envs=num_envs, batches=args.batches,
                    seed=seed)
+            if not args.skip_tensorboard:
+                record(f"train_tb/{num_envs}", "train", num_envs=num_envs,
+                       batches=args.batches, seed=seed, tensorboard=True)
             if use_sb3:
                 record(f"sb3/{num_envs}", "sb3", num_envs=num_envs,
                        rollouts=args.sb3_rollouts, seed=seed)
@@ -303,6 +324,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     for num_envs in args.num_envs:
         train, pool = samples[f"train/{num_envs}"], samples[f"pool/{num_envs}"]
         sb3 = samples.get(f"sb3/{num_envs}")
+        with_events = samples.get(f"train_tb/{num_envs}")
         rows.append({
             "num_envs": num_envs,
             "workers": train[0]["workers"],
@@ -313,6 +335,13 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "collect_over_pool": median_ratio(train, pool, "collect_frames_per_s"),
             "train_ceiling_given_update": ceiling_given_update(train, pool),
             "ours_over_sb3": median_ratio(train, sb3) if sb3 else None,
+            "tensorboard_on_over_off": median_ratio(with_events, train) if with_events else None,
+            "tensorboard_share": statistics.median(
+                t["tensorboard_s"] / t["wall_s"] for t in with_events) if with_events else None,
+            "tensorboard_open_close_s": median_of(with_events, "tensorboard_open_close_s")
+            if with_events else None,
+            "diagnostics_share": statistics.median(t["diagnostics_s"] / t["wall_s"]
+                                                   for t in train),
             "train_time_split_s": {key: median_of(train, key) for key in (
                 "wall_s", "stepping_s", "policy_and_bookkeeping_s", "update_s", "other_s")},
             "train_peak_rss_main_mib": max(s["peak_rss_main_mib"] for s in train),
@@ -371,6 +400,21 @@ def format_report(report: dict) -> str:
               f"ceiling {row['train_ceiling_given_update']:.2f}" for row in report["training"]]
     lines += [
         "",
+        "cost of the diagnostics and TensorBoard events (TB on/off: median over repeats of a",
+        "study with events against the one without, taken one after the other; shares: of the",
+        "study's wall time, in the training process):",
+    ]
+    for row in report["training"]:
+        on_off, share = row["tensorboard_on_over_off"], row["tensorboard_share"]
+        once = row["tensorboard_open_close_s"]
+        lines.append(
+            f"  {row['num_envs']} envs: TB on/off "
+            f"{'-' if on_off is None else format(on_off, '.3f')}, writing events "
+            f"{'-' if share is None else format(share, '.3%')}, opening and closing the writer "
+            f"{'-' if once is None else format(once, '.2f')} s once, diagnostics "
+            f"{row['diagnostics_share']:.3%}")
+    lines += [
+        "",
         "where a study's time went (s, medians of the training process's clock):",
     ]
     for row in report["training"]:
@@ -396,6 +440,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sb3_rollouts", type=int, default=1,
                         help="SB3 rollouts (n_steps x num_envs frames, then 10 epochs) each")
     parser.add_argument("--skip_sb3", action="store_true", help="leave SB3 out")
+    parser.add_argument("--skip_tensorboard", action="store_true",
+                        help="leave out the study with TensorBoard events (its cost)")
     parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

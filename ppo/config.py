@@ -43,6 +43,7 @@ class Config:
     """Every setting of a study. Field names are the command-line flags."""
 
     save_name: str = ""
+    """"": not given (allowed only where no study is trained: see `validate`)."""
     total_frames: int = 10_000_000
     render: bool = False
     record: str = ""
@@ -86,6 +87,7 @@ class Config:
     resume: bool = False
     models_dir: str = "trained_models"
     results_dir: str = "results"
+    tensorboard: str = "runs"
     list_models: bool = False
 
     @property
@@ -117,6 +119,11 @@ class Config:
     @property
     def has_initial_model(self) -> bool:
         return self.initial_model.lower() != "none"
+
+    @property
+    def runs_saved_policy(self) -> bool:
+        """--render, --record and --eval_episodes run a saved policy instead of training."""
+        return self.render or bool(self.record) or self.eval_episodes > 0
 
     def design_ranges(self) -> dict[str, list[float]]:
         """The design parameters given as ranges, redrawn by every walker at every reset."""
@@ -218,13 +225,15 @@ def parse_optional_float(text: str) -> float | None:
 
 
 FLAG_HELP = {
-    "save_name": "name under which the trained model and results are saved",
+    "save_name": "name under which the trained model and results are saved; not needed to "
+                 "render, record or evaluate --initial_model",
     "total_frames": "total number of frames (time steps) the study runs for",
     "render": "true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
               "window; no training happens",
     "record": "write the policy's episodes to this .gif or .mp4 (no display needed); no training",
     "eval_episodes": "evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
-                     "...), print the mean return and write results/SAVE_NAME_eval.json; "
+                     "...), print the mean return and write results/SAVE_NAME_eval.json "
+                     "(without --save_name: named after the policy); "
                      "with --record: episodes recorded (0 means 1); with --render: episodes shown "
                      "(0: until the window is closed)",
     "env": f"environment to train in; only {ENV_ID} is implemented",
@@ -275,9 +284,28 @@ FLAG_HELP = {
     "resume": "true: continue an interrupted study from its last checkpoint",
     "models_dir": "folder for trained policies",
     "results_dir": "folder for results files",
+    "tensorboard": "folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
+                   "(tensorboard --logdir FOLDER); none: no events",
     "list_models": "true: list the policies in models_dir (design, frames, score, whether "
                    "design-conditioned) and exit",
 }
+
+HELP_GROUPS = {
+    "Study parameters": (
+        "save_name", "total_frames", "render", "record", "eval_episodes", "seed", "resume",
+        "quiet", "models_dir", "results_dir", "tensorboard", "list_models"),
+    "Environment parameters": ("env", "terrain_length_scale", "fall_penalty", "max_time_steps"),
+    "Walker design parameters": tuple(DESIGN_PARAMETERS),
+    "Network and model parameters": (
+        "hidden_layers", "algorithm", "optimizer", "learning_rate", "gamma", "batch_size",
+        "train_steps", "minibatch_size", "action_std", "action_std_start", "action_std_final",
+        "action_std_end", "device", "num_envs", "num_workers", "gae_lambda", "clip",
+        "value_coef", "max_grad_norm"),
+    "Transfer learning parameters": (
+        "initial_model", "transfer_learning", "tl_end", "reset_final_layer", "add_noise_layers",
+        "add_noise_alpha"),
+}
+"""`--help`'s sections: the README's groups of parameters, in the README's order."""
 
 FLAG_TYPES = {
     bool: parse_bool,
@@ -293,8 +321,8 @@ FLAG_TYPES = {
 
 
 def describe_default(spec: dataclasses.Field) -> str:
-    if spec.default is dataclasses.MISSING:
-        return "none, required"
+    if spec.name == "save_name":
+        return "none; required to train"
     if isinstance(spec.default, tuple):
         return "[" + ",".join(map(str, spec.default)) + "]"
     if spec.default == "":
@@ -303,23 +331,35 @@ def describe_default(spec: dataclasses.Field) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Flags in HELP_GROUPS' sections; a boolean flag given bare (`--render`) means true."""
     parser = OneLineErrorParser(
         prog="run.py",
-        description="Train a PPO walker, from scratch or by transfer from a trained policy.",
+        usage="run.py --save_name=NAME [--FLAG=VALUE ...]",
+        description="Train a PPO walker, from scratch or by transfer from a trained policy. "
+                    "Every flag takes --flag=value or --flag value; booleans alone mean true.",
     )
     hints = typing.get_type_hints(Config)
-    for spec in dataclasses.fields(Config):
-        help_text = FLAG_HELP[spec.name]
-        if spec.name in DESIGN_PARAMETERS:
-            low, high = DESIGN_PARAMETERS[spec.name]
-            help_text = help_text.format(range=f"in [{low:g}, {high:g}]")
-        parser.add_argument(
-            f"--{spec.name}",
-            type=FLAG_TYPES[hints[spec.name]],
-            default=argparse.SUPPRESS,
-            metavar=spec.name.upper(),
-            help=f"{help_text} (default: {describe_default(spec)})",
-        )
+    specs = {spec.name: spec for spec in dataclasses.fields(Config)}
+    for title, names in HELP_GROUPS.items():
+        group = parser.add_argument_group(title)
+        for name in names:
+            spec = specs.pop(name)
+            help_text = FLAG_HELP[name]
+            if name in DESIGN_PARAMETERS:
+                low, high = DESIGN_PARAMETERS[name]
+                help_text = help_text.format(range=f"in [{low:g}, {high:g}]")
+            boolean = hints[name] is bool
+            group.add_argument(
+                f"--{name}",
+                type=FLAG_TYPES[hints[name]],
+                nargs="?" if boolean else None,
+                const=True if boolean else None,
+                default=argparse.SUPPRESS,
+                metavar="true|false" if boolean else name.upper(),
+                help=f"{help_text} (default: {describe_default(spec)})",
+            )
+    if specs:
+        raise RuntimeError(f"flags missing from HELP_GROUPS: {', '.join(specs)}")
     return parser
 
 
@@ -344,8 +384,11 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
 
     if config.list_models:
         return  # reads the models folder; nothing else is used
-    require(bool(config.save_name), "save_name", "is required: name the study")
-    require(bool(SAVE_NAME_PATTERN.fullmatch(config.save_name)) and ".." not in config.save_name,
+    if not config.save_name and not config.runs_saved_policy:
+        raise UsageError("--save_name: required to train: the name of the study's files, "
+                         "e.g. --save_name=walker_34")
+    require(not config.save_name or (bool(SAVE_NAME_PATTERN.fullmatch(config.save_name))
+                                     and ".." not in config.save_name),
             "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
     require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")
     require(config.algorithm.lower() == "ppo", "algorithm", "only ppo is implemented")

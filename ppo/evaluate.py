@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ def policy_path(config: Config) -> Path:
     models_dir = Path(config.models_dir)
     if config.has_initial_model:
         return resolve_model_path(config.initial_model, models_dir)
+    if not config.save_name:
+        raise UsageError("--initial_model: name the policy to run (trained_models/NAME.pt or a "
+                         "path to a .pt), or give the --save_name of a trained study")
     try:
         return resolve_model_path(config.save_name, models_dir)
     except UsageError as error:
@@ -214,8 +218,9 @@ def print_summary(summary: dict[str, float | int], results: list[EpisodeResult])
 # ----- the three modes, each returning run.py's exit status --------------------------------------
 
 def evaluate(config: Config) -> int:
-    """--eval_episodes=N: print the statistics, write results/<save_name>_eval.json, and end with
-    the machine-readable line `mean_return=<float>`."""
+    """--eval_episodes=N: print the statistics, write results/<save_name>_eval.json (without
+    --save_name, <policy>_eval.json), and end with the machine-readable line
+    `mean_return=<float>`."""
     policy, checkpoint, path = load_policy(config)
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))
@@ -231,9 +236,10 @@ def evaluate(config: Config) -> int:
         return INTERRUPTED
     summary = summarize(results)
     print_summary(summary, results)
-    results_path = Path(config.results_dir) / f"{config.save_name}_eval.json"
+    name = config.save_name or path.stem  # without --save_name: named after the policy
+    results_path = Path(config.results_dir) / f"{name}_eval.json"
     report = {
-        "save_name": config.save_name,
+        "save_name": name,
         "policy": str(path),
         "policy_env": checkpoint.get("env"),
         "policy_frames": checkpoint.get("frames"),
@@ -301,7 +307,8 @@ def record(config: Config) -> int:
 
 def watch(config: Config) -> int:
     """--render=true: show the policy in a window, episode after episode, until the window is
-    closed (or Escape, q, Ctrl-C), or after `--eval_episodes` episodes if given. Writes nothing."""
+    closed (or Escape, q), or after `--eval_episodes` episodes if given; then status 0. Ctrl-C
+    ends it with 130 and SIGTERM with 143, as they end a training run. Writes nothing."""
     from ppo.video import Overlay, Window, WindowClosed, display_problem, no_window_error
 
     problem = display_problem()  # before loading anything: say at once that it cannot work
@@ -312,21 +319,47 @@ def watch(config: Config) -> int:
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))
     overlay = Overlay()
-    window = Window(VIEWPORT_W, VIEWPORT_H, f"transfer_rl: {path.name}")
-    print("close the window, or press Escape or Ctrl-C, to stop", flush=True)
+    window = None
 
     def show_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
         lines = overlay_lines(env, episode, episodes, step, episode_return)
         caption = f"transfer_rl: {path.name} | " + " | ".join(lines)
         window.show(overlay.draw(env.render(), lines), caption)
 
+    # Installed before the window exists: SDL turns SIGTERM into a window-close event (status 0)
+    # only where the process still has the default handler.
+    previous = signal.signal(signal.SIGTERM, raise_stopped_by_signal)
     try:
+        window = Window(VIEWPORT_W, VIEWPORT_H, f"transfer_rl: {path.name}")
+        print("close the window, or press Escape or Ctrl-C, to stop", flush=True)
         shown = play(config, policy, episodes, "rgb_array", show_frame,
                      design_inputs_of(checkpoint))
         for count, result in enumerate(shown):
             print(describe_episode(result, count, episodes), flush=True)
-    except (WindowClosed, KeyboardInterrupt):
+        status = 0
+    except WindowClosed:
         print("stopped")
+        status = 0
+    except KeyboardInterrupt:
+        print("stopped")
+        status = INTERRUPTED
+    except StoppedBySignal as stop:
+        print(f"stopped by signal {stop.signum}")
+        status = 128 + stop.signum
     finally:
-        window.close()
-    return 0
+        signal.signal(signal.SIGTERM, previous)
+        if window is not None:
+            window.close()
+    return status
+
+
+class StoppedBySignal(Exception):
+    """SIGTERM arrived while a window was showing."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def raise_stopped_by_signal(signum: int, _frame: Any) -> None:
+    raise StoppedBySignal(signum)

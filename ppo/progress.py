@@ -22,7 +22,9 @@ class Progress:
         self.start_frames = start_frames
         self.last_plain = -PLAIN_INTERVAL_S
 
-    def update(self, frames: int, running_average: float, best: float) -> None:
+    def update(self, frames: int, running_average: float, best: float, averaged: int) -> None:
+        """`averaged`: how many episodes the running average is over, shown beside it, since
+        an average of the first few episodes says little."""
         if self.quiet:
             return
         now = time.monotonic()
@@ -30,8 +32,8 @@ class Progress:
         rate = (frames - self.start_frames) / elapsed
         eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")
         line = (f"frames {frames:>10,}/{self.total_frames:,}  {rate:7,.0f} frames/s  "
-                f"ETA {format_duration(eta)}  running avg {format_score(running_average)}  "
-                f"best {format_score(best)}")
+                f"ETA {format_duration(eta)}  running avg {format_score(running_average)} "
+                f"over {averaged:>3} ep  best {format_score(best)}")
         if self.interactive:
             self.stream.write("\r" + line)
             self.stream.flush()

@@ -17,6 +17,7 @@ import torch
 import envs
 import transfer
 from ppo import inference
+from ppo.banner import describe_resume, describe_study
 from ppo.checkpoint import (
     atomic_torch_save,
     config_as_plain_dict,
@@ -25,11 +26,13 @@ from ppo.checkpoint import (
     save_policy,
 )
 from ppo.config import Config
+from ppo.diagnostics import LossTerms, UpdateDiagnostics, UpdateLog
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from ppo.rollout import Batch, RewardScaler, RolloutBuffer
+from ppo.tensorboard_log import open_tensorboard, tensorboard_folder
 from ppo.vector import WalkerPool
 
 OPTIMIZERS = {
@@ -124,6 +127,8 @@ class Study:
         self.source_choice = source_choice
         check_output_folder(config.models_dir, "models_dir")
         check_output_folder(config.results_dir, "results_dir")
+        if tensorboard_folder(config) is not None:
+            check_output_folder(config.tensorboard, "tensorboard")
         check_device(config.device)
         self.device = torch.device(config.device)
         self.generator = seed_everything(config.seed)
@@ -139,11 +144,13 @@ class Study:
                                config.worker_processes)
         try:
             self._build_learner(config)
+            self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
         except BaseException:
             self.envs.close()  # no worker processes left behind by a refused study
             raise
         self.committed = (self.frames, len(self.log))
         self.started = time.monotonic()
+        self.last_update = (self.frames, self.started)
         self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
     def _build_learner(self, config: Config) -> None:
@@ -162,6 +169,7 @@ class Study:
         self.buffer = RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim)
         self.reward_scaler = RewardScaler(config.num_envs, config.gamma)
         self.log = EpisodeLog()
+        self.update_log = UpdateLog()
         self.frames = 0
         self.updates = 0
         self.best_score = float("-inf")
@@ -197,6 +205,7 @@ class Study:
         check_same_study(state.get("config", {}), self.config)
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.log = EpisodeLog(state["episodes"])
+        self.update_log = UpdateLog(state.get("update_log"))
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
         self.transfer_summary = state.get("transfer", "")
@@ -209,6 +218,7 @@ class Study:
             "optimizer": self.optimizer.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
             "episodes": self.log.columns,
+            "update_log": self.update_log.columns,
             "updates": self.updates,
             "best_score": self.best_score,
             "wall_time": self.wall_time(),
@@ -240,7 +250,8 @@ class Study:
             "wall_time": self.wall_time(),
             "transfer": self.transfer_summary,
         }
-        return write_results(self.results_dir, self.config.save_name, self.log, summary)
+        return write_results(self.results_dir, self.config.save_name, self.log, summary,
+                             self.update_log)
 
     # ----- the loop ----------------------------------------------------------------------
 
@@ -265,8 +276,11 @@ class Study:
         self.log.truncate(episodes)
 
     def run(self) -> StudyOutcome:
-        if self.transfer_summary:
-            self.progress.message(self.transfer_summary)
+        self.progress.message(describe_study(self.config, self.transfer_summary,
+                                             self.best_path))
+        if self.config.resume:
+            self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
+                                                  self.last_path, self.config.total_frames))
         obs = self.envs.reset(seed=self.config.seed + self.updates * self.config.num_envs)
         episode_reward = np.zeros(self.config.num_envs)
         episode_length = np.zeros(self.config.num_envs, dtype=np.int64)
@@ -281,13 +295,16 @@ class Study:
                 self.maybe_save_best()
                 for layer in transfer.apply_thaw_schedule(self.policy, self.config, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
-                self.update(self.buffer.batch(self.config.gamma, self.config.gae_lambda),
-                            action_std)
+                diagnostics = self.update(
+                    self.buffer.batch(self.config.gamma, self.config.gae_lambda), action_std)
                 self.updates += 1
+                self.update_log.add(self.update_row(diagnostics, action_std))
                 self.save_last()
                 self.committed = (self.frames, len(self.log))
                 self.write_results()
-                self.progress.update(self.frames, self.log.running_average, self.best_score)
+                self.tensorboard.add_batch(self.log, self.update_log.last())
+                self.progress.update(self.frames, self.log.running_average, self.best_score,
+                                     self.log.episodes_averaged)
         except (EOFError, OSError):
             # SIGTERM sent to the whole process group (systemd, `kill -- -PGID`) also ends the
             # environment workers: a stop like any other, with the episodes already recorded.
@@ -296,6 +313,7 @@ class Study:
             self.discard_partial_batch()
         finally:
             self.envs.close()
+            self.tensorboard.close()
             self.progress.close()
         results_path, csv_path = self.write_results()
         return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
@@ -366,8 +384,19 @@ class Study:
         episode_reward[ended] = 0.0
         episode_length[ended] = 0
 
-    def update(self, batch: Batch, action_std: float) -> None:
-        """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch."""
+    def update_row(self, diagnostics: dict[str, float], action_std: float) -> dict[str, float]:
+        """An update's diagnostics with the study's state: frames, noise, learning rate, and
+        the rate since the previous update (its rollout and update; on resume, start-up too)."""
+        now = time.monotonic()
+        frames_before, before = self.last_update
+        self.last_update = (self.frames, now)
+        return {"frames": self.frames, **diagnostics, "action_std": action_std,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "frames_per_s": (self.frames - frames_before) / max(now - before, 1e-9)}
+
+    def update(self, batch: Batch, action_std: float) -> dict[str, float]:
+        """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch; returns
+        the update's diagnostics (`UpdateDiagnostics.summary`)."""
         config, device = self.config, self.device
         b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
             torch.as_tensor(array, device=device) for array in vars(batch).values()
@@ -375,13 +404,15 @@ class Study:
         batch_size = len(b_obs)
         order = torch.randperm(batch_size, generator=self.generator)
         cursor = 0
+        diagnostics = UpdateDiagnostics(config.clip)
         for _ in range(config.train_steps):
             if cursor + config.minibatch_size > batch_size:
                 order, cursor = torch.randperm(batch_size, generator=self.generator), 0
             mb = order[cursor:cursor + config.minibatch_size].to(device)
             cursor += config.minibatch_size
-            loss = ppo_loss(self.policy, b_obs[mb], b_actions[mb], b_log_probs[mb],
-                            b_advantages[mb], b_returns[mb], action_std, config)
+            terms = ppo_loss(self.policy, b_obs[mb], b_actions[mb], b_log_probs[mb],
+                             b_advantages[mb], b_returns[mb], action_std, config)
+            loss = terms.total
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at frame {self.frames:,}; the last good "
@@ -397,11 +428,14 @@ class Study:
                     f"the gradient norm became {grad_norm.item()} at frame {self.frames:,}; "
                     f"the last good checkpoints are kept (try a lower --learning_rate)"
                 )
+            diagnostics.add(terms, grad_norm)
             self.optimizer.step()
+        # The critic's values at collection time are the returns less the advantages.
+        return diagnostics.summary(b_returns - b_advantages, b_returns)
 
 
 RESUME_MAY_CHANGE = frozenset({"total_frames", "resume", "quiet", "num_envs", "num_workers",
-                               "device", "models_dir", "results_dir"})
+                               "device", "models_dir", "results_dir", "tensorboard"})
 """Flags that do not change the experiment: how long it runs, and how (a resumed study restarts
 its walkers anyway, so it is not bit-identical to an uninterrupted one whatever num_envs is)."""
 
@@ -430,19 +464,21 @@ def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> 
 
 def ppo_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
              old_log_probs: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-             action_std: float, config: Config) -> torch.Tensor:
+             action_std: float, config: Config) -> LossTerms:
     """Clipped surrogate plus weighted value loss, on already-normalised observations.
 
     There is no entropy bonus: the action std is set by the study, not learned, so the
     policy's entropy is a constant with no gradient.
     """
     log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), action_std)
-    ratio = torch.exp(log_probs - old_log_probs)
+    log_ratio = log_probs - old_log_probs
+    ratio = torch.exp(log_ratio)
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
     policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
     value_loss = 0.5 * (policy.critic(obs).squeeze(-1) - returns).square().mean()
-    return policy_loss + config.value_coef * value_loss
+    return LossTerms(policy_loss + config.value_coef * value_loss, policy_loss, value_loss,
+                     log_ratio)
 
 
 def train(config: Config, source_choice: str = "") -> StudyOutcome:

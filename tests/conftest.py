@@ -41,6 +41,7 @@ def tiny_flags(tmp_path: Path, *extra: str, save_name: str = "tiny") -> list[str
         *TINY_BUDGET,
         f"--models_dir={tmp_path / 'm'}",
         f"--results_dir={tmp_path / 'r'}",
+        f"--tensorboard={tmp_path / 'runs'}",
         *extra,
     ]
 
@@ -56,6 +57,7 @@ def run_py(args: list[str], timeout: float = SUBPROCESS_TIMEOUT_S
     """`python run.py ARGS` from the repository root; output captured as text."""
     assert any(a.startswith("--models_dir") for a in args), "tests must not write into the repo"
     assert any(a.startswith("--results_dir") for a in args), "tests must not write into the repo"
+    assert any(a.startswith("--tensorboard") for a in args), "tests must not write into the repo"
     return subprocess.run([sys.executable, "run.py", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout, env=subprocess_env())
 
@@ -65,6 +67,7 @@ def start_run_py(args: list[str]) -> subprocess.Popen[str]:
     would), so that a test can signal the study and its environment workers together."""
     assert any(a.startswith("--models_dir") for a in args)
     assert any(a.startswith("--results_dir") for a in args)
+    assert any(a.startswith("--tensorboard") for a in args)
     return subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=subprocess_env(), start_new_session=True)

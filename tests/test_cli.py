@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
 
 import pytest
+from conftest import REPO_ROOT
 
-from ppo.config import Config, parse_config
+from ppo.config import HELP_GROUPS, Config, build_parser, parse_config
+from ppo.progress import Progress
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -39,6 +43,9 @@ SEED_README_DEFAULTS = {
 }
 
 
+BOOLEAN_FLAGS = ("render", "reset_final_layer", "quiet", "resume")
+
+
 def parse(*flags: str) -> Config:
     return parse_config(["--save_name=x", *flags])
 
@@ -54,7 +61,8 @@ def help_text(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
 def test_help_lists_every_flag_of_the_seed_readme_with_its_default(capsys, monkeypatch):
     text = help_text(capsys, monkeypatch)
     for flag, spec_default in SEED_README_DEFAULTS.items():
-        match = re.search(rf"--{flag} {flag.upper()} (.*?)\(default: ([^)]*)\)", text)
+        metavar = r"\[true\|false\]" if flag in BOOLEAN_FLAGS else flag.upper()
+        match = re.search(rf"--{flag} {metavar} (.*?)\(default: ([^)]*)\)", text)
         assert match, f"--{flag} missing from --help, or shown without a default"
         meaning, shown = match.groups()
         assert len(meaning.strip()) > 10, f"--{flag} has no explanation"
@@ -137,3 +145,81 @@ def test_the_schedule_is_used_only_when_set():
 
 def test_none_keeps_the_schedule_unset():
     assert not parse("--action_std_start=none").uses_schedule
+
+
+# ----- what a newcomer trips on (issue 16) ------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", BOOLEAN_FLAGS)
+def test_a_bare_boolean_flag_means_true_and_a_value_still_works(flag: str):
+    extra = ["--initial_model=some_model"] if flag == "reset_final_layer" else []
+    assert getattr(parse(f"--{flag}", *extra), flag) is True
+    assert getattr(parse(f"--{flag}", "--seed=3", *extra), flag) is True  # not eating the next
+    assert getattr(parse(f"--{flag}=True", *extra), flag) is True
+    assert getattr(parse(f"--{flag}", "false", *extra), flag) is False
+    assert getattr(parse(*extra), flag) is False
+
+
+def test_help_shows_booleans_as_optional_true_or_false(capsys, monkeypatch):
+    text = help_text(capsys, monkeypatch)
+    assert "--render [true|false]" in text and "RENDER" not in text
+    assert text.startswith("usage: run.py --save_name=NAME [--FLAG=VALUE ...]")
+
+
+def test_a_bad_boolean_is_still_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse("--render=maybe")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "run.py: error: argument --render: expected true or false, got 'maybe'")
+
+
+def test_training_needs_a_save_name_and_says_so_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_config(["--leg_length=30"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("run.py: error: --save_name: required")
+
+
+@pytest.mark.parametrize("mode", ["--eval_episodes=3", "--record=walk.gif", "--render"])
+def test_policy_modes_parse_without_a_save_name(mode: str):
+    config = parse_config([mode, "--initial_model=leg_34_trained"])
+    assert config.save_name == "" and config.runs_saved_policy
+
+
+def test_every_flag_is_in_exactly_one_help_section():
+    grouped = [name for names in HELP_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(spec.name for spec in dataclasses.fields(Config))
+
+
+def readme_parameter_sections() -> dict[str, list[str]]:
+    """The README's "## Parameters": each "### ..." heading with its bulleted flags, in order
+    (a bullet may name several flags: "- `--models_dir`, `--results_dir` ...")."""
+    text = (REPO_ROOT / "README.md").read_text()
+    body = text.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
+    sections: dict[str, list[str]] = {}
+    for block in body.split("\n### ")[1:]:
+        title, _, rest = block.partition("\n")
+        leads = [re.match(r"- ((?:`--\w+`(?:, )?)+)", line) for line in rest.splitlines()]
+        sections[title.strip()] = [flag for lead in leads if lead
+                                   for flag in re.findall(r"`--(\w+)`", lead.group(1))]
+    return sections
+
+
+def test_help_sections_are_the_readmes_groups_in_the_readmes_order():
+    parser = build_parser()
+    help_sections = {group.title: [action.dest for action in group._group_actions]
+                     for group in parser._action_groups if group.title in HELP_GROUPS}
+    assert list(help_sections) == list(HELP_GROUPS)
+    assert help_sections == readme_parameter_sections()
+
+
+def test_the_running_average_says_how_many_episodes_it_is_over():
+    stream = io.StringIO()  # not a terminal: plain lines
+    progress = Progress(total_frames=2000, quiet=False, stream=stream)
+    progress.update(1000, running_average=-33.0, best=float("-inf"), averaged=1)
+    progress.update(2000, running_average=122.0, best=122.0, averaged=100)
+    first, last = stream.getvalue().splitlines()
+    assert re.search(r"running avg\s+-33\.0 over\s+1 ep\b", first)
+    assert re.search(r"running avg\s+122\.0 over 100 ep\b", last)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +153,35 @@ def test_eval_prints_mean_return_and_writes_json(folder: Path) -> None:
     assert files_under(folder / "m") == models_before
 
 
+def without_save_name(flags: list[str]) -> list[str]:
+    return [flag for flag in flags if not flag.startswith("--save_name")]
+
+
+def test_evaluating_and_recording_a_named_policy_need_no_save_name(folder: Path) -> None:
+    """The evaluation report is then named after the policy."""
+    import run
+
+    flags = without_save_name(tiny_flags(folder, SHORT, "--initial_model=tiny"))
+    assert run.cli([*flags, "--eval_episodes=1"]) == 0
+    assert files_under(folder / "r") == {"tiny_eval.json"}
+    report = json.loads((folder / "r" / "tiny_eval.json").read_text())
+    assert report["save_name"] == "tiny" and report["policy"].endswith("tiny.pt")
+    assert run.cli([*flags, f"--record={folder / 'walk.gif'}"]) == 0
+    assert (folder / "walk.gif").stat().st_size > 0
+
+
+@pytest.mark.parametrize("mode", ["--eval_episodes=1", "--record=x.gif", "--render"])
+def test_a_policy_mode_without_any_policy_name_says_which_flag_to_give(folder: Path, capsys,
+                                                                      monkeypatch, mode) -> None:
+    import run
+
+    monkeypatch.setattr(video, "display_problem", lambda: None)  # --render gets to the policy
+    assert run.cli(without_save_name(tiny_flags(folder, mode))) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith("run.py: error: --initial_model: name the policy")
+    assert not (REPO_ROOT / "x.gif").exists() and not (folder / "r").exists()
+
+
 def test_missing_policy_is_the_same_one_line_error_as_for_initial_model(folder: Path, capsys,
                                                                        monkeypatch) -> None:
     import run
@@ -182,12 +213,11 @@ def test_render_without_a_display_fails_in_one_line(folder: Path) -> None:
 
 
 class FakeWindow:
-    """Stands in for the pygame window: counts frames, then closes (or is Ctrl-C'd)."""
+    """Stands in for the pygame window: counts frames, then `stop()` (closes it, Ctrl-C...)."""
 
     shown: list[str] = []
 
-    def __init__(self, width: int, height: int, caption: str, stop: type[BaseException],
-                 after: int) -> None:
+    def __init__(self, width: int, height: int, caption: str, stop, after: int) -> None:
         self.stop, self.after = stop, after
         FakeWindow.shown = []
 
@@ -195,25 +225,41 @@ class FakeWindow:
         assert frame.shape == (400, 600, 3)
         FakeWindow.shown.append(caption)
         if len(FakeWindow.shown) == self.after:
-            raise self.stop
+            self.stop()
 
     def close(self) -> None:
         FakeWindow.shown.append("closed")
 
 
-@pytest.mark.parametrize("stop", [video.WindowClosed, KeyboardInterrupt])
-def test_watching_stops_cleanly_and_writes_nothing(folder: Path, monkeypatch, capsys,
-                                                   stop: type[BaseException]) -> None:
+def raiser(error: type[BaseException]):
+    def stop() -> None:
+        raise error
+    return stop
+
+
+def send_sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("stop", "status", "said"), [
+    (raiser(video.WindowClosed), 0, "stopped"),   # window closed, Escape or q
+    (raiser(KeyboardInterrupt), 130, "stopped"),  # Ctrl-C
+    (send_sigterm, 143, "stopped by signal 15"),  # `kill PID`, as a training run takes it
+], ids=["closed", "ctrl-c", "sigterm"])
+def test_watching_stops_cleanly_and_writes_nothing(folder: Path, monkeypatch, capsys, stop,
+                                                   status: int, said: str) -> None:
     monkeypatch.setattr(video, "display_problem", lambda: None)
     monkeypatch.setattr(video, "Window",
                         lambda w, h, caption: FakeWindow(w, h, caption, stop, after=60))
     models_before = files_under(folder / "m")
-    assert evaluate.watch(config_for(folder, "--render=True")) == 0
+    handler_before = signal.getsignal(signal.SIGTERM)
+    assert evaluate.watch(config_for(folder, "--render=True")) == status
+    assert signal.getsignal(signal.SIGTERM) is handler_before, "the handler is put back"
     # Episode 1 is reset + 50 steps (51 frames); the window closes in episode 2.
     assert FakeWindow.shown[-1] == "closed" and len(FakeWindow.shown) == 61
     assert "leg length 34" in FakeWindow.shown[0] and "episode 2" in FakeWindow.shown[-2]
     out = capsys.readouterr().out
-    assert "episode 1 (seed 1)" in out and out.strip().endswith("stopped")
+    assert "episode 1 (seed 1)" in out and out.strip().endswith(said)
     assert files_under(folder / "m") == models_before and not (folder / "r").exists()
 
 

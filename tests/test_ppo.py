@@ -198,7 +198,7 @@ def test_ppo_loss_at_the_sampling_policy_is_the_weighted_value_loss(tiny_config)
         old_log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
         values = policy.critic(obs).squeeze(-1)
     advantages, returns = torch.randn(64), torch.randn(64)
-    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5, config)
+    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5, config).total
     # ratio = 1 and normalised advantages have mean 0, so only the value loss remains.
     expected = config.value_coef * 0.5 * (values - returns).square().mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
@@ -217,7 +217,7 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
     advantages = torch.linspace(-1, 1, 8)  # sign unchanged by the loss's normalisation
     old_log_probs = log_probs - 5.0 * advantages.sign()  # ratio = e^(+-5)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages,
-                    policy.critic(obs).squeeze(-1).detach(), 0.5, config)
+                    policy.critic(obs).squeeze(-1).detach(), 0.5, config).total
     loss.backward()
     assert all(p.grad is None or torch.all(p.grad == 0) for p in policy.actor.parameters())
 
@@ -332,7 +332,8 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     assert "Traceback" not in done.stderr
     models, results = tmp_path / "m", tmp_path / "r"
     assert sorted(p.name for p in models.iterdir()) == ["smoke.last.pt", "smoke.pt"]
-    assert sorted(p.name for p in results.iterdir()) == ["smoke.csv", "smoke.p"]
+    assert sorted(p.name for p in results.iterdir()) == ["smoke.csv", "smoke.p",
+                                                         "smoke_updates.csv"]
     assert str(results / "smoke.p") in done.stdout
 
     best = load_checkpoint(models / "smoke.pt")
@@ -347,7 +348,7 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
 
     document = load_results(tmp_path, "smoke")
     assert set(document) == {"config", "frames", "best_score", "wall_time", "transfer",
-                             "episodes"}
+                             "episodes", "updates"}
     assert document["frames"] == 2000 and document["transfer"] == ""
     assert document["config"]["num_envs"] == 2 and document["config"]["save_name"] == "smoke"
     assert isinstance(document["best_score"], float) and document["wall_time"] > 0

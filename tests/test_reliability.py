@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -383,8 +384,8 @@ def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
 
     def flaky_loss(*args, **kwargs):
         calls.append(1)
-        loss = real_loss(*args, **kwargs)
-        return loss if len(calls) <= train_steps else loss * math.nan
+        terms = real_loss(*args, **kwargs)
+        return terms if len(calls) <= train_steps else replace(terms, total=terms.total * math.nan)
 
     monkeypatch.setattr(ppo.trainer, "ppo_loss", flaky_loss)
 
@@ -421,7 +422,8 @@ def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Pat
 
     def overflowing_loss(policy, *args, **kwargs):
         weight = policy.actor[0].weight
-        return real_loss(policy, *args, **kwargs) + (1e38 * (weight - weight.detach())).sum()
+        terms = real_loss(policy, *args, **kwargs)
+        return replace(terms, total=terms.total + (1e38 * (weight - weight.detach())).sum())
 
     monkeypatch.setattr(ppo.trainer, "ppo_loss", overflowing_loss)
     with pytest.raises(TrainingDiverged, match="gradient"):

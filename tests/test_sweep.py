@@ -22,7 +22,8 @@ and quiet itself."""
 
 
 def folders(tmp_path: Path) -> list[str]:
-    return [f"--models_dir={tmp_path / 'm'}", f"--results_dir={tmp_path / 'r'}"]
+    return [f"--models_dir={tmp_path / 'm'}", f"--results_dir={tmp_path / 'r'}",
+            f"--tensorboard={tmp_path / 'runs'}"]
 
 
 def build(tmp_path: Path, *args: str) -> sweep.Sweep:
@@ -171,8 +172,13 @@ def test_tiny_sweep_writes_results_and_manifest_and_a_rerun_skips(tmp_path, loca
     entry = manifest(tmp_path)["studies"][0]
     assert entry["frames"] == 2000 and entry["attempts"] == 1
     assert manifest(tmp_path)["grid"] == {"leg_length": ["30", "40", "999"]}
-    for kind in ("results", "csv", "log", "model", "checkpoint"):
+    for kind in ("results", "csv", "updates", "log", "model", "checkpoint"):
         assert Path(entry["files"][kind]).is_file()
+    # TensorBoard events side by side, one folder per study: `--logdir runs` compares them.
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["t__leg30", "t__leg40"]
+    assert entry["files"]["tensorboard"] == str(tmp_path / "runs" / "t__leg30")
+    assert any(p.name.startswith("events.out.tfevents") for p in
+               (tmp_path / "runs" / "t__leg40").iterdir())
     with open(entry["files"]["results"], "rb") as handle:
         results = pickle.load(handle)
     assert results["config"]["leg_length"] == 30.0 and results["config"]["num_envs"] == 1
@@ -208,6 +214,9 @@ def test_failing_study_is_retried_once_then_reported_with_shipped_files(tmp_path
     assert failed["files"] == {"log": str(tmp_path / "r" / "t__initialize.log")}
     done = manifest(tmp_path)["studies"][0]
     assert done["frames"] == 2000
-    assert set(done["files"]) == {"results", "csv", "log", "model", "checkpoint"}
+    assert set(done["files"]) == {"results", "csv", "updates", "log", "model", "checkpoint",
+                                  "tensorboard"}
+    shipped_events = list((tmp_path / "runs" / "t__scratch").iterdir())
+    assert len(shipped_events) == 1 and shipped_events[0].name.startswith("events.out")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "small.pt", "t__scratch.last.pt", "t__scratch.pt"]

@@ -102,7 +102,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
         old_log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), 0.5)
         old_log_probs += 0.1 * torch.randn(64, generator=generator)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
-                    Config(save_name="frozen"))
+                    Config(save_name="frozen")).total
     optimizer.zero_grad(set_to_none=set_to_none)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.grad is not None], 0.5)
@@ -323,6 +323,19 @@ def test_prepare_loads_weights_and_normaliser_and_summarises(
     assert str(path) in summary
     assert "source walker leg_length 30" in summary and "score 123.4" in summary
     assert "freeze_then_thaw" in summary and "at frame 500" in summary
+
+
+@pytest.mark.parametrize("strategy", ["none", "initialize"])
+def test_loading_without_freezing_is_called_initialize_not_none(
+    tmp_path: Path, source: tuple[ActorCritic, Path], strategy: str
+) -> None:
+    """`--transfer_learning=none` with a model is `initialize`; "transfer: none" read as no
+    transfer at all."""
+    summary = transfer.prepare(make_policy(), study_config(
+        tmp_path, initial_model="source", transfer_learning=strategy))
+    schedule = summary.splitlines()[-1]
+    assert schedule.startswith("transfer: initialize: started from the loaded weights")
+    assert "all 5 layers of actor and critic train" in schedule and "none" not in summary
 
 
 def test_reset_and_noise_after_loading_are_seeded(

@@ -125,9 +125,11 @@ def describe_changes(config: Config) -> str:
 
 def describe_schedule(config: Config, num_layers: int) -> str:
     """Which of the `num_layers` Linear layers (counted from the input) train, and from when."""
-    strategy = config.transfer_learning
-    if strategy in ("none", "initialize"):
-        return f"transfer: {strategy}: all {num_layers} layers of actor and critic train"
+    # With an initial model, "none" is `initialize` (the weights are loaded either way): say so.
+    strategy = "initialize" if config.transfer_learning == "none" else config.transfer_learning
+    if strategy == "initialize":
+        return (f"transfer: initialize: started from the loaded weights; all {num_layers} "
+                f"layers of actor and critic train")
     final_only = (f"transfer: {strategy}: only the final layer ({num_layers}/{num_layers}) "
                   f"of actor and critic trains")
     if strategy == "freeze_all_but_final":

@@ -1,0 +1,48 @@
+"""What a run says about itself before it starts: which study or policy, which walker, how long,
+where its files go. A training study's first progress line comes only after its first batch
+(seconds to minutes), so the header is what tells the user the command did what they meant."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ppo.config import Config
+from ppo.evaluate import describe_walker
+from ppo.tensorboard_log import tensorboard_folder
+
+
+def describe_stepping(config: Config) -> str:
+    workers = config.worker_processes
+    walkers = f"{config.num_envs} walker{'s' if config.num_envs > 1 else ''}"
+    if workers == 0:
+        return f"{walkers} stepped in this process"
+    return f"{walkers} in {workers} worker process{'es' if workers > 1 else ''}"
+
+
+def describe_study(config: Config, transfer_summary: str, best_path: Path) -> str:
+    """The header of a training study; `transfer_summary` is `transfer.prepare`'s ("" when
+    training from scratch)."""
+    origin = "from scratch" if not config.has_initial_model else "by transfer"
+    results = Path(config.results_dir) / config.save_name
+    lines = [
+        f"study {config.save_name}: {config.total_frames:,} frames {origin}, seed {config.seed}, "
+        f"{describe_stepping(config)}",
+        describe_walker(config),
+        f"files: {best_path} (the best policy; {best_path.stem}.last.pt to --resume), "
+        f"{results}.p, .csv and _updates.csv",
+    ]
+    folder = tensorboard_folder(config)
+    if folder is not None:
+        lines.append(f"tensorboard: {folder} (tensorboard --logdir {folder.parent})")
+    if transfer_summary:
+        lines.append(transfer_summary)
+    return "\n".join(lines)
+
+
+def describe_resume(frames: int, episodes: int, best_score: float, checkpoint: Path,
+                    total_frames: int) -> str:
+    best = (f"best running average {best_score:.1f}" if math.isfinite(best_score)
+            else "no best running average yet")
+    return (f"resumed at {frames:,} frames of {total_frames:,} from {checkpoint}: "
+            f"{episodes:,} episodes so far, {best}")

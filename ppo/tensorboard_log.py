@@ -1,0 +1,95 @@
+"""TensorBoard events of a study, under CleanRL's keys with the frame count as the step.
+
+A study writes into `<--tensorboard>/<save_name>/`, so the studies of a sweep land side by
+side and one `tensorboard --logdir runs` compares them. Events are written after each batch's
+checkpoint, so the board never shows what a resumed study will not continue from. A writer
+opened at frame F (a resumed study) also marks the steps after F as superseded
+(`purge_step`): anything an earlier run of the study logged past its last checkpoint is hidden,
+and the curves continue without duplicated steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ppo.config import Config
+from ppo.errors import UsageError
+from ppo.results import EpisodeLog
+
+DISABLED = "none"
+EPISODE_TAGS = {"reward": "charts/episodic_return", "length": "charts/episodic_length"}
+"""Episode column -> tag; one point per episode, at the frame it ended."""
+UPDATE_TAGS = {
+    "frames_per_s": "charts/SPS",
+    "action_std": "charts/action_std",
+    "learning_rate": "charts/learning_rate",
+    "policy_loss": "losses/policy_loss",
+    "value_loss": "losses/value_loss",
+    "approx_kl": "losses/approx_kl",
+    "clip_fraction": "losses/clipfrac",
+    "explained_variance": "losses/explained_variance",
+    "grad_norm": "losses/grad_norm",
+}
+"""Update column (`ppo.diagnostics.UPDATE_COLUMNS`) -> tag; one point per update."""
+QUEUE_EVENTS = 1000
+"""Events buffered before an `add` waits for the writer thread: a batch of short episodes
+logs hundreds, and a small queue (torch's default is 10) makes the study wait on the disk."""
+FLUSH_S = 10
+"""A running study's curves reach the board at most this many seconds late."""
+
+
+def tensorboard_folder(config: Config) -> Path | None:
+    """Where the study's events go; None with `--tensorboard=none`."""
+    if config.tensorboard.strip().lower() == DISABLED:
+        return None
+    return Path(config.tensorboard) / config.save_name
+
+
+class TensorBoardLog:
+    """Writes a study's committed episodes and updates as TensorBoard scalars."""
+
+    def __init__(self, folder: Path, frames: int, episodes: int) -> None:
+        """`frames`, `episodes`: what the study has already done (a resumed study's)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # only paid for when used
+        except ImportError:
+            raise UsageError("--tensorboard: the tensorboard package is not installed (pip "
+                             "install -r requirements.txt); or turn events off with "
+                             "--tensorboard=none") from None
+        self.writer = SummaryWriter(str(folder), purge_step=frames + 1, max_queue=QUEUE_EVENTS,
+                                    flush_secs=FLUSH_S)
+        self.episodes_written = episodes
+
+    def add_batch(self, log: EpisodeLog, update: dict[str, float]) -> None:
+        """The episodes that ended since the last call, then the update (`frames` is its step).
+
+        Steps never decrease from one event to the next: TensorBoard takes a step that goes
+        back for a restart and would hide the points after it.
+        """
+        for index in range(self.episodes_written, len(log)):
+            step = int(log.columns["frames"][index])
+            for column, tag in EPISODE_TAGS.items():
+                self.writer.add_scalar(tag, log.columns[column][index], step)
+        self.episodes_written = len(log)
+        step = int(update["frames"])
+        for column, tag in UPDATE_TAGS.items():
+            self.writer.add_scalar(tag, update[column], step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class NoTensorBoard:
+    """`--tensorboard=none`: the same calls, nothing written."""
+
+    def add_batch(self, log: EpisodeLog, update: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_tensorboard(config: Config, frames: int, episodes: int
+                     ) -> TensorBoardLog | NoTensorBoard:
+    folder = tensorboard_folder(config)
+    return NoTensorBoard() if folder is None else TensorBoardLog(folder, frames, episodes)
