@@ -194,14 +194,15 @@ def test_every_flag_is_in_exactly_one_help_section():
 
 
 def readme_parameter_sections() -> dict[str, list[str]]:
-    """The README's "## Parameters": each "### ..." heading with its bulleted flags, in order
-    (a bullet may name several flags: "- `--models_dir`, `--results_dir` ...")."""
+    """The README's "## Parameters": each "### ..." heading with the flags its bullets or its
+    table rows start with, in order (a bullet may name several: "- `--models_dir`,
+    `--results_dir` ...")."""
     text = (REPO_ROOT / "README.md").read_text()
     body = text.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
     sections: dict[str, list[str]] = {}
     for block in body.split("\n### ")[1:]:
         title, _, rest = block.partition("\n")
-        leads = [re.match(r"- ((?:`--\w+`(?:, )?)+)", line) for line in rest.splitlines()]
+        leads = [re.match(r"[-|] ((?:`--\w+`(?:, )?)+)", line) for line in rest.splitlines()]
         sections[title.strip()] = [flag for lead in leads if lead
                                    for flag in re.findall(r"`--(\w+)`", lead.group(1))]
     return sections

@@ -137,8 +137,8 @@ def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
     header = "\n".join(lines[:first_progress])
     assert lines[0] == "study tiny: 2,000 frames from scratch, seed 1, 1 walker stepped in " \
                        "this process"
-    assert "walker: leg_length 34, terrain_length_scale 2, fall_penalty -50, " \
-           "max_time_steps 200" in header
+    assert "walker: leg_length 34, leg_width 8, motor_torque 80; terrain_length_scale 2, " \
+           "fall_penalty -50, max_time_steps 200" in header
     assert f"files: {tmp_path / 'm' / 'tiny.pt'}" in header and "_updates.csv" in header
     assert f"tensorboard: {tmp_path / 'runs' / 'tiny'}" in header
     assert "resumed" not in done.stdout

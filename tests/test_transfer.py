@@ -66,7 +66,7 @@ def trainable_indices(network: torch.nn.Sequential) -> set[int]:
 def study_config(tmp_path: Path, **overrides: object) -> Config:
     settings = {"save_name": "target", "hidden_layers": HIDDEN, "seed": 3,
                 "models_dir": str(tmp_path / "models"), "results_dir": str(tmp_path / "results"),
-                **overrides}
+                "tensorboard": str(tmp_path / "runs"), **overrides}
     return Config(**settings)
 
 
