@@ -2,10 +2,10 @@
 
 A study writes into `<--tensorboard>/<save_name>/`, so the studies of a sweep land side by
 side and one `tensorboard --logdir runs` compares them. Events are written after each batch's
-checkpoint, so the board never shows what a resumed study will not continue from. A writer
-opened at frame F (a resumed study) also marks the steps after F as superseded
-(`purge_step`): anything an earlier run of the study logged past its last checkpoint is hidden,
-and the curves continue without duplicated steps.
+checkpoint, never ahead of it, so a resumed study (which continues from its last checkpoint)
+continues the curves where they stop, without duplicated steps. Its writer also marks the
+steps after its checkpoint as superseded (`purge_step`), a safety net that TensorBoard's event
+accumulator honours; the `tensorboard` server (2.21) ignores it.
 """
 
 from __future__ import annotations

@@ -33,13 +33,23 @@ CLEANRL_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS"
 
 
 def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] as TensorBoard shows them (superseded steps purged)."""
+    """tag -> [(step, value)] read with TensorBoard's (legacy) event accumulator."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep all
     accumulator.Reload()
     return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
             for tag in accumulator.Tags()["scalars"]}
+
+
+def served_steps(folder: Path) -> dict[str, list[int]]:
+    """tag -> steps, read as `tensorboard` itself reads a run (its plugin accumulator)."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [event.step for event in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}
 
 
 # ----- the formulas ----------------------------------------------------------------------------
@@ -173,16 +183,10 @@ def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
 
 
 def test_a_resumed_study_continues_its_curves_without_duplicated_steps(tmp_path: Path):
+    """Events are written after each batch's checkpoint, so a resumed study starts exactly
+    where its curves stop. Checked as `tensorboard` reads the run."""
     first = run_py(tiny_flags(tmp_path, "--total_frames=1000"))
     assert first.returncode == 0, first.stderr
-    # Points logged past the checkpoint by a run that then died (steps 1500 and 1000 + 1):
-    # the resumed study supersedes them.
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(str(tmp_path / "runs" / "tiny")) as stray:
-        stray.add_scalar("losses/approx_kl", 9.0, 1001)
-        stray.add_scalar("losses/approx_kl", 9.0, 1500)
-
     resumed = run_py(tiny_flags(tmp_path, "--total_frames=2000", "--resume", "--quiet=false"))
     assert resumed.returncode == 0, resumed.stderr
     assert (f"resumed at 1,000 frames of 2,000 from {tmp_path / 'm' / 'tiny.last.pt'}"
@@ -190,12 +194,31 @@ def test_a_resumed_study_continues_its_curves_without_duplicated_steps(tmp_path:
 
     results = load_results(tmp_path)
     assert results["updates"]["frames"] == [1000, 2000]
-    scalars = event_scalars(tmp_path / "runs" / "tiny")
+    assert len(list((tmp_path / "runs" / "tiny").iterdir())) == 2, "one events file per run"
+    steps = served_steps(tmp_path / "runs" / "tiny")
+    assert set(steps) == CLEANRL_TAGS
     for tag in UPDATE_TAGS.values():
-        assert [step for step, _ in scalars[tag]] == [1000, 2000], tag
-    assert 9.0 not in [value for _, value in scalars["losses/approx_kl"]]
-    steps = [step for step, _ in scalars["charts/episodic_return"]]
-    assert steps == results["episodes"]["frames"], "every episode once, in order"
+        assert steps[tag] == [1000, 2000], tag
+    for tag in EPISODE_TAGS.values():
+        assert steps[tag] == results["episodes"]["frames"], "every episode once, in order"
+
+
+def test_a_resumed_writer_supersedes_what_was_logged_after_the_checkpoint(tmp_path: Path):
+    """The safety net beside writing after checkpoints: a resumed study's writer marks the
+    steps after its checkpoint as superseded (`purge_step`). TensorBoard's event accumulator
+    honours that; the `tensorboard` 2.21 server does not (see README)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ppo.tensorboard_log import TensorBoardLog
+
+    folder = tmp_path / "runs" / "tiny"
+    with SummaryWriter(str(folder)) as earlier_run:
+        for step, value in ((1000, 1.0), (1001, 9.0), (1500, 9.0)):
+            earlier_run.add_scalar("losses/approx_kl", value, step)
+    resumed = TensorBoardLog(folder, frames=1000, episodes=0)
+    resumed.writer.add_scalar("losses/approx_kl", 2.0, 2000)
+    resumed.close()
+    assert event_scalars(folder)["losses/approx_kl"] == [(1000, 1.0), (2000, 2.0)]
 
 
 def test_tensorboard_none_writes_no_events_but_keeps_the_diagnostics(tmp_path: Path,
