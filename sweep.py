@@ -37,8 +37,10 @@ Evaluation sweeps: with `--fixed eval_episodes=N` every study is `run.py --eval_
     python sweep.py --name zeroshot --grid leg_length=20,25,30,34,40,45,50 \
         --fixed initial_model=leg_34_trained --fixed eval_episodes=20
 
-Resources: each task reserves `--cpus_per_study` CPUs and runs that many environment workers
-(`--num_envs`, unless set with `--fixed`), so the machine is not oversubscribed.
+Resources: each task reserves `--cpus_per_study` CPUs, and its walkers are stepped by as many
+worker processes as run.py would use on that many cores (`--num_workers`, unless given with
+`--fixed`), so the machine is not oversubscribed. The number of walkers (`--num_envs`, default
+8) is part of the experiment and is never changed by the sweep.
 
 On a cluster (`--address`), the repository is sent to the nodes (Ray's `working_dir`, honouring
 .gitignore), and the nodes need no shared filesystem: each task gets its initial model and
@@ -69,7 +71,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ppo.checkpoint import atomic_write_bytes
-from ppo.config import TRANSFER_FLAGS, TRANSFER_STRATEGIES, Config
+from ppo.config import (
+    TRANSFER_FLAGS,
+    TRANSFER_STRATEGIES,
+    Config,
+    default_num_workers,
+    experiment_differences,
+    parse_count,
+)
 from ppo.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -77,12 +86,9 @@ STRATEGY = "strategy"
 SCRATCH = "scratch"
 STRATEGIES = (SCRATCH, *TRANSFER_STRATEGIES)
 CONFIG_FLAGS = tuple(spec.name for spec in dataclasses.fields(Config))
+CONFIG_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(Config)}
 SWEEP_OWNED_FLAGS = ("save_name", "resume", "models_dir", "results_dir", "render", "record")
 """Flags the sweep sets itself; they cannot be put in --grid or --fixed."""
-EXECUTION_FLAGS = ("resume", "quiet", "total_frames", "num_envs", "device", "models_dir",
-                   "results_dir")
-"""Flags that may differ between a finished results file and the study asked for now without
-it being a different experiment (a larger total_frames extends the study by resuming)."""
 TOKEN_PREFIXES = {"leg_length": "leg", "seed": "seed", STRATEGY: ""}
 UNFINISHED = ("failed", "invalid", "conflict", "interrupted")
 LOG_TAIL_LINES = 15
@@ -236,14 +242,27 @@ def expand(name: str, grid: dict[str, list[str]], fixed: dict[str, str]) -> list
     return studies
 
 
-def study_argv(study: Study, paths: Paths, num_envs: str, resume: bool = False) -> list[str]:
-    """run.py's command line for `study`; the sweep's defaults come first so --fixed wins."""
-    defaults = {"quiet": "true", "num_envs": num_envs}
+def study_argv(study: Study, paths: Paths, cpus: int, resume: bool = False) -> list[str]:
+    """run.py's command line for `study`; the sweep's defaults come first so --fixed wins.
+
+    The study's walkers are its own (`num_envs` is part of the experiment); the sweep only
+    decides how many processes step them, so that the `cpus` Ray reserves are not exceeded.
+    """
+    defaults = {"quiet": "true", "num_workers": workers_within(study.flags, cpus)}
     flags = {**defaults, **study.flags, "save_name": study.save_name,
              "models_dir": str(paths.models_dir), "results_dir": str(paths.results_dir)}
     if resume:
         flags["resume"] = "true"
     return [f"--{flag}={value}" for flag, value in flags.items()]
+
+
+def workers_within(flags: dict[str, str], cpus: int) -> str:
+    """`--num_workers` for a study given `cpus` cores: run.py's default rule on that many."""
+    try:
+        num_envs = parse_count(flags.get("num_envs", str(CONFIG_DEFAULTS["num_envs"])))
+    except argparse.ArgumentTypeError:
+        return "0"  # run.py refuses the study for its --num_envs anyway
+    return str(default_num_workers(num_envs, cpus))
 
 
 def check_flags(argv: list[str]) -> str | None:
@@ -309,13 +328,12 @@ def existing_state(study: Study, paths: Paths, argv: list[str]) -> tuple[str, st
     results = read_results(files["results"]) if files["results"].exists() else None
     if results is not None:
         stored = results.get("config", {})
-        differing = sorted(flag for flag in wanted if flag not in EXECUTION_FLAGS
-                           and flag in stored and stored[flag] != wanted[flag])
+        differing = experiment_differences(stored, wanted)
         if differing:
             flag = differing[0]
-            return "conflict", (f"{files['results']} was written with --{flag}={stored[flag]}, "
-                                f"this sweep asks for {wanted[flag]}; use another --name or "
-                                f"move the old files away")
+            return "conflict", (f"{files['results']} was written with --{flag}="
+                                f"{stored.get(flag)}, this sweep asks for {wanted.get(flag)}; "
+                                f"use another --name or move the old files away")
         if results["frames"] >= wanted["total_frames"]:
             return "complete", None
     if files["checkpoint"].exists():
@@ -402,10 +420,6 @@ class Sweep:
     def manifest_path(self) -> Path:
         return self.paths.results_dir / f"{self.name}_manifest.json"
 
-    @property
-    def num_envs(self) -> str:
-        return self.fixed.get("num_envs", str(self.cpus_per_study))
-
     def write_manifest(self) -> None:
         manifest = {
             "name": self.name,
@@ -441,7 +455,7 @@ def prepare(sweep: Sweep) -> list[tuple[Study, bool]]:
     """Sort every study into done-before, not runnable, or to run (with its resume flag)."""
     to_run = []
     for study in sweep.studies:
-        argv = study_argv(study, sweep.paths, sweep.num_envs)
+        argv = study_argv(study, sweep.paths, sweep.cpus_per_study)
         error = check_flags(argv)
         if error is None and study.flags.get("initial_model", "none") != "none":
             error = check_initial_model(study.flags["initial_model"], sweep.paths.models_dir)
@@ -474,7 +488,7 @@ def task_arguments(sweep: Sweep, study: Study, resume: bool) -> tuple[list[str],
     """(argv, log name, inputs, ship_back) for `run_study`, for this machine or a remote node."""
     files = sweep.paths.of(study.save_name)
     if not sweep.ship_files:
-        argv = study_argv(study, sweep.paths, sweep.num_envs, resume)
+        argv = study_argv(study, sweep.paths, sweep.cpus_per_study, resume)
         return argv, str(files["log"]), {}, False
     from transfer.loading import resolve_model_path
 
@@ -492,7 +506,8 @@ def task_arguments(sweep: Sweep, study: Study, resume: bool) -> tuple[list[str],
     if files["log"].exists():
         inputs[f"results/{files['log'].name}"] = files["log"].read_bytes()
     shipped = dataclasses.replace(study, flags=flags)
-    return study_argv(shipped, remote, sweep.num_envs, resume), files["log"].name, inputs, True
+    argv = study_argv(shipped, remote, sweep.cpus_per_study, resume)
+    return argv, files["log"].name, inputs, True
 
 
 def write_shipped(sweep: Sweep, files: dict[str, bytes]) -> None:
@@ -535,7 +550,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
             launch(study, resume)
         sweep.write_manifest()
         say(f"running {len(to_run)} of {total} studies on Ray "
-            f"({sweep.cpus_per_study} CPU(s) and {sweep.num_envs} env(s) each); "
+            f"({sweep.cpus_per_study} CPU(s) each); "
             f"logs: {sweep.paths.results_dir}/<study>.log")
     finished = total - len(to_run)
     previous_handler = signal.signal(signal.SIGTERM, interrupt)  # `kill` stops it as Ctrl-C does
@@ -665,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fixed", action="append", default=[], metavar="FLAG=VALUE",
                         help="a run.py flag given to every study; repeatable")
     parser.add_argument("--cpus_per_study", type=int, default=1,
-                        help="CPUs Ray reserves for each study; also its --num_envs unless fixed")
+                        help="CPUs Ray reserves for each study; its walkers get as many worker "
+                             "processes (never more walkers)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join: auto, or ray://HOST:PORT (default: local Ray)")
     parser.add_argument("--retries", type=int, default=1,
@@ -706,7 +722,7 @@ def dry_run(sweep: Sweep, out: TextIO | None = None) -> int:
             action = "resume" if to_run[study.save_name] else "run"
         else:
             action = study.status
-        argv = " ".join(study_argv(study, sweep.paths, sweep.num_envs, action == "resume"))
+        argv = " ".join(study_argv(study, sweep.paths, sweep.cpus_per_study, action == "resume"))
         print(f"{action:<8} python run.py {argv}" + (f"\n         {study.error}"
                                                     if study.error else ""),
               file=out or sys.stdout)

@@ -23,14 +23,10 @@ from typing import Any
 import numpy as np
 
 import envs
+from ppo.config import TRANSFER_SETTINGS, experiment_of
 
-NOT_THE_EXPERIMENT = ("seed", "save_name", "resume", "quiet", "models_dir", "results_dir",
-                      "device", "num_envs", "render", "record", "eval_episodes")
-"""Flags that do not define the experiment: studies differing only in these are one group.
-(`num_envs` changes how frames are collected, not what is learnt from, so it is left out.)"""
-TRANSFER_KEYS = ("initial_model", "transfer_learning", "tl_end", "reset_final_layer",
-                 "add_noise_layers", "add_noise_alpha")
-"""Flags that say how a study transfers; a from-scratch study has no meaningful value for them."""
+REPLICATE_SETTING = "seed"
+"""The one experiment setting in which the studies of a group differ: they are its replicates."""
 
 
 class InputError(ValueError):
@@ -255,18 +251,10 @@ def strategy_of(config: dict[str, Any]) -> str:
 
 
 def experiment_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The flags that define the experiment, normalised so equal settings compare equal."""
-    settings = {}
-    scratch = strategy_of(config) == "scratch"
-    for flag, value in config.items():
-        if flag in NOT_THE_EXPERIMENT or (scratch and flag in TRANSFER_KEYS):
-            continue
-        if flag == "initial_model":
-            value = Path(str(value)).stem  # a name, or a path to the same file elsewhere
-        if flag == "transfer_learning" and value == "none":
-            value = "initialize"
-        settings[flag] = tuple(value) if isinstance(value, list) else value
-    return settings
+    """The experiment a study belongs to, but for its seed (`ppo.config.experiment_of`: what
+    identifies a study to resume and to sweeps too); equal settings compare equal."""
+    return {flag: value for flag, value in experiment_of(config).items()
+            if flag != REPLICATE_SETTING}
 
 
 def settings_key(settings: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -294,7 +282,7 @@ class Group:
     def panel_key(self) -> tuple[tuple[str, str], ...]:
         """Equal for a transfer group and the from-scratch group it is compared with."""
         return settings_key({flag: value for flag, value in self.settings.items()
-                             if flag not in TRANSFER_KEYS})
+                             if flag not in TRANSFER_SETTINGS})
 
     @property
     def seeds(self) -> list[int]:
@@ -329,7 +317,7 @@ def format_setting(flag: str, value: Any) -> str:
 def label_groups(groups: list[Group]) -> None:
     """Labels that name only what differs: panels by their non-transfer settings, groups within
     a panel by strategy (and the initial model, when several are compared)."""
-    panel_settings = [{f: v for f, v in g.settings.items() if f not in TRANSFER_KEYS}
+    panel_settings = [{f: v for f, v in g.settings.items() if f not in TRANSFER_SETTINGS}
                       for g in groups]
     varying = sorted({flag for s in panel_settings for flag in s
                       if len({repr(t.get(flag)) for t in panel_settings}) > 1},

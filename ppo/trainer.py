@@ -24,7 +24,7 @@ from ppo.checkpoint import (
     policy_checkpoint,
     save_policy,
 )
-from ppo.config import Config
+from ppo.config import RUN_SETTINGS, Config, experiment_differences
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.progress import Progress
@@ -400,22 +400,17 @@ class Study:
             self.optimizer.step()
 
 
-RESUME_MAY_CHANGE = frozenset({"total_frames", "resume", "quiet", "num_envs", "num_workers",
-                               "device", "models_dir", "results_dir"})
-"""Flags that do not change the experiment: how long it runs, and how (a resumed study restarts
-its walkers anyway, so it is not bit-identical to an uninterrupted one whatever num_envs is)."""
-
-
 def check_same_study(saved: dict[str, Any], config: Config) -> None:
-    """A resumed study must be the one that was interrupted: refuse other experiment settings."""
-    current = config_as_plain_dict(config)
-    changed = sorted(name for name, value in saved.items()
-                     if name not in RESUME_MAY_CHANGE and current.get(name) != value)
+    """A resumed study must be the experiment that was interrupted: only its run settings
+    (budget, workers, device, folders...) may change."""
+    changed = experiment_differences(saved, config_as_plain_dict(config))
     if changed:
         name = changed[0]
-        raise UsageError(f"--resume: the interrupted study used --{name}={saved[name]}, not "
-                         f"{current.get(name)}; resume with the same settings "
-                         f"(only {', '.join(sorted(RESUME_MAY_CHANGE - {'resume'}))} may change)")
+        current = config_as_plain_dict(config)
+        raise UsageError(f"--resume: the interrupted study used --{name}={saved.get(name)}, not "
+                         f"{current.get(name)}; resume the same experiment (only "
+                         f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "
+                         f"may change)")
 
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:

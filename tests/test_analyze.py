@@ -171,18 +171,21 @@ def test_labels_name_what_differs(tmp_path):
     assert {g.panel_label for g in groups} == {"all studies"}
 
 
-def test_groups_ignore_seed_and_execution_flags_but_not_settings():
+def test_groups_ignore_seed_and_run_settings_but_not_experiment_settings():
     studies = [
-        config("scratch", 1), config("scratch", 2, num_envs=4, models_dir="/elsewhere"),
+        config("scratch", 1), config("scratch", 2, num_workers=4, models_dir="/elsewhere",
+                                     total_frames=5000, device="cuda"),
         # a from-scratch study records transfer defaults that mean nothing without a model
         config("scratch", 3, tl_end=0.5),
         config("initialize", 1), config("initialize", 2, initial_model="/m/leg_34_trained.pt"),
         config("initialize", 3, learning_rate=1e-3),
+        config("scratch", 4, num_envs=4),  # the walkers decide the results (ppo/vector.py)
     ]
     keys = [experiment_settings(c) for c in studies]
     assert keys[0] == keys[1] == keys[2]
     assert keys[3] == keys[4] != keys[0]
     assert keys[5] != keys[3]
+    assert keys[6] != keys[0]
     assert strategy_of(config("freeze_then_thaw", 1)) == "freeze_then_thaw"
     reset = config("initialize", 1, reset_final_layer=True)
     assert strategy_of(reset) == "initialize + reset final"

@@ -328,9 +328,10 @@ def test_resumed_study_continues_frames_and_results(interrupted, tmp_path: Path)
     saved_episodes = len(last["episodes"]["reward"])
     target = last["frames"] + 2000
 
-    # Resumed with one environment instead of two, as on a machine with fewer cores.
+    # Resumed with its two walkers stepped in the training process instead of two workers,
+    # as on a machine with fewer cores: how a study runs may change, not what it is.
     done = run_py(tiny_flags(folder, f"--total_frames={target}", "--resume=true",
-                             save_name="long"))
+                             "--num_envs=2", "--num_workers=0", save_name="long"))
     assert done.returncode == 0, done.stderr
 
     _, _, after, csv_lines = load_study(folder)
@@ -349,6 +350,7 @@ def test_resumed_study_continues_frames_and_results(interrupted, tmp_path: Path)
 @pytest.mark.parametrize("changed, named", [
     ("--hidden_layers=[8]", "--resume"),  # other network: the weights cannot load
     ("--leg_length=30", "--leg_length=34.0"),  # other experiment: refused by name
+    ("--num_envs=1", "--num_envs=2"),  # the number of walkers decides the results too
 ])
 def test_resume_refuses_other_settings(interrupted, tmp_path: Path, capfd, changed: str,
                                        named: str):
@@ -357,7 +359,8 @@ def test_resume_refuses_other_settings(interrupted, tmp_path: Path, capfd, chang
     shutil.copytree(source, folder)
     before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
     capfd.readouterr()
-    code = cli_in_process(tiny_flags(folder, "--resume=true", changed, save_name="long"))
+    code = cli_in_process(tiny_flags(folder, "--resume=true", "--num_envs=2", changed,
+                                     save_name="long"))
     assert code == 2
     assert named in only_line(capfd.readouterr().err)
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before

@@ -16,9 +16,9 @@ from ppo.checkpoint import save_policy
 from ppo.network import ActorCritic
 
 TINY_FIXED = [f"--fixed={flag.removeprefix('--')}" for flag in TINY_BUDGET
-              if not flag.startswith(("--num_envs", "--quiet"))]
-"""The conftest budget (two updates of 1000 frames) as --fixed flags; the sweep sets num_envs
-and quiet itself."""
+              if not flag.startswith("--quiet")]
+"""The conftest budget (two updates of 1000 frames, one walker) as --fixed flags; the sweep
+sets quiet itself."""
 
 
 def folders(tmp_path: Path) -> list[str]:
@@ -96,10 +96,26 @@ def test_bad_grids_are_usage_errors(tmp_path, args, message):
 
 
 def test_sweep_defaults_go_first_so_fixed_flags_win(tmp_path):
-    plan = build(tmp_path, "--grid=seed=1", "--fixed=num_envs=2", "--cpus_per_study=1")
-    argv = sweep.study_argv(plan.studies[0], plan.paths, plan.num_envs, resume=True)
-    assert argv[:2] == ["--quiet=true", "--num_envs=2"]
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=num_workers=1", "--cpus_per_study=1")
+    argv = sweep.study_argv(plan.studies[0], plan.paths, plan.cpus_per_study, resume=True)
+    assert argv[:2] == ["--quiet=true", "--num_workers=1"]
     assert argv[-1] == "--resume=true" and f"--results_dir={tmp_path / 'r'}" in argv
+
+
+@pytest.mark.parametrize(("cpus", "num_envs", "workers"), [
+    (1, None, "0"), (2, None, "2"), (2, "2", "0"), (4, "6", "4")])
+def test_cpus_per_study_decides_the_workers_never_the_walkers(tmp_path, cpus, num_envs,
+                                                               workers):
+    """The number of walkers is part of the experiment: the CPUs a task gets only decide how
+    many processes step them (run.py's own rule on that many cores)."""
+    fixed = [f"--fixed=num_envs={num_envs}"] if num_envs else []
+    # On a cluster (--address), a node may have more CPUs than this machine.
+    plan = build(tmp_path, "--grid=seed=1", *fixed, f"--cpus_per_study={cpus}",
+                 "--address=auto")
+    argv = sweep.study_argv(plan.studies[0], plan.paths, cpus)
+    config = sweep.intended_config(argv)
+    assert config["num_envs"] == (int(num_envs) if num_envs else 8)
+    assert f"--num_workers={workers}" in argv
 
 
 def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp_path):
@@ -130,6 +146,26 @@ def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp
     assert by_name["t__leg999"].error.startswith("--leg_length: must be a number in")
 
 
+def test_run_settings_never_make_a_finished_study_a_conflict(tmp_path):
+    """Only experiment settings identify a study: a finished study stays finished when the
+    sweep is re-run with other workers, device or display; another seed is a conflict."""
+    results = tmp_path / "r"
+    results.mkdir()
+    stored = {**sweep.intended_config(sweep.study_argv(
+        build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000").studies[0],
+        sweep.Paths(tmp_path / "m", results), cpus=1)), "num_workers": 2, "device": "cuda"}
+    (results / "t__seed1.p").write_bytes(pickle.dumps(
+        {"config": stored, "frames": 2000, "best_score": 1.0, "wall_time": 3.0}))
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000", "--fixed=num_workers=0")
+    assert sweep.prepare(plan) == [] and plan.studies[0].status == "skipped"
+    stored["seed"] = 2
+    (results / "t__seed1.p").write_bytes(pickle.dumps(
+        {"config": stored, "frames": 2000, "best_score": 1.0, "wall_time": 3.0}))
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000")
+    assert sweep.prepare(plan) == [] and plan.studies[0].status == "conflict"
+    assert "--seed=2" in plan.studies[0].error
+
+
 def test_a_missing_initial_model_is_found_before_anything_runs(tmp_path):
     plan = build(tmp_path, "--grid=strategy=scratch,initialize", "--fixed=initial_model=nope")
     assert [study.save_name for study, _ in sweep.prepare(plan)] == ["t__scratch"]
@@ -139,7 +175,7 @@ def test_a_missing_initial_model_is_found_before_anything_runs(tmp_path):
 def test_dry_run_prints_each_command_and_runs_nothing(tmp_path, capsys):
     assert sweep.cli(["--name=t", "--grid=seed=1,2", "--dry_run", *folders(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("run      python run.py --quiet=true --num_envs=1 --seed=1 "
+    assert lines[0].startswith("run      python run.py --quiet=true --num_workers=0 --seed=1 "
                                "--save_name=t__seed1")
     assert not (tmp_path / "r").exists()
 
