@@ -139,7 +139,7 @@ def measure_training(num_envs: int, batches: int, seed: int) -> dict:
     (policy, buffers, bookkeeping), the updates, and the remainder (start-up, advantages,
     checkpoints, results files).
     """
-    from ppo import trainer
+    from ppo import algorithm, trainer
     from ppo.vector import WalkerPool
 
     clocks = {"stepping_s": 0.0, "rollout_s": 0.0, "update_s": 0.0}
@@ -157,8 +157,8 @@ def measure_training(num_envs: int, batches: int, seed: int) -> dict:
         step = timed(WalkerPool.step, "stepping_s")
 
     trainer.WalkerPool = TimedPool
-    trainer.Study.collect_rollout = timed(trainer.Study.collect_rollout, "rollout_s")
-    trainer.Study.update = timed(trainer.Study.update, "update_s")
+    algorithm.collect_rollout = timed(algorithm.collect_rollout, "rollout_s")
+    algorithm.update = timed(algorithm.update, "update_s")
     warm_up_torch()
     with tempfile.TemporaryDirectory() as folder:
         config = benchmark_config(num_envs, batches, folder, seed=seed)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ppo.errors import UsageError
-from ppo.network import ActorCritic
+from ppo.network import ActorCritic, linear_layers
 
 FORMAT_VERSION = 1
 
@@ -67,8 +67,8 @@ def policy_checkpoint(
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
         "hidden_layers": list(policy.hidden_layers),
-        "obs_dim": policy.actor[0].in_features,
-        "act_dim": policy.actor[-1].out_features,
+        "obs_dim": linear_layers(policy.actor)[0].in_features,
+        "act_dim": linear_layers(policy.actor)[-1].out_features,
         "env": dict(env_settings),
         "frames": int(frames),
         "score": float(score),

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple, NoReturn
 from envs import DESIGN_PARAMETERS, ENV_ID, InvalidWalkerArgument, check_walker_arguments
 from ppo.errors import UsageError
 
-OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
+"""--optimizer values and the torch.optim class each names."""
 TRANSFER_STRATEGIES = ("none", "initialize", "freeze_all_but_final", "freeze_then_thaw")
 SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -432,7 +433,8 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
             "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
     require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")
     require(config.algorithm.lower() == "ppo", "algorithm", "only ppo is implemented")
-    require(config.optimizer.lower() in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}")
+    require(config.optimizer.lower() in OPTIMIZERS, "optimizer",
+            f"must be one of {tuple(OPTIMIZERS)}")
     require(config.transfer_learning in TRANSFER_STRATEGIES, "transfer_learning",
             f"must be one of {TRANSFER_STRATEGIES}")
     require(config.total_frames > 0, "total_frames", "must be positive")

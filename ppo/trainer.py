@@ -1,8 +1,8 @@
-"""The PPO study: collect a batch from vectorised walkers, update, checkpoint, log, repeat."""
+"""A study's life: building it, running PPO iterations (`ppo.algorithm`) until its budget is
+spent or a signal stops it, and its checkpoints, results and resume."""
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import signal
@@ -16,7 +16,8 @@ import torch
 
 import envs
 import transfer
-from ppo import inference
+from ppo import algorithm
+from ppo.algorithm import TrainingDiverged
 from ppo.checkpoint import (
     atomic_torch_save,
     config_as_plain_dict,
@@ -29,19 +30,7 @@ from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
-from ppo.rollout import Batch, RewardScaler, RolloutBuffer
-from ppo.vector import WalkerPool
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adagrad": torch.optim.Adagrad,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-}
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; continuing would only overwrite good state with garbage."""
+from ppo.vector import StepResult, WalkerPool
 
 
 @dataclass
@@ -68,17 +57,6 @@ def saved_design_inputs(path: Path) -> dict[str, list[float]]:
         return transfer.design_inputs_of(load_checkpoint(path))
     except UsageError as error:
         raise UsageError(f"--resume: {error}") from None
-
-
-FUSED_OPTIMIZERS = frozenset({"adam"})
-"""Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
-on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
-
-
-def make_optimizer(config: Config, policy: ActorCritic) -> torch.optim.Optimizer:
-    name = config.optimizer.lower()
-    fused = {"fused": True} if name in FUSED_OPTIMIZERS else {}
-    return OPTIMIZERS[name](policy.parameters(), lr=config.learning_rate, **fused)
 
 
 def check_output_folder(folder: str, flag: str) -> None:
@@ -125,7 +103,6 @@ class Study:
         check_output_folder(config.models_dir, "models_dir")
         check_output_folder(config.results_dir, "results_dir")
         check_device(config.device)
-        self.device = torch.device(config.device)
         self.generator = seed_everything(config.seed)
         self.best_path, self.last_path = model_paths(config)
         self.results_dir = Path(config.results_dir)
@@ -135,40 +112,45 @@ class Study:
         inputs = (saved_design_inputs(self.last_path) if config.resume and self.last_path.exists()
                   else transfer.design_inputs(config))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
-        self.envs = WalkerPool(config.env, self.env_kwargs, config.num_envs,
-                               config.worker_processes)
+        self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
+                                  config.worker_processes)
         try:
-            self._build_learner(config)
+            self._build(config)
         except BaseException:
-            self.envs.close()  # no worker processes left behind by a refused study
+            self.walkers.close()  # no worker processes left behind by a refused study
             raise
         self.committed = (self.frames, len(self.log))
         self.started = time.monotonic()
         self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
-    def _build_learner(self, config: Config) -> None:
-        """Policy (loaded and frozen for transfer), optimiser, storage; restored on resume."""
-        obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
-        self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+    def _build(self, config: Config) -> None:
+        """The learner (its policy loaded and frozen for transfer) and the study's counters;
+        both restored on resume."""
+        obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
+        policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
-            text for text in (self.source_choice, transfer.prepare(self.policy, config)) if text)
-        if not all(torch.isfinite(t).all() for t in self.policy.state_dict().values()):
+            text for text in (self.source_choice, transfer.prepare(policy, config)) if text)
+        if not all(torch.isfinite(t).all() for t in policy.state_dict().values()):
             # NaN weights would give NaN actions, which crash Box2D inside the workers.
             raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
                              f"weights; train from another model")
-        self.policy.to(self.device)
-        self.optimizer = make_optimizer(config, self.policy)
-        self.buffer = RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim)
-        self.reward_scaler = RewardScaler(config.num_envs, config.gamma)
+        self.learner = algorithm.make_learner(config, policy.to(config.device), self.generator)
         self.log = EpisodeLog()
         self.frames = 0
         self.updates = 0
         self.best_score = float("-inf")
         self.elapsed_before = 0.0
+        self.episode_reward = np.zeros(config.num_envs)
+        self.episode_length = np.zeros(config.num_envs, dtype=np.int64)
+        self.action_std = config.action_std
         if config.resume:
             self._restore()
-            transfer.apply_thaw_schedule(self.policy, config, self.frames)
+            transfer.apply_thaw_schedule(policy, config, self.frames)
+
+    @property
+    def policy(self) -> ActorCritic:
+        return self.learner.policy
 
     # ----- checkpoints and results -------------------------------------------------------
 
@@ -187,7 +169,7 @@ class Study:
             raise UsageError(f"--resume: {error}") from None
         try:
             self.policy.load_state_dict(state["state_dict"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError):
             raise UsageError(
                 f"--resume: {self.last_path} was saved with other network settings "
@@ -195,7 +177,7 @@ class Study:
                 f"{state.get('config', {}).get('optimizer')})"
             ) from None
         check_same_study(state.get("config", {}), self.config)
-        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
         self.log = EpisodeLog(state["episodes"])
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
@@ -206,8 +188,8 @@ class Study:
     def save_last(self) -> None:
         atomic_torch_save({
             **self.policy_state(score=self.best_score),
-            "optimizer": self.optimizer.state_dict(),
-            "reward_scaler": self.reward_scaler.state_dict(),
+            "optimizer": self.learner.optimizer.state_dict(),
+            "reward_scaler": self.learner.reward_scaler.state_dict(),
             "episodes": self.log.columns,
             "updates": self.updates,
             "best_score": self.best_score,
@@ -265,25 +247,24 @@ class Study:
         self.log.truncate(episodes)
 
     def run(self) -> StudyOutcome:
+        config = self.config
         if self.transfer_summary:
             self.progress.message(self.transfer_summary)
-        obs = self.envs.reset(seed=self.config.seed + self.updates * self.config.num_envs)
-        episode_reward = np.zeros(self.config.num_envs)
-        episode_length = np.zeros(self.config.num_envs, dtype=np.int64)
+        obs = self.walkers.reset(seed=config.seed + self.updates * config.num_envs)
         try:
-            while self.frames < self.config.total_frames and self.stop_signal is None:
-                action_std = self.config.action_std_at(self.frames)
-                obs, collected = self.collect_rollout(obs, action_std, episode_reward,
-                                                      episode_length)
-                if not collected:
+            while self.frames < config.total_frames and self.stop_signal is None:
+                self.action_std = config.action_std_at(self.frames)
+                collected = algorithm.collect_rollout(self.learner, self.walkers, obs,
+                                                      self.action_std, self.count_step)
+                if collected is None:
                     self.discard_partial_batch()
                     break
+                obs, raw_obs = collected
+                algorithm.absorb_observations(self.policy, raw_obs)
                 self.maybe_save_best()
-                for layer in transfer.apply_thaw_schedule(self.policy, self.config, self.frames):
+                for layer in transfer.apply_thaw_schedule(self.policy, config, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
-                self.update(self.buffer.batch(self.config.gamma, self.config.gae_lambda),
-                            action_std)
-                self.updates += 1
+                self.update()
                 self.save_last()
                 self.committed = (self.frames, len(self.log))
                 self.write_results()
@@ -295,109 +276,43 @@ class Study:
                 raise
             self.discard_partial_batch()
         finally:
-            self.envs.close()
+            self.walkers.close()
             self.progress.close()
         results_path, csv_path = self.write_results()
         return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
 
-    def collect_rollout(self, obs: np.ndarray, action_std: float, episode_reward: np.ndarray,
-                        episode_length: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Fill the buffer; False if a stop was requested before it was full.
+    def count_step(self, result: StepResult, ended: np.ndarray) -> bool:
+        """After every step of the walkers: frames, and the episodes that ended (with the
+        design each walker had, read from its final observation); whether the rollout may go
+        on (no stop requested)."""
+        self.frames += self.config.num_envs
+        self.episode_reward += result.rewards
+        self.episode_length += 1
+        if ended.any():
+            self.record_episodes(ended, result.final_obs)
+        return self.stop_signal is None
 
-        The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`), one
-        batched pass of actor and critic per step over all environments, and the rollout's
-        noise is drawn in one go. The value of what followed step t is the critic's value of
-        step t + 1's observation, which that step computes anyway; only final observations
-        (an episode ended) and the last step need a critic pass of their own.
-        """
-        buffer = self.buffer
-        policy = inference.PolicySnapshot(self.policy)
-        noise = action_std * torch.randn(buffer.actions.shape, generator=self.generator).numpy()
-        raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
-        last_step = buffer.num_steps - 1
-        for step in range(buffer.num_steps):
-            if self.stop_signal is not None:
-                return obs, False
-            raw_obs[step] = obs
-            norm_obs = buffer.obs[step] = policy.normalize(obs)
-            mean = policy.mean_action(norm_obs)
-            action = buffer.actions[step] = mean + noise[step]
-            buffer.log_probs[step] = inference.gaussian_log_prob(action, mean, action_std)
-            buffer.values[step] = policy.value(norm_obs)
-            if step > 0:
-                np.copyto(buffer.next_values[step - 1], buffer.values[step],
-                          where=buffer.episode_ended[step - 1] == 0)
-
-            result = self.envs.step(action)
-            obs, terminated = result.obs, result.terminated
-            ended = terminated | result.truncated
-            buffer.rewards[step] = self.reward_scaler(result.rewards, ended)
-            buffer.terminated[step] = terminated
-            buffer.episode_ended[step] = ended
-            if step == last_step or ended.any():
-                # For an episode that ended, what followed is its final observation (its value
-                # is used only if it was truncated), not the next episode's first.
-                rows = slice(None) if step == last_step else np.flatnonzero(ended)
-                buffer.next_values[step, rows] = policy.value(
-                    policy.normalize(result.final_obs[rows]))
-
-            self.frames += self.config.num_envs
-            episode_reward += result.rewards
-            episode_length += 1
-            if ended.any():
-                self.record_episodes(ended, episode_reward, episode_length, action_std,
-                                     result.final_obs)
-        if self.policy.actor[0].weight.requires_grad:
-            # The normaliser is part of the input layer: while that layer is frozen (transfer)
-            # it must keep seeing inputs on the scale it was trained with.
-            self.policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
-        return obs, True
-
-    def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,
-                        episode_length: np.ndarray, action_std: float,
-                        final_obs: np.ndarray) -> None:
+    def record_episodes(self, ended: np.ndarray, final_obs: np.ndarray) -> None:
         wall_time = self.wall_time()
         rows = np.flatnonzero(ended)
         designs = envs.designs_from_observations(final_obs[rows], self.env_kwargs)
         for row, i in enumerate(rows):
-            self.log.add(self.frames, int(episode_length[i]), float(episode_reward[i]), wall_time,
-                         action_std, [float(designs[name][row]) for name in DESIGN_COLUMNS])
-        episode_reward[ended] = 0.0
-        episode_length[ended] = 0
+            self.log.add(self.frames, int(self.episode_length[i]),
+                         float(self.episode_reward[i]), wall_time, self.action_std,
+                         [float(designs[name][row]) for name in DESIGN_COLUMNS])
+        self.episode_reward[ended] = 0.0
+        self.episode_length[ended] = 0
 
-    def update(self, batch: Batch, action_std: float) -> None:
-        """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch."""
-        config, device = self.config, self.device
-        b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
-            torch.as_tensor(array, device=device) for array in vars(batch).values()
-        )
-        batch_size = len(b_obs)
-        order = torch.randperm(batch_size, generator=self.generator)
-        cursor = 0
-        for _ in range(config.train_steps):
-            if cursor + config.minibatch_size > batch_size:
-                order, cursor = torch.randperm(batch_size, generator=self.generator), 0
-            mb = order[cursor:cursor + config.minibatch_size].to(device)
-            cursor += config.minibatch_size
-            loss = ppo_loss(self.policy, b_obs[mb], b_actions[mb], b_log_probs[mb],
-                            b_advantages[mb], b_returns[mb], action_std, config)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at frame {self.frames:,}; the last good "
-                    f"checkpoints are kept (try a lower --learning_rate)"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in self.policy.parameters() if p.grad is not None], config.max_grad_norm
-            )
-            if not torch.isfinite(grad_norm):  # a finite loss can still overflow its gradient
-                raise TrainingDiverged(
-                    f"the gradient norm became {grad_norm.item()} at frame {self.frames:,}; "
-                    f"the last good checkpoints are kept (try a lower --learning_rate)"
-                )
-            self.optimizer.step()
+    def update(self) -> None:
+        batch = algorithm.advantages_and_returns(self.learner.buffer, self.config.gamma,
+                                                 self.config.gae_lambda)
+        try:
+            algorithm.update(self.learner, batch, self.action_std)
+        except TrainingDiverged as error:
+            raise TrainingDiverged(f"{error} at frame {self.frames:,}; the last good "
+                                   f"checkpoints are kept (try a lower --learning_rate)") from None
+        self.updates += 1
 
 
 def check_same_study(saved: dict[str, Any], config: Config) -> None:
@@ -411,33 +326,6 @@ def check_same_study(saved: dict[str, Any], config: Config) -> None:
                          f"{current.get(name)}; resume the same experiment (only "
                          f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "
                          f"may change)")
-
-
-def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
-    """Log-density of `actions` (batch, act_dim) under independent Normals, summed over dims.
-
-    Written out rather than via torch.distributions: it runs every environment step, and the
-    distribution object's construction and validation cost more than the arithmetic.
-    """
-    return (-0.5 * ((actions - mean) / std).square() - math.log(std)
-            - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def ppo_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
-             old_log_probs: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-             action_std: float, config: Config) -> torch.Tensor:
-    """Clipped surrogate plus weighted value loss, on already-normalised observations.
-
-    There is no entropy bonus: the action std is set by the study, not learned, so the
-    policy's entropy is a constant with no gradient.
-    """
-    log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), action_std)
-    ratio = torch.exp(log_probs - old_log_probs)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
-    policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
-    value_loss = 0.5 * (policy.critic(obs).squeeze(-1) - returns).square().mean()
-    return policy_loss + config.value_coef * value_loss
 
 
 def train(config: Config, source_choice: str = "") -> StudyOutcome:

@@ -13,14 +13,20 @@ import pytest
 import torch
 from conftest import run_py, tiny_flags
 
+from ppo.algorithm import (
+    RolloutBuffer,
+    advantages_and_returns,
+    compute_gae,
+    gaussian_log_prob,
+    ppo_loss,
+)
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.errors import UsageError
 from ppo.inference import PolicySnapshot
-from ppo.inference import gaussian_log_prob as numpy_gaussian_log_prob
-from ppo.network import ActorCritic, RunningNormalizer, linear_layers
+from ppo.network import ActorCritic, linear_layers
+from ppo.normalize import RewardScaler, RunningNormalizer
 from ppo.results import COLUMNS
-from ppo.rollout import RewardScaler, RolloutBuffer, compute_gae
-from ppo.trainer import gaussian_log_prob, ppo_loss, train
+from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 
@@ -82,7 +88,7 @@ def test_rollout_buffer_batch_flattens_step_major_and_returns_are_advantage_plus
     for name in ("rewards", "values", "next_values", "terminated", "episode_ended"):
         getattr(buffer, name)[:] = case[name]
     buffer.obs[:] = np.arange(4 * 2 * 3).reshape(4, 2, 3)
-    batch = buffer.batch(gamma=0.5, gae_lambda=0.5)
+    batch = advantages_and_returns(buffer, gamma=0.5, gae_lambda=0.5)
     assert batch.obs.shape == (8, 3) and batch.actions.shape == (8, 2)
     np.testing.assert_allclose(batch.advantages, case["advantages"].reshape(-1), atol=1e-6)
     np.testing.assert_allclose(batch.returns, (case["advantages"] + case["values"]).reshape(-1),
@@ -174,7 +180,7 @@ def test_rollout_numpy_policy_reproduces_the_torch_policy_it_was_taken_from():
 
     actions = (mean + 0.3 * rng.normal(size=mean.shape)).astype(np.float32)
     torch_log_prob = gaussian_log_prob(torch.from_numpy(actions), torch.from_numpy(mean), 0.3)
-    np.testing.assert_allclose(numpy_gaussian_log_prob(actions, mean, 0.3),
+    np.testing.assert_allclose(gaussian_log_prob(actions, mean, 0.3),
                                torch_log_prob.numpy(), rtol=1e-6)
 
     policy.obs_normalizer.update(rng.normal(size=(10, OBS_DIM)))
@@ -194,7 +200,7 @@ def test_ppo_loss_at_the_sampling_policy_is_the_weighted_value_loss(tiny_config)
     obs = torch.randn(64, OBS_DIM)
     actions = torch.randn(64, ACT_DIM).clamp(-1, 1)
     with torch.no_grad():
-        mean = torch.tanh(policy.actor(obs))
+        mean = policy.actor(obs)  # the mean action (the actor ends in tanh)
         old_log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
         values = policy.critic(obs).squeeze(-1)
     advantages, returns = torch.randn(64), torch.randn(64)
@@ -212,7 +218,7 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
     policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
     obs, actions = torch.randn(8, OBS_DIM), torch.zeros(8, ACT_DIM)
     with torch.no_grad():
-        mean = torch.tanh(policy.actor(obs))
+        mean = policy.actor(obs)  # the mean action (the actor ends in tanh)
         log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
     advantages = torch.linspace(-1, 1, 8)  # sign unchanged by the loss's normalisation
     old_log_probs = log_probs - 5.0 * advantages.sign()  # ratio = e^(+-5)

@@ -21,12 +21,14 @@ from conftest import (
     tiny_flags,
 )
 
+import ppo.algorithm
 import ppo.checkpoint
 import ppo.trainer
 import run
+from ppo.algorithm import TrainingDiverged
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.network import ActorCritic
-from ppo.trainer import TrainingDiverged, train
+from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4
 STOP_WITHIN_S = 10.0
@@ -381,7 +383,7 @@ def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkey
 
 def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
     """The loss turns NaN in the second update (the tiny study's train_steps = 4)."""
-    real_loss = ppo.trainer.ppo_loss
+    real_loss = ppo.algorithm.ppo_loss
     calls = []
 
     def flaky_loss(*args, **kwargs):
@@ -389,7 +391,7 @@ def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
         loss = real_loss(*args, **kwargs)
         return loss if len(calls) <= train_steps else loss * math.nan
 
-    monkeypatch.setattr(ppo.trainer, "ppo_loss", flaky_loss)
+    monkeypatch.setattr(ppo.algorithm, "ppo_loss", flaky_loss)
 
 
 def assert_first_update_kept(folder: Path) -> None:
@@ -420,13 +422,13 @@ def test_run_py_reports_a_nan_loss_in_one_line_and_exits_1(tmp_path: Path, monke
 def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Path, tiny_config,
                                                                    monkeypatch):
     """A finite loss (exactly 0 added) whose gradient overflows float32: 1e38 per weight."""
-    real_loss = ppo.trainer.ppo_loss
+    real_loss = ppo.algorithm.ppo_loss
 
     def overflowing_loss(policy, *args, **kwargs):
         weight = policy.actor[0].weight
         return real_loss(policy, *args, **kwargs) + (1e38 * (weight - weight.detach())).sum()
 
-    monkeypatch.setattr(ppo.trainer, "ppo_loss", overflowing_loss)
+    monkeypatch.setattr(ppo.algorithm, "ppo_loss", overflowing_loss)
     with pytest.raises(TrainingDiverged, match="gradient"):
         train(tiny_config("--total_frames=1000"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")  # saved before the update

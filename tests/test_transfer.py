@@ -10,11 +10,11 @@ import torch
 
 import transfer
 import transfer.loading
+from ppo.algorithm import gaussian_log_prob, ppo_loss
 from ppo.checkpoint import load_checkpoint, save_policy
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
-from ppo.trainer import gaussian_log_prob, ppo_loss
 from transfer.freezing import frozen_layer_count, thaw_frame
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
@@ -99,7 +99,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
     advantages = torch.randn(64, generator=generator)
     returns = torch.randn(64, generator=generator)
     with torch.no_grad():  # an "old" policy a little away from this one, so ratios are not 1
-        old_log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), 0.5)
+        old_log_probs = gaussian_log_prob(actions, policy.actor(obs), 0.5)
         old_log_probs += 0.1 * torch.randn(64, generator=generator)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
                     Config(save_name="frozen"))
