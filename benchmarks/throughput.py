@@ -112,7 +112,7 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(
         np.float32)
     try:
-        pool.reset(seed=seed)
+        pool.reset(range(seed, seed + num_envs))
         started = time.perf_counter()
         for step_actions in actions:
             pool.step(step_actions)

@@ -101,13 +101,14 @@ def make_optimizer(config: Config, policy: ActorCritic) -> torch.optim.Optimizer
     return optimizer_class(policy.parameters(), lr=config.learning_rate, **fused)
 
 
-def make_learner(config: Config, policy: ActorCritic, generator: torch.Generator) -> Learner:
-    """Optimiser, rollout storage and reward scaler for `policy` (already on its device)."""
+def make_learner(config: Config, policy: ActorCritic, reward_scaler: RewardScaler,
+                 generator: torch.Generator) -> Learner:
+    """Optimiser and rollout storage for `policy` (already on its device)."""
     obs_dim = linear_layers(policy.actor)[0].in_features
     act_dim = linear_layers(policy.actor)[-1].out_features
     return Learner(config, policy, make_optimizer(config, policy),
                    RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim),
-                   RewardScaler(config.num_envs, config.gamma), generator)
+                   reward_scaler, generator)
 
 
 # ----- 1. collect a rollout ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ppo.checkpoint import (
 from ppo.config import RUN_SETTINGS, Config, experiment_differences
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
+from ppo.normalize import RewardScaler
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from ppo.vector import StepResult, WalkerPool
@@ -45,10 +46,24 @@ class StudyOutcome:
 
 
 def seed_everything(seed: int) -> torch.Generator:
+    """Python, NumPy and torch; the returned generator draws the study's noise and minibatches
+    (the walkers get theirs from `walker_seeds`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def walker_seeds(seed: int, num_envs: int, start: int = 0) -> list[int]:
+    """Reset seeds of the walkers, each from its own stream of `SeedSequence(seed)`.
+
+    Streams spawned from one SeedSequence are independent, and those of different seeds share
+    nothing (as `seed + i` did: seeds 1 and 2 shared 7 of 8 walkers). `start` tells apart the
+    times a study starts its walkers (its update count: a resumed study gets new episodes
+    rather than replaying its first ones); walker i's seed does not depend on `num_envs`.
+    """
+    starts = np.random.SeedSequence(seed, spawn_key=(start,))  # = SeedSequence(seed).spawn()[start]
+    return [int(walker.generate_state(1, np.uint64)[0]) for walker in starts.spawn(num_envs)]
 
 
 def saved_design_inputs(path: Path) -> dict[str, list[float]]:
@@ -128,14 +143,17 @@ class Study:
         both restored on resume."""
         obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
         policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+        reward_scaler = RewardScaler(config.num_envs, config.gamma)
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
-            text for text in (self.source_choice, transfer.prepare(policy, config)) if text)
+            text for text in (self.source_choice,
+                              transfer.prepare(policy, reward_scaler, config)) if text)
         if not all(torch.isfinite(t).all() for t in policy.state_dict().values()):
             # NaN weights would give NaN actions, which crash Box2D inside the workers.
             raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
                              f"weights; train from another model")
-        self.learner = algorithm.make_learner(config, policy.to(config.device), self.generator)
+        self.learner = algorithm.make_learner(config, policy.to(config.device), reward_scaler,
+                                              self.generator)
         self.log = EpisodeLog()
         self.frames = 0
         self.updates = 0
@@ -189,7 +207,6 @@ class Study:
         atomic_torch_save({
             **self.policy_state(score=self.best_score),
             "optimizer": self.learner.optimizer.state_dict(),
-            "reward_scaler": self.learner.reward_scaler.state_dict(),
             "episodes": self.log.columns,
             "updates": self.updates,
             "best_score": self.best_score,
@@ -201,7 +218,8 @@ class Study:
         }, self.last_path)
 
     def policy_state(self, score: float) -> dict[str, Any]:
-        return policy_checkpoint(self.policy, self.env_settings(), self.frames, score)
+        return policy_checkpoint(self.policy, self.env_settings(), self.frames, score,
+                                 self.learner.reward_scaler)
 
     def maybe_save_best(self) -> None:
         """Until the score window has filled, keep the latest policy; then the best by score."""
@@ -212,7 +230,8 @@ class Study:
             return
         if self.log.window_full:
             self.best_score = score
-        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score)
+        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score,
+                    self.learner.reward_scaler)
 
     def write_results(self) -> tuple[Path, Path]:
         summary = {
@@ -250,7 +269,7 @@ class Study:
         config = self.config
         if self.transfer_summary:
             self.progress.message(self.transfer_summary)
-        obs = self.walkers.reset(seed=config.seed + self.updates * config.num_envs)
+        obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
         try:
             while self.frames < config.total_frames and self.stop_signal is None:
                 self.action_std = config.action_std_at(self.frames)
@@ -260,8 +279,8 @@ class Study:
                     self.discard_partial_batch()
                     break
                 obs, raw_obs = collected
+                self.maybe_save_best()  # with the normaliser statistics the rollout ran with
                 algorithm.absorb_observations(self.policy, raw_obs)
-                self.maybe_save_best()
                 for layer in transfer.apply_thaw_schedule(self.policy, config, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
                 self.update()

@@ -314,6 +314,22 @@ def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs
         assert torch.equal(tensor, second_last["state_dict"][key]), key
 
 
+def test_best_checkpoint_holds_the_statistics_its_weights_ran_with(tmp_path: Path, tiny_config):
+    """One batch: the best checkpoint holds the weights that collected it, so it must hold the
+    normaliser as it was during that rollout (nothing seen yet), not after absorbing it; the
+    last checkpoint (the next rollout's) has absorbed the batch's 1000 observations."""
+    train(tiny_config("--total_frames=1000"))
+    best = load_checkpoint(tmp_path / "m" / "tiny.pt")
+    last = load_checkpoint(tmp_path / "m" / "tiny.last.pt")
+    assert best["frames"] == last["frames"] == 1000
+    assert best["state_dict"]["obs_normalizer.count"].item() == pytest.approx(1e-8)
+    assert torch.all(best["state_dict"]["obs_normalizer.mean"] == 0)
+    assert last["state_dict"]["obs_normalizer.count"].item() == pytest.approx(1000)
+    # Both carry the reward scaling statistics, which a transfer study restores.
+    assert best["reward_scaler"]["count"] == pytest.approx(1000) and best["reward_scaler"][
+        "var"] > 0
+
+
 def test_a_different_seed_gives_different_results(tmp_path: Path, tiny_config):
     rewards = []
     for seed in (1, 2):

@@ -2,8 +2,8 @@
 
 The trainer calls two functions:
 
-- `prepare(policy, config)` once, on the freshly built policy: loads `--initial_model`
-  (weights and observation normaliser), applies `--reset_final_layer` and `--add_noise_layers`,
+- `prepare(policy, reward_scaler, config)` once, on the freshly built policy: loads
+  `--initial_model` (weights, observation normaliser and reward scaling statistics), applies `--reset_final_layer` and `--add_noise_layers`,
   freezes layers for `--transfer_learning`, and returns a summary to print ("" without a model).
 - `apply_thaw_schedule(policy, config, frame)` before every update: sets which layers train at
   that frame and returns the layers that just thawed, for the log.
@@ -23,6 +23,7 @@ from ppo.checkpoint import load_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
+from ppo.normalize import RewardScaler
 from transfer.freezing import (
     apply_thaw_schedule,
     first_trainable_layer,
@@ -34,6 +35,7 @@ from transfer.loading import (
     check_design_inputs,
     design_inputs_of,
     load_initial_policy,
+    load_reward_scaling,
     resolve_model_path,
 )
 from transfer.perturb import add_noise, reset_final_layer
@@ -70,8 +72,12 @@ def design_inputs(config: Config) -> dict[str, list[float]]:
     return source_inputs
 
 
-def prepare(policy: ActorCritic, config: Config) -> str:
+def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config) -> str:
     """Load, perturb and freeze `policy` as the transfer flags say; return a summary for the log.
+
+    The reward scaler gets the statistics the initial model was trained with, when its
+    checkpoint has them: the critic learnt returns on that scale, and a fresh scaler would
+    change the scale of its targets under it.
 
     Reset and noise share one generator seeded by `--seed`, drawn in a fixed order (reset
     first), so a study is reproducible and its other random streams are untouched.
@@ -80,13 +86,14 @@ def prepare(policy: ActorCritic, config: Config) -> str:
         return ""
     path = resolve_model_path(config.initial_model, Path(config.models_dir))
     checkpoint = load_initial_policy(policy, path)
+    scaling = load_reward_scaling(reward_scaler, checkpoint, path)
     generator = torch.Generator().manual_seed(config.seed)
     if config.reset_final_layer:
         reset_final_layer(policy, generator)
     if config.add_noise_layers:
         add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
     apply_thaw_schedule(policy, config, frame=0)
-    lines = [describe_source(path, checkpoint), describe_designs(checkpoint, config),
+    lines = [describe_source(path, checkpoint), scaling, describe_designs(checkpoint, config),
              describe_changes(config),
              describe_schedule(config, len(linear_layers(policy.actor)))]
     return "\n".join(line for line in lines if line)
