@@ -23,10 +23,15 @@ from typing import Any
 import numpy as np
 
 import envs
-from ppo.config import TRANSFER_SETTINGS, experiment_of
+from ppo.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
+from ppo.schedules import Schedules
 
 REPLICATE_SETTING = "seed"
 """The one experiment setting in which the studies of a group differ: they are its replicates."""
+THAW_FRAMES = "thaw_frames"
+TRANSFER_KEYS = (*TRANSFER_SETTINGS, THAW_FRAMES)
+"""What says how a study transfers: its transfer settings and, resolved from them, when its
+layers thaw. A from-scratch study has none; panels compare studies regardless of them."""
 
 
 class InputError(ValueError):
@@ -46,6 +51,9 @@ class StudyResult:
     frames_run: int
     """Frames the study had run when its results were written."""
     source: str = ""
+    schedules: dict[str, Any] | None = None
+    """Its noise and thaw schedules in frames (`ppo.schedules`); None in files from before
+    they were saved."""
 
     @property
     def seed(self) -> int:
@@ -135,7 +143,8 @@ def study_from_results(results: dict[str, Any], source: str) -> StudyResult:
     if frames.shape != rewards.shape:
         raise ValueError("episodes: frames and reward differ in length")
     name = str(config.get("save_name", Path(source).stem))
-    return StudyResult(name, config, frames, rewards, int(results["frames"]), source)
+    return StudyResult(name, config, frames, rewards, int(results["frames"]), source,
+                       results.get("schedules"))
 
 
 def load_evaluation(path: Path) -> Evaluation:
@@ -181,7 +190,7 @@ def export(path: Path, studies: list[StudyResult], evaluations: list[Evaluation]
     lines = []
     for study in studies:
         lines.append({"kind": "study", "name": study.name, "config": study.config,
-                      "frames_run": study.frames_run,
+                      "schedules": study.schedules, "frames_run": study.frames_run,
                       "episodes": {"frames": study.frames.tolist(),
                                    "reward": np.round(study.rewards, 2).tolist()}})
     for evaluation in evaluations:
@@ -211,7 +220,7 @@ def load_export(path: Path) -> tuple[list[StudyResult], list[Evaluation]]:
                 studies.append(StudyResult(
                     item["name"], item["config"], np.asarray(episodes["frames"], dtype=np.int64),
                     np.asarray(episodes["reward"], dtype=np.float64), item["frames_run"],
-                    str(path)))
+                    str(path), item.get("schedules")))
             else:
                 trained_on, walker = exported_designs(item)
                 evaluations.append(Evaluation(
@@ -250,11 +259,23 @@ def strategy_of(config: dict[str, Any]) -> str:
     return strategy
 
 
-def experiment_settings(config: dict[str, Any]) -> dict[str, Any]:
+def experiment_settings(config: dict[str, Any],
+                        schedules: dict[str, Any] | None = None) -> dict[str, Any]:
     """The experiment a study belongs to, but for its seed (`ppo.config.experiment_of`: what
-    identifies a study to resume and to sweeps too); equal settings compare equal."""
-    return {flag: value for flag, value in experiment_of(config).items()
-            if flag != REPLICATE_SETTING}
+    identifies a study to resume and to sweeps too); equal settings compare equal.
+
+    With the frames its schedules were fixed in when it started (`schedules`, or for files
+    from before they were saved, the fractions of its budget they were then): the same
+    `--action_std_end` of two budgets is two schedules.
+    """
+    settings = {flag: value for flag, value in experiment_of(config).items()
+                if flag != REPLICATE_SETTING}
+    resolved = (Schedules.from_dict(schedules) if schedules
+                else Schedules.resolve(config_from_settings(config)))
+    settings["action_std_end_frame"] = resolved.action_std_end_frame
+    if resolved.thaw_frames:
+        settings[THAW_FRAMES] = resolved.thaw_frames
+    return settings
 
 
 def settings_key(settings: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -282,7 +303,7 @@ class Group:
     def panel_key(self) -> tuple[tuple[str, str], ...]:
         """Equal for a transfer group and the from-scratch group it is compared with."""
         return settings_key({flag: value for flag, value in self.settings.items()
-                             if flag not in TRANSFER_SETTINGS})
+                             if flag not in TRANSFER_KEYS})
 
     @property
     def seeds(self) -> list[int]:
@@ -293,7 +314,7 @@ def group_studies(studies: list[StudyResult]) -> list[Group]:
     """Studies with equal experiment settings form a group; groups keep first-seen order."""
     groups: dict[tuple, Group] = {}
     for study in studies:
-        settings = experiment_settings(study.config)
+        settings = experiment_settings(study.config, study.schedules)
         group = groups.setdefault(settings_key(settings), Group(settings))
         group.studies.append(study)
     for group in groups.values():
@@ -317,7 +338,7 @@ def format_setting(flag: str, value: Any) -> str:
 def label_groups(groups: list[Group]) -> None:
     """Labels that name only what differs: panels by their non-transfer settings, groups within
     a panel by strategy (and the initial model, when several are compared)."""
-    panel_settings = [{f: v for f, v in g.settings.items() if f not in TRANSFER_SETTINGS}
+    panel_settings = [{f: v for f, v in g.settings.items() if f not in TRANSFER_KEYS}
                       for g in groups]
     varying = sorted({flag for s in panel_settings for flag in s
                       if len({repr(t.get(flag)) for t in panel_settings}) > 1},

@@ -170,14 +170,6 @@ class Config:
             "design_ranges": self.design_ranges(),
         }
 
-    def action_std_at(self, frame: int) -> float:
-        """Std of the exploration noise at `frame`: fixed, or linear over `action_std_end`."""
-        if not self.uses_schedule:
-            return self.action_std
-        end_frame = self.action_std_end * self.total_frames  # 0: the final std from the start
-        progress = min(1.0, frame / end_frame) if end_frame > 0 else 1.0
-        return self.action_std_start + progress * (self.action_std_final - self.action_std_start)
-
 
 def settings_where(**metadata: Any) -> tuple[str, ...]:
     """Config fields whose declaration carries `metadata`, in declaration order."""
@@ -224,6 +216,14 @@ def experiment_of(settings: Config | Mapping[str, Any]) -> dict[str, Any]:
     if experiment["action_std_start"] is not None:
         del experiment["action_std"]  # the schedule replaces it
     return experiment
+
+
+def config_from_settings(settings: Mapping[str, Any]) -> Config:
+    """A Config from a study's flags as files store them (lists for tuples): flags the file
+    lacks take their defaults, names that are no longer flags are ignored."""
+    names = {spec.name for spec in dataclasses.fields(Config)}
+    return Config(**{name: tuple(value) if isinstance(value, list) else value
+                     for name, value in settings.items() if name in names})
 
 
 def experiment_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
@@ -336,13 +336,17 @@ FLAG_HELP = {
     "action_std": "standard deviation of the exploration noise on actions (fixed)",
     "action_std_start": "noise std at the start of a linear schedule (set all three to use it)",
     "action_std_final": "noise std at the end of the schedule",
-    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs",
+    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs; "
+                      "fixed in frames when the study starts, so a study extended with a "
+                      "larger --total_frames continues it",
     "device": "torch device to train on: cpu, cuda, cuda:N",
     "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
                      "auto: the compatible policy in models_dir that walks this walker best in "
                      "a short zero-shot evaluation",
     "transfer_learning": f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}",
-    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw",
+    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw; "
+              "fixed in frames when the study starts (thawed layers stay thawed in a study "
+              "extended with a larger --total_frames)",
     "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
     "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
     "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",

@@ -3,6 +3,7 @@ spent or a signal stops it, and its checkpoints, results and resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -31,6 +32,7 @@ from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from ppo.schedules import Schedules
 from ppo.vector import StepResult, WalkerPool
 
 
@@ -144,10 +146,13 @@ class Study:
         obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
         policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
         reward_scaler = RewardScaler(config.num_envs, config.gamma)
+        # Fixed now, in frames, for the study's whole life (a resumed one restores its own).
+        self.schedules = Schedules.resolve(config)
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
             text for text in (self.source_choice,
-                              transfer.prepare(policy, reward_scaler, config)) if text)
+                              transfer.prepare(policy, reward_scaler, config, self.schedules))
+            if text)
         if not all(torch.isfinite(t).all() for t in policy.state_dict().values()):
             # NaN weights would give NaN actions, which crash Box2D inside the workers.
             raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
@@ -161,10 +166,11 @@ class Study:
         self.elapsed_before = 0.0
         self.episode_reward = np.zeros(config.num_envs)
         self.episode_length = np.zeros(config.num_envs, dtype=np.int64)
-        self.action_std = config.action_std
         if config.resume:
             self._restore()
-            transfer.apply_thaw_schedule(policy, config, self.frames)
+            transfer.apply_thaw_schedule(policy, config.transfer_learning, self.schedules,
+                                         self.frames)
+        self.action_std = self.schedules.action_std_at(self.frames)
 
     @property
     def policy(self) -> ActorCritic:
@@ -194,7 +200,9 @@ class Study:
                 f"(hidden_layers {state.get('hidden_layers')}, optimizer "
                 f"{state.get('config', {}).get('optimizer')})"
             ) from None
-        check_same_study(state.get("config", {}), self.config)
+        saved_config = state.get("config", {})
+        check_same_study(saved_config, self.config)
+        self.schedules = saved_schedules(state, self.config)
         self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
         self.log = EpisodeLog(state["episodes"])
         self.frames, self.updates = state["frames"], state["updates"]
@@ -214,6 +222,7 @@ class Study:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": config_as_plain_dict(self.config),
+            "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }, self.last_path)
 
@@ -239,6 +248,7 @@ class Study:
             "frames": self.frames,
             "best_score": self.best_score,
             "wall_time": self.wall_time(),
+            "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }
         return write_results(self.results_dir, self.config.save_name, self.log, summary)
@@ -272,7 +282,7 @@ class Study:
         obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
         try:
             while self.frames < config.total_frames and self.stop_signal is None:
-                self.action_std = config.action_std_at(self.frames)
+                self.action_std = self.schedules.action_std_at(self.frames)
                 collected = algorithm.collect_rollout(self.learner, self.walkers, obs,
                                                       self.action_std, self.count_step)
                 if collected is None:
@@ -281,7 +291,8 @@ class Study:
                 obs, raw_obs = collected
                 self.maybe_save_best()  # with the normaliser statistics the rollout ran with
                 algorithm.absorb_observations(self.policy, raw_obs)
-                for layer in transfer.apply_thaw_schedule(self.policy, config, self.frames):
+                for layer in transfer.apply_thaw_schedule(self.policy, config.transfer_learning,
+                                                          self.schedules, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
                 self.update()
                 self.save_last()
@@ -332,6 +343,15 @@ class Study:
             raise TrainingDiverged(f"{error} at frame {self.frames:,}; the last good "
                                    f"checkpoints are kept (try a lower --learning_rate)") from None
         self.updates += 1
+
+
+def saved_schedules(state: dict[str, Any], config: Config) -> Schedules:
+    """The schedules an interrupted study started with. Checkpoints from before they were
+    saved had them as fractions of the budget they were saved with, so resolve that."""
+    if "schedules" in state:
+        return Schedules.from_dict(state["schedules"])
+    budget = state.get("config", {}).get("total_frames", config.total_frames)
+    return Schedules.resolve(dataclasses.replace(config, total_frames=budget))
 
 
 def check_same_study(saved: dict[str, Any], config: Config) -> None:

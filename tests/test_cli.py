@@ -7,6 +7,7 @@ import re
 import pytest
 
 from ppo.config import Config, parse_config
+from ppo.schedules import Schedules
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -132,7 +133,8 @@ def test_case_of_optimizer_name_does_not_matter():
 def test_the_schedule_is_used_only_when_set():
     assert not parse().uses_schedule
     config = parse("--action_std_start=0.6", "--action_std_final=0.1", "--action_std_end=1")
-    assert config.uses_schedule and config.action_std_at(0) == pytest.approx(0.6)
+    assert config.uses_schedule
+    assert Schedules.resolve(config).action_std_at(0) == pytest.approx(0.6)
 
 
 def test_none_keeps_the_schedule_unset():

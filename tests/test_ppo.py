@@ -26,6 +26,7 @@ from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler, RunningNormalizer
 from ppo.results import COLUMNS
+from ppo.schedules import Schedules
 from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
@@ -234,12 +235,15 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
 def test_action_std_schedule_is_linear_then_constant(tiny_config):
     config = tiny_config("--total_frames=1000", "--action_std_start=0.8",
                          "--action_std_final=0.2", "--action_std_end=0.5")
-    assert [config.action_std_at(f) for f in (0, 250, 500, 1000)] == pytest.approx(
+    schedules = Schedules.resolve(config)
+    assert schedules.action_std_end_frame == 500
+    assert [schedules.action_std_at(f) for f in (0, 250, 500, 1000)] == pytest.approx(
         [0.8, 0.5, 0.2, 0.2])
-    assert tiny_config().action_std_at(10**9) == 0.5  # unset: the fixed --action_std
+    fixed = Schedules.resolve(tiny_config())
+    assert fixed.action_std_at(0) == fixed.action_std_at(10**9) == 0.5  # the fixed --action_std
     instant = tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
                           "--action_std_end=0")
-    assert instant.action_std_at(0) == pytest.approx(0.2)
+    assert Schedules.resolve(instant).action_std_at(0) == pytest.approx(0.2)
 
 
 # ----- checkpoints ---------------------------------------------------------------------------
@@ -368,8 +372,10 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     assert last["frames"] == 2000 and "optimizer" in last
 
     document = load_results(tmp_path, "smoke")
-    assert set(document) == {"config", "frames", "best_score", "wall_time", "transfer",
-                             "episodes"}
+    assert set(document) == {"config", "frames", "best_score", "wall_time", "schedules",
+                             "transfer", "episodes"}
+    assert document["schedules"] == {"action_std_start": 0.8, "action_std_final": 0.2,
+                                     "action_std_end_frame": 1000, "thaw_frames": []}
     assert document["frames"] == 2000 and document["transfer"] == ""
     assert document["config"]["num_envs"] == 2 and document["config"]["save_name"] == "smoke"
     assert isinstance(document["best_score"], float) and document["wall_time"] > 0

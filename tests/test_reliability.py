@@ -28,6 +28,7 @@ import run
 from ppo.algorithm import TrainingDiverged
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.network import ActorCritic
+from ppo.schedules import Schedules
 from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4
@@ -366,6 +367,60 @@ def test_resume_refuses_other_settings(interrupted, tmp_path: Path, capfd, chang
     assert code == 2
     assert named in only_line(capfd.readouterr().err)
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+
+
+def test_an_extended_study_continues_its_noise_and_thaw_schedules(tmp_path: Path, tiny_config):
+    """A finished 2,000-frame study (noise 0.8 -> 0.2 and three layers thawing over all of
+    it: layer 2/3 at frame 1,000, layer 1/3 at 2,000) extended to 4,000 frames. Fractions of
+    the new budget would put the noise back at 0.5 and freeze layer 1/3 again until 4,000;
+    the schedules fixed in frames at the start go on: noise 0.2, every layer trains."""
+    (tmp_path / "m").mkdir()
+    save_policy(tmp_path / "m" / "source.pt", ActorCritic(OBS_DIM, ACT_DIM, (8, 8)),
+                {"leg_length": 34.0}, 0, 0.0)
+    flags = ("--quiet=false", "--initial_model=source", "--transfer_learning=freeze_then_thaw",
+             "--tl_end=1", "--hidden_layers=[8,8]", "--action_std_start=0.8",
+             "--action_std_final=0.2", "--action_std_end=1")
+    first = run_py(tiny_flags(tmp_path, *flags))
+    assert first.returncode == 0, first.stderr
+    schedule_line = "layer 2 at frame 1,000, 1 at frame 2,000"
+    assert schedule_line in first.stdout
+    assert "thawed actor layer 1/3 at frame 2,000" in first.stdout
+
+    extended = (*flags, "--total_frames=4000", "--resume=true")
+    study = ppo.trainer.Study(tiny_config(*extended))
+    study.walkers.close()
+    assert study.schedules == Schedules(0.8, 0.2, 2000, (1000, 2000))
+    assert all(p.requires_grad for p in study.policy.parameters())  # thawed layers stay so
+    resumed = run_py(tiny_flags(tmp_path, *extended))
+    assert resumed.returncode == 0, resumed.stderr
+    summary = [line for line in resumed.stdout.splitlines() if line.startswith("transfer:")]
+    assert any(schedule_line in line for line in summary)
+    assert not any("4,000" in line for line in summary)
+    assert "thawed" not in resumed.stdout
+    results = load_study(tmp_path, "tiny")[2]
+    assert results["frames"] == 4000 and results["schedules"]["thaw_frames"] == [1000, 2000]
+    episodes = list(zip(results["episodes"]["frames"], results["episodes"]["action_std"],
+                        strict=True))
+    assert {std for frames, std in episodes if frames <= 1000} == {0.8}
+    assert {std for frames, std in episodes if 1000 < frames <= 2000} == {0.5}
+    assert {std for frames, std in episodes if frames > 2000} == {0.2}  # never back up
+
+
+def test_a_checkpoint_without_schedules_resumes_with_those_of_its_budget(tmp_path: Path,
+                                                                        tiny_config):
+    """Checkpoints from before the schedules were saved: their schedules were fractions of
+    the budget they were saved with, so that is what a resume continues."""
+    train(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+                      "--action_std_end=0.5"))
+    last = tmp_path / "m" / "tiny.last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["schedules"]
+    torch.save(state, last)
+    study = ppo.trainer.Study(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+                                          "--action_std_end=0.5", "--total_frames=8000",
+                                          "--resume=true"))
+    study.walkers.close()
+    assert study.schedules.action_std_end_frame == 1000  # half of 2,000, not of 8,000
 
 
 def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkeypatch, capfd):

@@ -2,11 +2,12 @@
 
 The trainer calls two functions:
 
-- `prepare(policy, reward_scaler, config)` once, on the freshly built policy: loads
-  `--initial_model` (weights, observation normaliser and reward scaling statistics), applies `--reset_final_layer` and `--add_noise_layers`,
-  freezes layers for `--transfer_learning`, and returns a summary to print ("" without a model).
-- `apply_thaw_schedule(policy, config, frame)` before every update: sets which layers train at
-  that frame and returns the layers that just thawed, for the log.
+- `prepare(policy, reward_scaler, config, schedules)` once, on the freshly built policy: loads
+  `--initial_model` (weights, observation normaliser and reward scaling statistics), applies
+  `--reset_final_layer` and `--add_noise_layers`, freezes layers for `--transfer_learning`, and
+  returns a summary to print ("" without a model).
+- `apply_thaw_schedule(policy, strategy, schedules, frame)` before every update: sets which
+  layers train at that frame and returns the layers that just thawed, for the log.
 
 The optimiser is built over all parameters; frozen ones simply never get a gradient.
 """
@@ -24,13 +25,8 @@ from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
-from transfer.freezing import (
-    apply_thaw_schedule,
-    first_trainable_layer,
-    frozen_layer_count,
-    set_trainable,
-    thaw_frame,
-)
+from ppo.schedules import Schedules
+from transfer.freezing import apply_thaw_schedule, first_trainable_layer, set_trainable
 from transfer.loading import (
     check_design_inputs,
     design_inputs_of,
@@ -45,13 +41,11 @@ __all__ = [
     "apply_thaw_schedule",
     "design_inputs",
     "first_trainable_layer",
-    "frozen_layer_count",
     "load_initial_policy",
     "prepare",
     "reset_final_layer",
     "resolve_model_path",
     "set_trainable",
-    "thaw_frame",
 ]
 
 
@@ -72,7 +66,8 @@ def design_inputs(config: Config) -> dict[str, list[float]]:
     return source_inputs
 
 
-def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config) -> str:
+def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
+            schedules: Schedules) -> str:
     """Load, perturb and freeze `policy` as the transfer flags say; return a summary for the log.
 
     The reward scaler gets the statistics the initial model was trained with, when its
@@ -92,10 +87,11 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config) ->
         reset_final_layer(policy, generator)
     if config.add_noise_layers:
         add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
-    apply_thaw_schedule(policy, config, frame=0)
+    apply_thaw_schedule(policy, config.transfer_learning, schedules, frame=0)
     lines = [describe_source(path, checkpoint), scaling, describe_designs(checkpoint, config),
              describe_changes(config),
-             describe_schedule(config, len(linear_layers(policy.actor)))]
+             describe_schedule(config.transfer_learning, schedules,
+                               len(linear_layers(policy.actor)))]
     return "\n".join(line for line in lines if line)
 
 
@@ -130,18 +126,14 @@ def describe_changes(config: Config) -> str:
     return f"transfer: {' and '.join(changes)} of actor and critic" if changes else ""
 
 
-def describe_schedule(config: Config, num_layers: int) -> str:
+def describe_schedule(strategy: str, schedules: Schedules, num_layers: int) -> str:
     """Which of the `num_layers` Linear layers (counted from the input) train, and from when."""
-    strategy = config.transfer_learning
     if strategy in ("none", "initialize"):
         return f"transfer: {strategy}: all {num_layers} layers of actor and critic train"
     final_only = (f"transfer: {strategy}: only the final layer ({num_layers}/{num_layers}) "
                   f"of actor and critic trains")
     if strategy == "freeze_all_but_final":
         return f"{final_only}; the other {num_layers - 1} stay frozen"
-    thaws = [
-        f"{num_layers - rank} at frame "
-        f"{thaw_frame(rank, config.total_frames, config.tl_end, num_layers):,}"
-        for rank in range(1, num_layers)
-    ]
+    thaws = [f"{num_layers - rank} at frame {frame:,}"
+             for rank, frame in enumerate(schedules.thaw_frames, start=1)]
     return f"{final_only} now; the others thaw one by one: layer {', '.join(thaws)}"

@@ -126,8 +126,8 @@ def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
         return "transfer: the model has no reward scaling statistics; they start afresh"
     values = [saved.get(key) for key in ("mean", "var", "count")] if isinstance(saved, dict) \
         else []
-    if len(values) != 3 or not all(isinstance(v, int | float) and math.isfinite(v) for v in values) \
-            or values[1] < 0 or values[2] <= 0:
+    numbers = all(isinstance(value, int | float) and math.isfinite(value) for value in values)
+    if len(values) != 3 or not numbers or values[1] < 0 or values[2] <= 0:
         raise UsageError(f"--initial_model: {path}: its reward scaling statistics are not "
                          f"finite numbers; train from another model")
     reward_scaler.load_state_dict(saved)
