@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from ppo import evaluate
+from ppo.algorithm import TrainingDiverged
 from ppo.config import Config, parse_config
 from ppo.errors import UsageError
 from ppo.results import SCORE_WINDOW
-from ppo.trainer import TrainingDiverged, train
+from ppo.trainer import train
 from transfer import selection
 
 

@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 
 import envs
+from ppo.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
+from ppo.schedules import Schedules
 
-NOT_THE_EXPERIMENT = ("seed", "save_name", "resume", "quiet", "models_dir", "results_dir",
-                      "tensorboard", "device", "num_envs", "render", "record", "eval_episodes")
-"""Flags that do not define the experiment: studies differing only in these are one group.
-(`num_envs` changes how frames are collected, not what is learnt from, so it is left out.)"""
-TRANSFER_KEYS = ("initial_model", "transfer_learning", "tl_end", "reset_final_layer",
-                 "add_noise_layers", "add_noise_alpha")
-"""Flags that say how a study transfers; a from-scratch study has no meaningful value for them."""
+REPLICATE_SETTING = "seed"
+"""The one experiment setting in which the studies of a group differ: they are its replicates."""
+THAW_FRAMES = "thaw_frames"
+TRANSFER_KEYS = (*TRANSFER_SETTINGS, THAW_FRAMES)
+"""What says how a study transfers: its transfer settings and, resolved from them, when its
+layers thaw. A from-scratch study has none; panels compare studies regardless of them."""
 
 
 class InputError(ValueError):
@@ -50,6 +51,9 @@ class StudyResult:
     frames_run: int
     """Frames the study had run when its results were written."""
     source: str = ""
+    schedules: dict[str, Any] | None = None
+    """Its noise and thaw schedules in frames (`ppo.schedules`); None in files from before
+    they were saved."""
 
     @property
     def seed(self) -> int:
@@ -139,7 +143,8 @@ def study_from_results(results: dict[str, Any], source: str) -> StudyResult:
     if frames.shape != rewards.shape:
         raise ValueError("episodes: frames and reward differ in length")
     name = str(config.get("save_name", Path(source).stem))
-    return StudyResult(name, config, frames, rewards, int(results["frames"]), source)
+    return StudyResult(name, config, frames, rewards, int(results["frames"]), source,
+                       results.get("schedules"))
 
 
 def load_evaluation(path: Path) -> Evaluation:
@@ -185,7 +190,7 @@ def export(path: Path, studies: list[StudyResult], evaluations: list[Evaluation]
     lines = []
     for study in studies:
         lines.append({"kind": "study", "name": study.name, "config": study.config,
-                      "frames_run": study.frames_run,
+                      "schedules": study.schedules, "frames_run": study.frames_run,
                       "episodes": {"frames": study.frames.tolist(),
                                    "reward": np.round(study.rewards, 2).tolist()}})
     for evaluation in evaluations:
@@ -215,7 +220,7 @@ def load_export(path: Path) -> tuple[list[StudyResult], list[Evaluation]]:
                 studies.append(StudyResult(
                     item["name"], item["config"], np.asarray(episodes["frames"], dtype=np.int64),
                     np.asarray(episodes["reward"], dtype=np.float64), item["frames_run"],
-                    str(path)))
+                    str(path), item.get("schedules")))
             else:
                 trained_on, walker = exported_designs(item)
                 evaluations.append(Evaluation(
@@ -254,18 +259,22 @@ def strategy_of(config: dict[str, Any]) -> str:
     return strategy
 
 
-def experiment_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The flags that define the experiment, normalised so equal settings compare equal."""
-    settings = {}
-    scratch = strategy_of(config) == "scratch"
-    for flag, value in config.items():
-        if flag in NOT_THE_EXPERIMENT or (scratch and flag in TRANSFER_KEYS):
-            continue
-        if flag == "initial_model":
-            value = Path(str(value)).stem  # a name, or a path to the same file elsewhere
-        if flag == "transfer_learning" and value == "none":
-            value = "initialize"
-        settings[flag] = tuple(value) if isinstance(value, list) else value
+def experiment_settings(config: dict[str, Any],
+                        schedules: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The experiment a study belongs to, but for its seed (`ppo.config.experiment_of`: what
+    identifies a study to resume and to sweeps too); equal settings compare equal.
+
+    With the frames its schedules were fixed in when it started (`schedules`, or for files
+    from before they were saved, the fractions of its budget they were then): the same
+    `--action_std_end` of two budgets is two schedules.
+    """
+    settings = {flag: value for flag, value in experiment_of(config).items()
+                if flag != REPLICATE_SETTING}
+    resolved = (Schedules.from_dict(schedules) if schedules
+                else Schedules.resolve(config_from_settings(config)))
+    settings["action_std_end_frame"] = resolved.action_std_end_frame
+    if resolved.thaw_frames:
+        settings[THAW_FRAMES] = resolved.thaw_frames
     return settings
 
 
@@ -305,7 +314,7 @@ def group_studies(studies: list[StudyResult]) -> list[Group]:
     """Studies with equal experiment settings form a group; groups keep first-seen order."""
     groups: dict[tuple, Group] = {}
     for study in studies:
-        settings = experiment_settings(study.config)
+        settings = experiment_settings(study.config, study.schedules)
         group = groups.setdefault(settings_key(settings), Group(settings))
         group.studies.append(study)
     for group in groups.values():

@@ -117,7 +117,7 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(
         np.float32)
     try:
-        pool.reset(seed=seed)
+        pool.reset(range(seed, seed + num_envs))
         started = time.perf_counter()
         for step_actions in actions:
             pool.step(step_actions)
@@ -147,7 +147,7 @@ def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool =
     batch; the writer's own thread is not on this clock), opening and closing the writer
     (once per study: importing tensorboard, flushing) and the diagnostics (`UpdateDiagnostics`).
     """
-    from ppo import diagnostics, tensorboard_log, trainer
+    from ppo import algorithm, diagnostics, tensorboard_log, trainer
     from ppo.vector import WalkerPool
 
     clocks = {"stepping_s": 0.0, "rollout_s": 0.0, "update_s": 0.0, "tensorboard_s": 0.0,
@@ -166,8 +166,8 @@ def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool =
         step = timed(WalkerPool.step, "stepping_s")
 
     trainer.WalkerPool = TimedPool
-    trainer.Study.collect_rollout = timed(trainer.Study.collect_rollout, "rollout_s")
-    trainer.Study.update = timed(trainer.Study.update, "update_s")
+    algorithm.collect_rollout = timed(algorithm.collect_rollout, "rollout_s")
+    algorithm.update = timed(algorithm.update, "update_s")
     tensorboard_log.TensorBoardLog.add_batch = timed(tensorboard_log.TensorBoardLog.add_batch,
                                                      "tensorboard_s")
     trainer.open_tensorboard = timed(trainer.open_tensorboard, "tensorboard_open_close_s")

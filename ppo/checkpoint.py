@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ppo.errors import UsageError
-from ppo.network import ActorCritic
+from ppo.network import ActorCritic, linear_layers
+from ppo.normalize import RewardScaler
 
 FORMAT_VERSION = 1
 
@@ -60,25 +61,34 @@ def library_versions() -> dict[str, str]:
 
 
 def policy_checkpoint(
-    policy: ActorCritic, env_settings: dict[str, Any], frames: int, score: float
+    policy: ActorCritic, env_settings: dict[str, Any], frames: int, score: float,
+    reward_scaler: RewardScaler | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to rebuild and run the policy, in types `weights_only` loading accepts."""
+    """Everything needed to rebuild and run the policy, in types `weights_only` loading accepts.
+
+    With the statistics of the reward scaler it was trained with, when given: a transfer
+    study restores them (the critic learnt returns on that scale); checkpoints from before
+    they were saved simply lack the key.
+    """
+    scaler = {"reward_scaler": reward_scaler.state_dict()} if reward_scaler else {}
     return {
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
         "hidden_layers": list(policy.hidden_layers),
-        "obs_dim": policy.actor[0].in_features,
-        "act_dim": policy.actor[-1].out_features,
+        "obs_dim": linear_layers(policy.actor)[0].in_features,
+        "act_dim": linear_layers(policy.actor)[-1].out_features,
         "env": dict(env_settings),
         "frames": int(frames),
         "score": float(score),
         "versions": library_versions(),
+        **scaler,
     }
 
 
 def save_policy(path: Path, policy: ActorCritic, env_settings: dict[str, Any], frames: int,
-                score: float) -> None:
-    atomic_torch_save(policy_checkpoint(policy, env_settings, frames, score), path)
+                score: float, reward_scaler: RewardScaler | None = None) -> None:
+    atomic_torch_save(policy_checkpoint(policy, env_settings, frames, score, reward_scaler),
+                      path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -8,16 +8,17 @@ import math
 import os
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from envs import DESIGN_PARAMETERS, ENV_ID, InvalidWalkerArgument, check_walker_arguments
 from ppo.errors import UsageError
 
-OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
+"""--optimizer values and the torch.optim class each names."""
 TRANSFER_STRATEGIES = ("none", "initialize", "freeze_all_but_final", "freeze_then_thaw")
-TRANSFER_FLAGS = ("transfer_learning", "tl_end", "reset_final_layer", "add_noise_layers",
-                  "add_noise_alpha")
 SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MIN_ENVS_FOR_WORKERS = 4
@@ -38,57 +39,87 @@ class DesignRange(NamedTuple):
 DesignValue = float | DesignRange
 
 
+EXPERIMENT = "experiment"
+RUN = "run"
+
+
+def experiment_setting(default: Any = dataclasses.MISSING, *, transfer: bool = False) -> Any:
+    """A Config field that can change what a study learns (walker, network, algorithm,
+    walkers, seed, transfer, schedules): studies are the same experiment exactly when these
+    agree. `transfer`: meaningful only with an initial model."""
+    return dataclasses.field(default=default, metadata={"part": EXPERIMENT, "transfer": transfer})
+
+
+def run_setting(default: Any = dataclasses.MISSING) -> Any:
+    """A Config field that says how a study runs (budget, processes, device, folders, display,
+    what to do with existing files): it may differ between runs of one experiment, e.g. when
+    a study is resumed on another machine or extended with a larger budget."""
+    return dataclasses.field(default=default, metadata={"part": RUN})
+
+
+def default_num_workers(num_envs: int, cpus: int) -> int:
+    """Worker processes for `num_envs` walkers on `cpus` cores: one per core, at most one per
+    walker, none where they cannot pay for their round trips (see Config.worker_processes)."""
+    workers = min(num_envs, cpus)
+    return 0 if num_envs < MIN_ENVS_FOR_WORKERS or workers < 2 else workers
+
+
 @dataclass(frozen=True)
 class Config:
-    """Every setting of a study. Field names are the command-line flags."""
+    """Every setting of a study. Field names are the command-line flags.
 
-    save_name: str = ""
+    Each field is declared with `experiment_setting` or `run_setting`: that one declaration is
+    what resume checks, sweeps and analysis use to decide whether two studies are the same
+    experiment (`experiment_of`). A field declared otherwise fails at import.
+    """
+
+    save_name: str = run_setting("")
     """"": not given (allowed only where no study is trained: see `validate`)."""
-    total_frames: int = 10_000_000
-    render: bool = False
-    record: str = ""
-    eval_episodes: int = 0
-    env: str = ENV_ID
-    leg_length: DesignValue = 34.0
-    thigh_length: DesignValue | None = None
-    shin_length: DesignValue | None = None
-    leg_width: DesignValue = 8.0
-    motor_torque: DesignValue = 80.0
-    terrain_length_scale: float = 2.0
-    fall_penalty: float = -50.0
-    max_time_steps: int = 1500
-    hidden_layers: tuple[int, ...] = (32, 32, 32, 32)
-    algorithm: str = "ppo"
-    optimizer: str = "adam"
-    learning_rate: float = 3e-4
-    gamma: float = 0.98
-    batch_size: int = 10_000
-    train_steps: int = 80
-    action_std: float = 0.5
-    action_std_start: float | None = None
-    action_std_final: float | None = None
-    action_std_end: float | None = None
-    device: str = "cpu"
-    initial_model: str = "none"
-    transfer_learning: str = "none"
-    tl_end: float = 0.25
-    reset_final_layer: bool = False
-    add_noise_layers: int = 0
-    add_noise_alpha: float = 1.0
-    seed: int = 1
-    num_envs: int = 8
-    num_workers: int | None = None
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    minibatch_size: int = 1000
-    value_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    quiet: bool = False
-    resume: bool = False
-    models_dir: str = "trained_models"
-    results_dir: str = "results"
-    tensorboard: str = "runs"
-    list_models: bool = False
+    total_frames: int = run_setting(10_000_000)
+    render: bool = run_setting(False)
+    record: str = run_setting("")
+    eval_episodes: int = run_setting(0)
+    env: str = experiment_setting(ENV_ID)
+    leg_length: DesignValue = experiment_setting(34.0)
+    thigh_length: DesignValue | None = experiment_setting(None)
+    shin_length: DesignValue | None = experiment_setting(None)
+    leg_width: DesignValue = experiment_setting(8.0)
+    motor_torque: DesignValue = experiment_setting(80.0)
+    terrain_length_scale: float = experiment_setting(2.0)
+    fall_penalty: float = experiment_setting(-50.0)
+    max_time_steps: int = experiment_setting(1500)
+    hidden_layers: tuple[int, ...] = experiment_setting((32, 32, 32, 32))
+    algorithm: str = experiment_setting("ppo")
+    optimizer: str = experiment_setting("adam")
+    learning_rate: float = experiment_setting(3e-4)
+    gamma: float = experiment_setting(0.98)
+    batch_size: int = experiment_setting(10_000)
+    train_steps: int = experiment_setting(80)
+    action_std: float = experiment_setting(0.5)
+    action_std_start: float | None = experiment_setting(None)
+    action_std_final: float | None = experiment_setting(None)
+    action_std_end: float | None = experiment_setting(None)
+    device: str = run_setting("cpu")
+    initial_model: str = experiment_setting("none", transfer=True)
+    transfer_learning: str = experiment_setting("none", transfer=True)
+    tl_end: float = experiment_setting(0.25, transfer=True)
+    reset_final_layer: bool = experiment_setting(False, transfer=True)
+    add_noise_layers: int = experiment_setting(0, transfer=True)
+    add_noise_alpha: float = experiment_setting(1.0, transfer=True)
+    seed: int = experiment_setting(1)
+    num_envs: int = experiment_setting(8)
+    num_workers: int | None = run_setting(None)
+    gae_lambda: float = experiment_setting(0.95)
+    clip: float = experiment_setting(0.2)
+    minibatch_size: int = experiment_setting(1000)
+    value_coef: float = experiment_setting(0.5)
+    max_grad_norm: float = experiment_setting(0.5)
+    quiet: bool = run_setting(False)
+    resume: bool = run_setting(False)
+    models_dir: str = run_setting("trained_models")
+    results_dir: str = run_setting("results")
+    tensorboard: str = run_setting("runs")
+    list_models: bool = run_setting(False)
 
     @property
     def steps_per_env(self) -> int:
@@ -109,8 +140,7 @@ class Config:
         """
         if self.num_workers is not None:
             return self.num_workers
-        workers = min(self.num_envs, os.cpu_count() or 1)
-        return 0 if self.num_envs < MIN_ENVS_FOR_WORKERS or workers < 2 else workers
+        return default_num_workers(self.num_envs, os.cpu_count() or 1)
 
     @property
     def uses_schedule(self) -> bool:
@@ -147,13 +177,67 @@ class Config:
             "design_ranges": self.design_ranges(),
         }
 
-    def action_std_at(self, frame: int) -> float:
-        """Std of the exploration noise at `frame`: fixed, or linear over `action_std_end`."""
-        if not self.uses_schedule:
-            return self.action_std
-        end_frame = self.action_std_end * self.total_frames  # 0: the final std from the start
-        progress = min(1.0, frame / end_frame) if end_frame > 0 else 1.0
-        return self.action_std_start + progress * (self.action_std_final - self.action_std_start)
+
+def settings_where(**metadata: Any) -> tuple[str, ...]:
+    """Config fields whose declaration carries `metadata`, in declaration order."""
+    return tuple(spec.name for spec in dataclasses.fields(Config)
+                 if all(spec.metadata.get(key) == value for key, value in metadata.items()))
+
+
+EXPERIMENT_SETTINGS = settings_where(part=EXPERIMENT)
+RUN_SETTINGS = settings_where(part=RUN)
+TRANSFER_SETTINGS = settings_where(transfer=True)
+TRANSFER_FLAGS = tuple(name for name in TRANSFER_SETTINGS if name != "initial_model")
+"""Flags that mean nothing without --initial_model."""
+_unclassified = set(settings_where()) - set(EXPERIMENT_SETTINGS) - set(RUN_SETTINGS)
+if _unclassified:
+    raise TypeError(f"Config fields {sorted(_unclassified)} must be declared with "
+                    f"experiment_setting() or run_setting()")
+
+
+def experiment_of(settings: Config | Mapping[str, Any]) -> dict[str, Any]:
+    """The experiment a study's settings describe, in a form where equal experiments compare
+    equal: what identifies a study to `--resume`, to a sweep and to the analysis.
+
+    `settings` is a Config, or its flags as a plain dict as checkpoints and results files
+    store them. Only experiment settings count. A setting missing from an older file takes its
+    default (the flag did not exist yet, so the study ran with its default behaviour); lists
+    become tuples; an initial model is named by its file name without `.pt` (a name, or a path
+    to a copy); `none` and `initialize` are one strategy; a study without an initial model has
+    no transfer settings; a study with a noise schedule has no fixed `action_std`.
+    """
+    if isinstance(settings, Config):
+        settings = dataclasses.asdict(settings)
+    experiment = {}
+    for spec in dataclasses.fields(Config):
+        if spec.name in EXPERIMENT_SETTINGS:
+            value = settings.get(spec.name, spec.default)
+            experiment[spec.name] = tuple(value) if isinstance(value, list) else value
+    if str(experiment["initial_model"]).lower() == "none":
+        for name in TRANSFER_SETTINGS:
+            del experiment[name]
+    else:
+        experiment["initial_model"] = Path(str(experiment["initial_model"])).stem
+        if experiment["transfer_learning"] == "none":
+            experiment["transfer_learning"] = "initialize"
+    if experiment["action_std_start"] is not None:
+        del experiment["action_std"]  # the schedule replaces it
+    return experiment
+
+
+def config_from_settings(settings: Mapping[str, Any]) -> Config:
+    """A Config from a study's flags as files store them (lists for tuples): flags the file
+    lacks take their defaults, names that are no longer flags are ignored."""
+    names = {spec.name for spec in dataclasses.fields(Config)}
+    return Config(**{name: tuple(value) if isinstance(value, list) else value
+                     for name, value in settings.items() if name in names})
+
+
+def experiment_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Names of the experiment settings in which two studies' flags (plain dicts) differ."""
+    before, after = experiment_of(saved), experiment_of(wanted)
+    names = [name for name in EXPERIMENT_SETTINGS if name in before or name in after]
+    return [name for name in names if before.get(name) != after.get(name)]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -261,13 +345,17 @@ FLAG_HELP = {
     "action_std": "standard deviation of the exploration noise on actions (fixed)",
     "action_std_start": "noise std at the start of a linear schedule (set all three to use it)",
     "action_std_final": "noise std at the end of the schedule",
-    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs",
+    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs; "
+                      "fixed in frames when the study starts, so a study extended with a "
+                      "larger --total_frames continues it",
     "device": "torch device to train on: cpu, cuda, cuda:N",
     "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
                      "auto: the compatible policy in models_dir that walks this walker best in "
                      "a short zero-shot evaluation",
     "transfer_learning": f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}",
-    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw",
+    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw; "
+              "fixed in frames when the study starts (thawed layers stay thawed in a study "
+              "extended with a larger --total_frames)",
     "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
     "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
     "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",
@@ -392,7 +480,8 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
             "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
     require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")
     require(config.algorithm.lower() == "ppo", "algorithm", "only ppo is implemented")
-    require(config.optimizer.lower() in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}")
+    require(config.optimizer.lower() in OPTIMIZERS, "optimizer",
+            f"must be one of {tuple(OPTIMIZERS)}")
     require(config.transfer_learning in TRANSFER_STRATEGIES, "transfer_learning",
             f"must be one of {TRANSFER_STRATEGIES}")
     require(config.total_frames > 0, "total_frames", "must be positive")

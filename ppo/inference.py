@@ -12,29 +12,29 @@ kernels), which moves PPO's first probability ratios by about 1e-7.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from torch import nn
 
-from ppo.network import OBS_CLIP, ActorCritic, linear_layers
-
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+from ppo.network import ActorCritic, linear_layers
+from ppo.normalize import OBS_CLIP
 
 
 class NumpyMLP:
-    """A frozen copy of a tanh MLP built by `ppo.network.mlp` (tanh between linear layers)."""
+    """A frozen copy of a network built by `ppo.network.mlp`: linear layers with tanh between
+    them, and on the output too where the network has it (the actor)."""
 
     def __init__(self, network: nn.Sequential) -> None:
         self.layers = [(layer.weight.detach().cpu().numpy().T.copy(),
                         layer.bias.detach().cpu().numpy().copy())
                        for layer in linear_layers(network)]
+        self.squash_output = isinstance(network[-1], nn.Tanh)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         *hidden, (weight, bias) = self.layers
         for hidden_weight, hidden_bias in hidden:
             x = np.tanh(x @ hidden_weight + hidden_bias)
-        return x @ weight + bias
+        x = x @ weight + bias
+        return np.tanh(x) if self.squash_output else x
 
 
 class PolicySnapshot:
@@ -53,13 +53,7 @@ class PolicySnapshot:
         return np.clip((obs - self.obs_mean) / self.obs_std, -OBS_CLIP, OBS_CLIP)
 
     def mean_action(self, norm_obs: np.ndarray) -> np.ndarray:
-        return np.tanh(self.actor(norm_obs))
+        return self.actor(norm_obs)
 
     def value(self, norm_obs: np.ndarray) -> np.ndarray:
         return self.critic(norm_obs)[:, 0]
-
-
-def gaussian_log_prob(actions: np.ndarray, mean: np.ndarray, std: float) -> np.ndarray:
-    """NumPy twin of `ppo.trainer.gaussian_log_prob`, summed over action dimensions."""
-    return (-0.5 * np.square((actions - mean) / std)).sum(-1) - actions.shape[-1] * (
-        math.log(std) + LOG_SQRT_2PI)

@@ -1,8 +1,9 @@
-"""The PPO study: collect a batch from vectorised walkers, update, checkpoint, log, repeat."""
+"""A study's life: building it, running PPO iterations (`ppo.algorithm`) until its budget is
+spent or a signal stops it, and its checkpoints, results and resume."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 import random
 import signal
@@ -16,7 +17,8 @@ import torch
 
 import envs
 import transfer
-from ppo import inference
+from ppo import algorithm
+from ppo.algorithm import TrainingDiverged
 from ppo.banner import describe_resume, describe_study
 from ppo.checkpoint import (
     atomic_torch_save,
@@ -25,26 +27,16 @@ from ppo.checkpoint import (
     policy_checkpoint,
     save_policy,
 )
-from ppo.config import Config
-from ppo.diagnostics import LossTerms, UpdateDiagnostics, UpdateLog
+from ppo.config import RUN_SETTINGS, Config, experiment_differences
+from ppo.diagnostics import UpdateLog
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
+from ppo.normalize import RewardScaler
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
-from ppo.rollout import Batch, RewardScaler, RolloutBuffer
+from ppo.schedules import Schedules
 from ppo.tensorboard_log import open_tensorboard, tensorboard_folder
-from ppo.vector import WalkerPool
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adagrad": torch.optim.Adagrad,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-}
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; continuing would only overwrite good state with garbage."""
+from ppo.vector import StepResult, WalkerPool
 
 
 @dataclass
@@ -59,10 +51,24 @@ class StudyOutcome:
 
 
 def seed_everything(seed: int) -> torch.Generator:
+    """Python, NumPy and torch; the returned generator draws the study's noise and minibatches
+    (the walkers get theirs from `walker_seeds`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def walker_seeds(seed: int, num_envs: int, start: int = 0) -> list[int]:
+    """Reset seeds of the walkers, each from its own stream of `SeedSequence(seed)`.
+
+    Streams spawned from one SeedSequence are independent, and those of different seeds share
+    nothing (as `seed + i` did: seeds 1 and 2 shared 7 of 8 walkers). `start` tells apart the
+    times a study starts its walkers (its update count: a resumed study gets new episodes
+    rather than replaying its first ones); walker i's seed does not depend on `num_envs`.
+    """
+    starts = np.random.SeedSequence(seed, spawn_key=(start,))  # = SeedSequence(seed).spawn()[start]
+    return [int(walker.generate_state(1, np.uint64)[0]) for walker in starts.spawn(num_envs)]
 
 
 def saved_design_inputs(path: Path) -> dict[str, list[float]]:
@@ -71,17 +77,6 @@ def saved_design_inputs(path: Path) -> dict[str, list[float]]:
         return transfer.design_inputs_of(load_checkpoint(path))
     except UsageError as error:
         raise UsageError(f"--resume: {error}") from None
-
-
-FUSED_OPTIMIZERS = frozenset({"adam"})
-"""Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
-on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
-
-
-def make_optimizer(config: Config, policy: ActorCritic) -> torch.optim.Optimizer:
-    name = config.optimizer.lower()
-    fused = {"fused": True} if name in FUSED_OPTIMIZERS else {}
-    return OPTIMIZERS[name](policy.parameters(), lr=config.learning_rate, **fused)
 
 
 def check_output_folder(folder: str, flag: str) -> None:
@@ -130,7 +125,6 @@ class Study:
         if tensorboard_folder(config) is not None:
             check_output_folder(config.tensorboard, "tensorboard")
         check_device(config.device)
-        self.device = torch.device(config.device)
         self.generator = seed_everything(config.seed)
         self.best_path, self.last_path = model_paths(config)
         self.results_dir = Path(config.results_dir)
@@ -140,43 +134,55 @@ class Study:
         inputs = (saved_design_inputs(self.last_path) if config.resume and self.last_path.exists()
                   else transfer.design_inputs(config))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
-        self.envs = WalkerPool(config.env, self.env_kwargs, config.num_envs,
-                               config.worker_processes)
+        self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
+                                  config.worker_processes)
         try:
-            self._build_learner(config)
+            self._build(config)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
         except BaseException:
-            self.envs.close()  # no worker processes left behind by a refused study
+            self.walkers.close()  # no worker processes left behind by a refused study
             raise
         self.committed = (self.frames, len(self.log))
         self.started = time.monotonic()
         self.last_update = (self.frames, self.started)
         self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
-    def _build_learner(self, config: Config) -> None:
-        """Policy (loaded and frozen for transfer), optimiser, storage; restored on resume."""
-        obs_dim, act_dim = self.envs.observation_shape[0], self.envs.action_shape[0]
-        self.policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+    def _build(self, config: Config) -> None:
+        """The learner (its policy loaded and frozen for transfer) and the study's counters;
+        both restored on resume."""
+        obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
+        policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+        reward_scaler = RewardScaler(config.num_envs, config.gamma)
+        # Fixed now, in frames, for the study's whole life (a resumed one restores its own).
+        self.schedules = Schedules.resolve(config)
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
-            text for text in (self.source_choice, transfer.prepare(self.policy, config)) if text)
-        if not all(torch.isfinite(t).all() for t in self.policy.state_dict().values()):
+            text for text in (self.source_choice,
+                              transfer.prepare(policy, reward_scaler, config, self.schedules))
+            if text)
+        if not all(torch.isfinite(t).all() for t in policy.state_dict().values()):
             # NaN weights would give NaN actions, which crash Box2D inside the workers.
             raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
                              f"weights; train from another model")
-        self.policy.to(self.device)
-        self.optimizer = make_optimizer(config, self.policy)
-        self.buffer = RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim)
-        self.reward_scaler = RewardScaler(config.num_envs, config.gamma)
+        self.learner = algorithm.make_learner(config, policy.to(config.device), reward_scaler,
+                                              self.generator)
         self.log = EpisodeLog()
         self.update_log = UpdateLog()
         self.frames = 0
         self.updates = 0
         self.best_score = float("-inf")
         self.elapsed_before = 0.0
+        self.episode_reward = np.zeros(config.num_envs)
+        self.episode_length = np.zeros(config.num_envs, dtype=np.int64)
         if config.resume:
             self._restore()
-            transfer.apply_thaw_schedule(self.policy, config, self.frames)
+            transfer.apply_thaw_schedule(policy, config.transfer_learning, self.schedules,
+                                         self.frames)
+        self.action_std = self.schedules.action_std_at(self.frames)
+
+    @property
+    def policy(self) -> ActorCritic:
+        return self.learner.policy
 
     # ----- checkpoints and results -------------------------------------------------------
 
@@ -195,15 +201,17 @@ class Study:
             raise UsageError(f"--resume: {error}") from None
         try:
             self.policy.load_state_dict(state["state_dict"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError):
             raise UsageError(
                 f"--resume: {self.last_path} was saved with other network settings "
                 f"(hidden_layers {state.get('hidden_layers')}, optimizer "
                 f"{state.get('config', {}).get('optimizer')})"
             ) from None
-        check_same_study(state.get("config", {}), self.config)
-        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        saved_config = state.get("config", {})
+        check_same_study(saved_config, self.config)
+        self.schedules = saved_schedules(state, self.config)
+        self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
         self.log = EpisodeLog(state["episodes"])
         self.update_log = UpdateLog(state.get("update_log"))
         self.frames, self.updates = state["frames"], state["updates"]
@@ -215,8 +223,7 @@ class Study:
     def save_last(self) -> None:
         atomic_torch_save({
             **self.policy_state(score=self.best_score),
-            "optimizer": self.optimizer.state_dict(),
-            "reward_scaler": self.reward_scaler.state_dict(),
+            "optimizer": self.learner.optimizer.state_dict(),
             "episodes": self.log.columns,
             "update_log": self.update_log.columns,
             "updates": self.updates,
@@ -225,11 +232,13 @@ class Study:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": config_as_plain_dict(self.config),
+            "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }, self.last_path)
 
     def policy_state(self, score: float) -> dict[str, Any]:
-        return policy_checkpoint(self.policy, self.env_settings(), self.frames, score)
+        return policy_checkpoint(self.policy, self.env_settings(), self.frames, score,
+                                 self.learner.reward_scaler)
 
     def maybe_save_best(self) -> None:
         """Until the score window has filled, keep the latest policy; then the best by score."""
@@ -240,7 +249,8 @@ class Study:
             return
         if self.log.window_full:
             self.best_score = score
-        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score)
+        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score,
+                    self.learner.reward_scaler)
 
     def write_results(self) -> tuple[Path, Path]:
         summary = {
@@ -248,6 +258,7 @@ class Study:
             "frames": self.frames,
             "best_score": self.best_score,
             "wall_time": self.wall_time(),
+            "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }
         return write_results(self.results_dir, self.config.save_name, self.log, summary,
@@ -276,29 +287,27 @@ class Study:
         self.log.truncate(episodes)
 
     def run(self) -> StudyOutcome:
-        self.progress.message(describe_study(self.config, self.transfer_summary,
-                                             self.best_path))
-        if self.config.resume:
+        config = self.config
+        self.progress.message(describe_study(config, self.transfer_summary, self.best_path))
+        if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
-                                                  self.last_path, self.config.total_frames))
-        obs = self.envs.reset(seed=self.config.seed + self.updates * self.config.num_envs)
-        episode_reward = np.zeros(self.config.num_envs)
-        episode_length = np.zeros(self.config.num_envs, dtype=np.int64)
+                                                  self.last_path, config.total_frames))
+        obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
         try:
-            while self.frames < self.config.total_frames and self.stop_signal is None:
-                action_std = self.config.action_std_at(self.frames)
-                obs, collected = self.collect_rollout(obs, action_std, episode_reward,
-                                                      episode_length)
-                if not collected:
+            while self.frames < config.total_frames and self.stop_signal is None:
+                self.action_std = self.schedules.action_std_at(self.frames)
+                collected = algorithm.collect_rollout(self.learner, self.walkers, obs,
+                                                      self.action_std, self.count_step)
+                if collected is None:
                     self.discard_partial_batch()
                     break
-                self.maybe_save_best()
-                for layer in transfer.apply_thaw_schedule(self.policy, self.config, self.frames):
+                obs, raw_obs = collected
+                self.maybe_save_best()  # with the normaliser statistics the rollout ran with
+                algorithm.absorb_observations(self.policy, raw_obs)
+                for layer in transfer.apply_thaw_schedule(self.policy, config.transfer_learning,
+                                                          self.schedules, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
-                diagnostics = self.update(
-                    self.buffer.batch(self.config.gamma, self.config.gae_lambda), action_std)
-                self.updates += 1
-                self.update_log.add(self.update_row(diagnostics, action_std))
+                self.update()
                 self.save_last()
                 self.committed = (self.frames, len(self.log))
                 self.write_results()
@@ -312,173 +321,78 @@ class Study:
                 raise
             self.discard_partial_batch()
         finally:
-            self.envs.close()
+            self.walkers.close()
             self.tensorboard.close()
             self.progress.close()
         results_path, csv_path = self.write_results()
         return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
 
-    def collect_rollout(self, obs: np.ndarray, action_std: float, episode_reward: np.ndarray,
-                        episode_length: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Fill the buffer; False if a stop was requested before it was full.
+    def count_step(self, result: StepResult, ended: np.ndarray) -> bool:
+        """After every step of the walkers: frames, and the episodes that ended (with the
+        design each walker had, read from its final observation); whether the rollout may go
+        on (no stop requested)."""
+        self.frames += self.config.num_envs
+        self.episode_reward += result.rewards
+        self.episode_length += 1
+        if ended.any():
+            self.record_episodes(ended, result.final_obs)
+        return self.stop_signal is None
 
-        The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`), one
-        batched pass of actor and critic per step over all environments, and the rollout's
-        noise is drawn in one go. The value of what followed step t is the critic's value of
-        step t + 1's observation, which that step computes anyway; only final observations
-        (an episode ended) and the last step need a critic pass of their own.
-        """
-        buffer = self.buffer
-        policy = inference.PolicySnapshot(self.policy)
-        noise = action_std * torch.randn(buffer.actions.shape, generator=self.generator).numpy()
-        raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
-        last_step = buffer.num_steps - 1
-        for step in range(buffer.num_steps):
-            if self.stop_signal is not None:
-                return obs, False
-            raw_obs[step] = obs
-            norm_obs = buffer.obs[step] = policy.normalize(obs)
-            mean = policy.mean_action(norm_obs)
-            action = buffer.actions[step] = mean + noise[step]
-            buffer.log_probs[step] = inference.gaussian_log_prob(action, mean, action_std)
-            buffer.values[step] = policy.value(norm_obs)
-            if step > 0:
-                np.copyto(buffer.next_values[step - 1], buffer.values[step],
-                          where=buffer.episode_ended[step - 1] == 0)
-
-            result = self.envs.step(action)
-            obs, terminated = result.obs, result.terminated
-            ended = terminated | result.truncated
-            buffer.rewards[step] = self.reward_scaler(result.rewards, ended)
-            buffer.terminated[step] = terminated
-            buffer.episode_ended[step] = ended
-            if step == last_step or ended.any():
-                # For an episode that ended, what followed is its final observation (its value
-                # is used only if it was truncated), not the next episode's first.
-                rows = slice(None) if step == last_step else np.flatnonzero(ended)
-                buffer.next_values[step, rows] = policy.value(
-                    policy.normalize(result.final_obs[rows]))
-
-            self.frames += self.config.num_envs
-            episode_reward += result.rewards
-            episode_length += 1
-            if ended.any():
-                self.record_episodes(ended, episode_reward, episode_length, action_std,
-                                     result.final_obs)
-        if self.policy.actor[0].weight.requires_grad:
-            # The normaliser is part of the input layer: while that layer is frozen (transfer)
-            # it must keep seeing inputs on the scale it was trained with.
-            self.policy.obs_normalizer.update(raw_obs.reshape(-1, raw_obs.shape[-1]))
-        return obs, True
-
-    def record_episodes(self, ended: np.ndarray, episode_reward: np.ndarray,
-                        episode_length: np.ndarray, action_std: float,
-                        final_obs: np.ndarray) -> None:
+    def record_episodes(self, ended: np.ndarray, final_obs: np.ndarray) -> None:
         wall_time = self.wall_time()
         rows = np.flatnonzero(ended)
         designs = envs.designs_from_observations(final_obs[rows], self.env_kwargs)
         for row, i in enumerate(rows):
-            self.log.add(self.frames, int(episode_length[i]), float(episode_reward[i]), wall_time,
-                         action_std, [float(designs[name][row]) for name in DESIGN_COLUMNS])
-        episode_reward[ended] = 0.0
-        episode_length[ended] = 0
+            self.log.add(self.frames, int(self.episode_length[i]),
+                         float(self.episode_reward[i]), wall_time, self.action_std,
+                         [float(designs[name][row]) for name in DESIGN_COLUMNS])
+        self.episode_reward[ended] = 0.0
+        self.episode_length[ended] = 0
 
-    def update_row(self, diagnostics: dict[str, float], action_std: float) -> dict[str, float]:
+    def update(self) -> None:
+        """One PPO update on the collected batch, and its row in the update log."""
+        batch = algorithm.advantages_and_returns(self.learner.buffer, self.config.gamma,
+                                                 self.config.gae_lambda)
+        try:
+            diagnostics = algorithm.update(self.learner, batch, self.action_std)
+        except TrainingDiverged as error:
+            raise TrainingDiverged(f"{error} at frame {self.frames:,}; the last good "
+                                   f"checkpoints are kept (try a lower --learning_rate)") from None
+        self.updates += 1
+        self.update_log.add(self.update_row(diagnostics))
+
+    def update_row(self, diagnostics: dict[str, float]) -> dict[str, float]:
         """An update's diagnostics with the study's state: frames, noise, learning rate, and
         the rate since the previous update (its rollout and update; on resume, start-up too)."""
         now = time.monotonic()
         frames_before, before = self.last_update
         self.last_update = (self.frames, now)
-        return {"frames": self.frames, **diagnostics, "action_std": action_std,
-                "learning_rate": self.optimizer.param_groups[0]["lr"],
+        return {"frames": self.frames, **diagnostics, "action_std": self.action_std,
+                "learning_rate": self.learner.optimizer.param_groups[0]["lr"],
                 "frames_per_s": (self.frames - frames_before) / max(now - before, 1e-9)}
 
-    def update(self, batch: Batch, action_std: float) -> dict[str, float]:
-        """`train_steps` clipped-surrogate gradient steps, each on a fresh minibatch; returns
-        the update's diagnostics (`UpdateDiagnostics.summary`)."""
-        config, device = self.config, self.device
-        b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
-            torch.as_tensor(array, device=device) for array in vars(batch).values()
-        )
-        batch_size = len(b_obs)
-        order = torch.randperm(batch_size, generator=self.generator)
-        cursor = 0
-        diagnostics = UpdateDiagnostics(config.clip)
-        for _ in range(config.train_steps):
-            if cursor + config.minibatch_size > batch_size:
-                order, cursor = torch.randperm(batch_size, generator=self.generator), 0
-            mb = order[cursor:cursor + config.minibatch_size].to(device)
-            cursor += config.minibatch_size
-            terms = ppo_loss(self.policy, b_obs[mb], b_actions[mb], b_log_probs[mb],
-                             b_advantages[mb], b_returns[mb], action_std, config)
-            loss = terms.total
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at frame {self.frames:,}; the last good "
-                    f"checkpoints are kept (try a lower --learning_rate)"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in self.policy.parameters() if p.grad is not None], config.max_grad_norm
-            )
-            if not torch.isfinite(grad_norm):  # a finite loss can still overflow its gradient
-                raise TrainingDiverged(
-                    f"the gradient norm became {grad_norm.item()} at frame {self.frames:,}; "
-                    f"the last good checkpoints are kept (try a lower --learning_rate)"
-                )
-            diagnostics.add(terms, grad_norm)
-            self.optimizer.step()
-        # The critic's values at collection time are the returns less the advantages.
-        return diagnostics.summary(b_returns - b_advantages, b_returns)
 
-
-RESUME_MAY_CHANGE = frozenset({"total_frames", "resume", "quiet", "num_envs", "num_workers",
-                               "device", "models_dir", "results_dir", "tensorboard"})
-"""Flags that do not change the experiment: how long it runs, and how (a resumed study restarts
-its walkers anyway, so it is not bit-identical to an uninterrupted one whatever num_envs is)."""
+def saved_schedules(state: dict[str, Any], config: Config) -> Schedules:
+    """The schedules an interrupted study started with. Checkpoints from before they were
+    saved had them as fractions of the budget they were saved with, so resolve that."""
+    if "schedules" in state:
+        return Schedules.from_dict(state["schedules"])
+    budget = state.get("config", {}).get("total_frames", config.total_frames)
+    return Schedules.resolve(dataclasses.replace(config, total_frames=budget))
 
 
 def check_same_study(saved: dict[str, Any], config: Config) -> None:
-    """A resumed study must be the one that was interrupted: refuse other experiment settings."""
-    current = config_as_plain_dict(config)
-    changed = sorted(name for name, value in saved.items()
-                     if name not in RESUME_MAY_CHANGE and current.get(name) != value)
+    """A resumed study must be the experiment that was interrupted: only its run settings
+    (budget, workers, device, folders...) may change."""
+    changed = experiment_differences(saved, config_as_plain_dict(config))
     if changed:
         name = changed[0]
-        raise UsageError(f"--resume: the interrupted study used --{name}={saved[name]}, not "
-                         f"{current.get(name)}; resume with the same settings "
-                         f"(only {', '.join(sorted(RESUME_MAY_CHANGE - {'resume'}))} may change)")
-
-
-def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
-    """Log-density of `actions` (batch, act_dim) under independent Normals, summed over dims.
-
-    Written out rather than via torch.distributions: it runs every environment step, and the
-    distribution object's construction and validation cost more than the arithmetic.
-    """
-    return (-0.5 * ((actions - mean) / std).square() - math.log(std)
-            - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def ppo_loss(policy: ActorCritic, obs: torch.Tensor, actions: torch.Tensor,
-             old_log_probs: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-             action_std: float, config: Config) -> LossTerms:
-    """Clipped surrogate plus weighted value loss, on already-normalised observations.
-
-    There is no entropy bonus: the action std is set by the study, not learned, so the
-    policy's entropy is a constant with no gradient.
-    """
-    log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), action_std)
-    log_ratio = log_probs - old_log_probs
-    ratio = torch.exp(log_ratio)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
-    policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
-    value_loss = 0.5 * (policy.critic(obs).squeeze(-1) - returns).square().mean()
-    return LossTerms(policy_loss + config.value_coef * value_loss, policy_loss, value_loss,
-                     log_ratio)
+        current = config_as_plain_dict(config)
+        raise UsageError(f"--resume: the interrupted study used --{name}={saved.get(name)}, not "
+                         f"{current.get(name)}; resume the same experiment (only "
+                         f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "
+                         f"may change)")
 
 
 def train(config: Config, source_choice: str = "") -> StudyOutcome:

@@ -18,6 +18,7 @@ import multiprocessing as mp
 import pickle
 import signal
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -162,9 +163,12 @@ class WalkerPool:
             self.connections.append(parent)
             self.processes.append(process)
 
-    def reset(self, seed: int) -> np.ndarray:
-        """Environment i is seeded with `seed + i`, whatever the number of workers."""
-        seeds = list(range(seed, seed + self.num_envs))
+    def reset(self, seeds: Sequence[int]) -> np.ndarray:
+        """Environment i is reset with `seeds[i]`, whatever the number of workers."""
+        seeds = [int(seed) for seed in seeds]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"{self.num_envs} walkers need {self.num_envs} seeds, got "
+                             f"{len(seeds)}")
         if self.local is not None:
             self.local.reset(seeds)
         else:

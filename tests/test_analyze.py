@@ -201,19 +201,39 @@ def test_labels_name_what_differs(tmp_path):
     assert {g.panel_label for g in groups} == {"all studies"}
 
 
-def test_groups_ignore_seed_and_execution_flags_but_not_settings():
+def test_groups_ignore_seed_and_run_settings_but_not_experiment_settings():
     studies = [
-        config("scratch", 1), config("scratch", 2, num_envs=4, models_dir="/elsewhere"),
+        config("scratch", 1), config("scratch", 2, num_workers=4, models_dir="/elsewhere",
+                                     total_frames=5000, device="cuda"),
         # a from-scratch study records transfer defaults that mean nothing without a model
         config("scratch", 3, tl_end=0.5),
         config("initialize", 1), config("initialize", 2, initial_model="/m/leg_34_trained.pt"),
         config("initialize", 3, learning_rate=1e-3),
+        config("scratch", 4, num_envs=4),  # the walkers decide the results (ppo/vector.py)
     ]
     keys = [experiment_settings(c) for c in studies]
     assert keys[0] == keys[1] == keys[2]
     assert keys[3] == keys[4] != keys[0]
     assert keys[5] != keys[3]
+    assert keys[6] != keys[0]
     assert strategy_of(config("freeze_then_thaw", 1)) == "freeze_then_thaw"
+
+
+def test_schedules_in_frames_tell_experiments_apart():
+    """A noise schedule over 60% of 1,000 frames and over 60% of 5,000 are two experiments;
+    a study extended from 1,000 to 5,000 frames kept the schedule it started with (saved with
+    its results) and is still the first one."""
+    noise = {"action_std_start": 0.5, "action_std_final": 0.1, "action_std_end": 0.6}
+    short = experiment_settings(config("scratch", 1, **noise))
+    long = experiment_settings(config("scratch", 2, **noise, total_frames=5000))
+    extended = experiment_settings(config("scratch", 3, **noise, total_frames=5000),
+                                   {"action_std_start": 0.5, "action_std_final": 0.1,
+                                    "action_std_end_frame": 600, "thaw_frames": []})
+    assert short["action_std_end_frame"] == extended["action_std_end_frame"] == 600
+    assert short == extended != long
+    thaw = experiment_settings(config("freeze_then_thaw", 1, total_frames=4000, tl_end=0.75,
+                                      hidden_layers=[8, 8, 8]))
+    assert thaw["thaw_frames"] == (1000, 2000, 3000)
     reset = config("initialize", 1, reset_final_layer=True)
     assert strategy_of(reset) == "initialize + reset final"
 

@@ -11,6 +11,7 @@ from conftest import REPO_ROOT
 
 from ppo.config import HELP_GROUPS, Config, build_parser, parse_config
 from ppo.progress import Progress
+from ppo.schedules import Schedules
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -140,7 +141,8 @@ def test_case_of_optimizer_name_does_not_matter():
 def test_the_schedule_is_used_only_when_set():
     assert not parse().uses_schedule
     config = parse("--action_std_start=0.6", "--action_std_final=0.1", "--action_std_end=1")
-    assert config.uses_schedule and config.action_std_at(0) == pytest.approx(0.6)
+    assert config.uses_schedule
+    assert Schedules.resolve(config).action_std_at(0) == pytest.approx(0.6)
 
 
 def test_none_keeps_the_schedule_unset():
@@ -224,3 +226,42 @@ def test_the_running_average_says_how_many_episodes_it_is_over():
     first, last = stream.getvalue().splitlines()
     assert re.search(r"running avg\s+-33\.0 over\s+1 ep\b", first)
     assert re.search(r"running avg\s+122\.0 over 100 ep\b", last)
+
+
+# ----- experiment and run settings --------------------------------------------------------------
+
+
+def test_every_flag_is_either_an_experiment_or_a_run_setting():
+    from ppo.config import EXPERIMENT_SETTINGS, RUN_SETTINGS
+
+    names = {spec.name for spec in dataclasses.fields(Config)}
+    assert set(EXPERIMENT_SETTINGS) | set(RUN_SETTINGS) == names
+    assert not set(EXPERIMENT_SETTINGS) & set(RUN_SETTINGS)
+    assert {"num_envs", "seed", "leg_length", "action_std_end", "tl_end"} <= set(
+        EXPERIMENT_SETTINGS)
+    assert {"total_frames", "num_workers", "device", "resume", "quiet", "tensorboard",
+            "list_models"} <= set(RUN_SETTINGS)
+
+
+def test_experiment_of_ignores_run_settings_and_equates_equivalent_experiments():
+    from ppo.checkpoint import config_as_plain_dict
+    from ppo.config import experiment_of
+
+    base = experiment_of(parse())
+    assert experiment_of(parse("--total_frames=5", "--num_workers=0", "--device=cuda",
+                               "--models_dir=elsewhere", "--quiet=true",
+                               "--tensorboard=none")) == base
+    assert experiment_of(parse("--num_envs=4")) != base
+    assert experiment_of(parse("--seed=2")) != base
+    # As saved in a results file (lists, not tuples), and written before a flag existed.
+    saved = config_as_plain_dict(parse())
+    del saved["max_grad_norm"]
+    assert experiment_of(saved) == base
+    transfer = experiment_of(parse("--initial_model=leg_34_trained"))
+    assert transfer == experiment_of(parse("--initial_model=models/leg_34_trained.pt",
+                                           "--transfer_learning=initialize"))
+    assert transfer["initial_model"] == "leg_34_trained"
+    assert "tl_end" not in base and "tl_end" in transfer  # meaningless from scratch
+    scheduled = experiment_of(parse("--action_std_start=0.5", "--action_std_final=0.1",
+                                    "--action_std_end=0.5"))
+    assert "action_std" not in scheduled  # the schedule replaces the fixed std

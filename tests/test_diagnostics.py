@@ -8,11 +8,11 @@ import math
 import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from conftest import run_py, tiny_flags
 
+from ppo import algorithm
 from ppo.diagnostics import (
     UPDATE_COLUMNS,
     LossTerms,
@@ -23,7 +23,7 @@ from ppo.diagnostics import (
     explained_variance,
 )
 from ppo.tensorboard_log import EPISODE_TAGS, UPDATE_TAGS
-from ppo.trainer import Study, train
+from ppo.trainer import Study, train, walker_seeds
 
 CLEANRL_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS",
                 "charts/action_std", "charts/learning_rate", "losses/policy_loss",
@@ -104,14 +104,15 @@ def test_the_first_minibatch_of_an_update_has_no_kl_and_no_clipping(tiny_config)
     config = tiny_config("--train_steps=1")
     study = Study(config)
     try:
-        obs = study.envs.reset(seed=config.seed)
-        _, collected = study.collect_rollout(obs, config.action_std, np.zeros(1),
-                                             np.zeros(1, dtype=np.int64))
-        assert collected
-        diagnostics = study.update(study.buffer.batch(config.gamma, config.gae_lambda),
-                                   config.action_std)
+        obs = study.walkers.reset(walker_seeds(config.seed, config.num_envs))
+        collected = algorithm.collect_rollout(study.learner, study.walkers, obs,
+                                              config.action_std, study.count_step)
+        assert collected is not None
+        batch = algorithm.advantages_and_returns(study.learner.buffer, config.gamma,
+                                                 config.gae_lambda)
+        diagnostics = algorithm.update(study.learner, batch, config.action_std)
     finally:
-        study.envs.close()
+        study.walkers.close()
         study.tensorboard.close()
     assert diagnostics["approx_kl"] == pytest.approx(0.0, abs=1e-9)
     assert diagnostics["clip_fraction"] == 0.0

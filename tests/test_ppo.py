@@ -13,14 +13,21 @@ import pytest
 import torch
 from conftest import run_py, tiny_flags
 
+from ppo.algorithm import (
+    RolloutBuffer,
+    advantages_and_returns,
+    compute_gae,
+    gaussian_log_prob,
+    ppo_loss,
+)
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.errors import UsageError
 from ppo.inference import PolicySnapshot
-from ppo.inference import gaussian_log_prob as numpy_gaussian_log_prob
-from ppo.network import ActorCritic, RunningNormalizer, linear_layers
+from ppo.network import ActorCritic, linear_layers
+from ppo.normalize import RewardScaler, RunningNormalizer
 from ppo.results import COLUMNS
-from ppo.rollout import RewardScaler, RolloutBuffer, compute_gae
-from ppo.trainer import gaussian_log_prob, ppo_loss, train
+from ppo.schedules import Schedules
+from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 
@@ -82,7 +89,7 @@ def test_rollout_buffer_batch_flattens_step_major_and_returns_are_advantage_plus
     for name in ("rewards", "values", "next_values", "terminated", "episode_ended"):
         getattr(buffer, name)[:] = case[name]
     buffer.obs[:] = np.arange(4 * 2 * 3).reshape(4, 2, 3)
-    batch = buffer.batch(gamma=0.5, gae_lambda=0.5)
+    batch = advantages_and_returns(buffer, gamma=0.5, gae_lambda=0.5)
     assert batch.obs.shape == (8, 3) and batch.actions.shape == (8, 2)
     np.testing.assert_allclose(batch.advantages, case["advantages"].reshape(-1), atol=1e-6)
     np.testing.assert_allclose(batch.returns, (case["advantages"] + case["values"]).reshape(-1),
@@ -174,7 +181,7 @@ def test_rollout_numpy_policy_reproduces_the_torch_policy_it_was_taken_from():
 
     actions = (mean + 0.3 * rng.normal(size=mean.shape)).astype(np.float32)
     torch_log_prob = gaussian_log_prob(torch.from_numpy(actions), torch.from_numpy(mean), 0.3)
-    np.testing.assert_allclose(numpy_gaussian_log_prob(actions, mean, 0.3),
+    np.testing.assert_allclose(gaussian_log_prob(actions, mean, 0.3),
                                torch_log_prob.numpy(), rtol=1e-6)
 
     policy.obs_normalizer.update(rng.normal(size=(10, OBS_DIM)))
@@ -194,7 +201,7 @@ def test_ppo_loss_at_the_sampling_policy_is_the_weighted_value_loss(tiny_config)
     obs = torch.randn(64, OBS_DIM)
     actions = torch.randn(64, ACT_DIM).clamp(-1, 1)
     with torch.no_grad():
-        mean = torch.tanh(policy.actor(obs))
+        mean = policy.actor(obs)  # the mean action (the actor ends in tanh)
         old_log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
         values = policy.critic(obs).squeeze(-1)
     advantages, returns = torch.randn(64), torch.randn(64)
@@ -212,7 +219,7 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
     policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
     obs, actions = torch.randn(8, OBS_DIM), torch.zeros(8, ACT_DIM)
     with torch.no_grad():
-        mean = torch.tanh(policy.actor(obs))
+        mean = policy.actor(obs)  # the mean action (the actor ends in tanh)
         log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
     advantages = torch.linspace(-1, 1, 8)  # sign unchanged by the loss's normalisation
     old_log_probs = log_probs - 5.0 * advantages.sign()  # ratio = e^(+-5)
@@ -228,12 +235,15 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
 def test_action_std_schedule_is_linear_then_constant(tiny_config):
     config = tiny_config("--total_frames=1000", "--action_std_start=0.8",
                          "--action_std_final=0.2", "--action_std_end=0.5")
-    assert [config.action_std_at(f) for f in (0, 250, 500, 1000)] == pytest.approx(
+    schedules = Schedules.resolve(config)
+    assert schedules.action_std_end_frame == 500
+    assert [schedules.action_std_at(f) for f in (0, 250, 500, 1000)] == pytest.approx(
         [0.8, 0.5, 0.2, 0.2])
-    assert tiny_config().action_std_at(10**9) == 0.5  # unset: the fixed --action_std
+    fixed = Schedules.resolve(tiny_config())
+    assert fixed.action_std_at(0) == fixed.action_std_at(10**9) == 0.5  # the fixed --action_std
     instant = tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
                           "--action_std_end=0")
-    assert instant.action_std_at(0) == pytest.approx(0.2)
+    assert Schedules.resolve(instant).action_std_at(0) == pytest.approx(0.2)
 
 
 # ----- checkpoints ---------------------------------------------------------------------------
@@ -308,6 +318,22 @@ def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs
         assert torch.equal(tensor, second_last["state_dict"][key]), key
 
 
+def test_best_checkpoint_holds_the_statistics_its_weights_ran_with(tmp_path: Path, tiny_config):
+    """One batch: the best checkpoint holds the weights that collected it, so it must hold the
+    normaliser as it was during that rollout (nothing seen yet), not after absorbing it; the
+    last checkpoint (the next rollout's) has absorbed the batch's 1000 observations."""
+    train(tiny_config("--total_frames=1000"))
+    best = load_checkpoint(tmp_path / "m" / "tiny.pt")
+    last = load_checkpoint(tmp_path / "m" / "tiny.last.pt")
+    assert best["frames"] == last["frames"] == 1000
+    assert best["state_dict"]["obs_normalizer.count"].item() == pytest.approx(1e-8)
+    assert torch.all(best["state_dict"]["obs_normalizer.mean"] == 0)
+    assert last["state_dict"]["obs_normalizer.count"].item() == pytest.approx(1000)
+    # Both carry the reward scaling statistics, which a transfer study restores.
+    assert best["reward_scaler"]["count"] == pytest.approx(1000) and best["reward_scaler"][
+        "var"] > 0
+
+
 def test_a_different_seed_gives_different_results(tmp_path: Path, tiny_config):
     rewards = []
     for seed in (1, 2):
@@ -347,8 +373,10 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     assert last["frames"] == 2000 and "optimizer" in last
 
     document = load_results(tmp_path, "smoke")
-    assert set(document) == {"config", "frames", "best_score", "wall_time", "transfer",
-                             "episodes", "updates"}
+    assert set(document) == {"config", "frames", "best_score", "wall_time", "schedules",
+                             "transfer", "episodes", "updates"}
+    assert document["schedules"] == {"action_std_start": 0.8, "action_std_final": 0.2,
+                                     "action_std_end_frame": 1000, "thaw_frames": []}
     assert document["frames"] == 2000 and document["transfer"] == ""
     assert document["config"]["num_envs"] == 2 and document["config"]["save_name"] == "smoke"
     assert isinstance(document["best_score"], float) and document["wall_time"] > 0

@@ -22,12 +22,15 @@ from conftest import (
     tiny_flags,
 )
 
+import ppo.algorithm
 import ppo.checkpoint
 import ppo.trainer
 import run
+from ppo.algorithm import TrainingDiverged
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.network import ActorCritic
-from ppo.trainer import TrainingDiverged, train
+from ppo.schedules import Schedules
+from ppo.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4
 STOP_WITHIN_S = 10.0
@@ -329,9 +332,10 @@ def test_resumed_study_continues_frames_and_results(interrupted, tmp_path: Path)
     saved_episodes = len(last["episodes"]["reward"])
     target = last["frames"] + 2000
 
-    # Resumed with one environment instead of two, as on a machine with fewer cores.
+    # Resumed with its two walkers stepped in the training process instead of two workers,
+    # as on a machine with fewer cores: how a study runs may change, not what it is.
     done = run_py(tiny_flags(folder, f"--total_frames={target}", "--resume=true",
-                             save_name="long"))
+                             "--num_envs=2", "--num_workers=0", save_name="long"))
     assert done.returncode == 0, done.stderr
 
     _, _, after, csv_lines = load_study(folder)
@@ -350,6 +354,7 @@ def test_resumed_study_continues_frames_and_results(interrupted, tmp_path: Path)
 @pytest.mark.parametrize("changed, named", [
     ("--hidden_layers=[8]", "--resume"),  # other network: the weights cannot load
     ("--leg_length=30", "--leg_length=34.0"),  # other experiment: refused by name
+    ("--num_envs=1", "--num_envs=2"),  # the number of walkers decides the results too
 ])
 def test_resume_refuses_other_settings(interrupted, tmp_path: Path, capfd, changed: str,
                                        named: str):
@@ -358,10 +363,67 @@ def test_resume_refuses_other_settings(interrupted, tmp_path: Path, capfd, chang
     shutil.copytree(source, folder)
     before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
     capfd.readouterr()
-    code = cli_in_process(tiny_flags(folder, "--resume=true", changed, save_name="long"))
+    code = cli_in_process(tiny_flags(folder, "--resume=true", "--num_envs=2", changed,
+                                     save_name="long"))
     assert code == 2
     assert named in only_line(capfd.readouterr().err)
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+
+
+def test_an_extended_study_continues_its_noise_and_thaw_schedules(tmp_path: Path, tiny_config):
+    """A finished 2,000-frame study (noise 0.8 -> 0.2 and three layers thawing over all of
+    it: layer 2/3 at frame 1,000, layer 1/3 at 2,000) extended to 4,000 frames. Fractions of
+    the new budget would put the noise back at 0.5 and freeze layer 1/3 again until 4,000;
+    the schedules fixed in frames at the start go on: noise 0.2, every layer trains."""
+    (tmp_path / "m").mkdir()
+    save_policy(tmp_path / "m" / "source.pt", ActorCritic(OBS_DIM, ACT_DIM, (8, 8)),
+                {"leg_length": 34.0}, 0, 0.0)
+    flags = ("--quiet=false", "--initial_model=source", "--transfer_learning=freeze_then_thaw",
+             "--tl_end=1", "--hidden_layers=[8,8]", "--action_std_start=0.8",
+             "--action_std_final=0.2", "--action_std_end=1")
+    first = run_py(tiny_flags(tmp_path, *flags))
+    assert first.returncode == 0, first.stderr
+    schedule_line = "layer 2 at frame 1,000, 1 at frame 2,000"
+    assert schedule_line in first.stdout
+    assert "thawed actor layer 1/3 at frame 2,000" in first.stdout
+
+    extended = (*flags, "--total_frames=4000", "--resume=true")
+    study = ppo.trainer.Study(tiny_config(*extended))
+    study.walkers.close()
+    study.tensorboard.close()
+    assert study.schedules == Schedules(0.8, 0.2, 2000, (1000, 2000))
+    assert all(p.requires_grad for p in study.policy.parameters())  # thawed layers stay so
+    resumed = run_py(tiny_flags(tmp_path, *extended))
+    assert resumed.returncode == 0, resumed.stderr
+    summary = [line for line in resumed.stdout.splitlines() if line.startswith("transfer:")]
+    assert any(schedule_line in line for line in summary)
+    assert not any("4,000" in line for line in summary)
+    assert "thawed" not in resumed.stdout
+    results = load_study(tmp_path, "tiny")[2]
+    assert results["frames"] == 4000 and results["schedules"]["thaw_frames"] == [1000, 2000]
+    episodes = list(zip(results["episodes"]["frames"], results["episodes"]["action_std"],
+                        strict=True))
+    assert {std for frames, std in episodes if frames <= 1000} == {0.8}
+    assert {std for frames, std in episodes if 1000 < frames <= 2000} == {0.5}
+    assert {std for frames, std in episodes if frames > 2000} == {0.2}  # never back up
+
+
+def test_a_checkpoint_without_schedules_resumes_with_those_of_its_budget(tmp_path: Path,
+                                                                        tiny_config):
+    """Checkpoints from before the schedules were saved: their schedules were fractions of
+    the budget they were saved with, so that is what a resume continues."""
+    train(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+                      "--action_std_end=0.5"))
+    last = tmp_path / "m" / "tiny.last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["schedules"]
+    torch.save(state, last)
+    study = ppo.trainer.Study(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+                                          "--action_std_end=0.5", "--total_frames=8000",
+                                          "--resume=true"))
+    study.walkers.close()
+    study.tensorboard.close()
+    assert study.schedules.action_std_end_frame == 1000  # half of 2,000, not of 8,000
 
 
 def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkeypatch, capfd):
@@ -379,7 +441,7 @@ def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkey
 
 def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
     """The loss turns NaN in the second update (the tiny study's train_steps = 4)."""
-    real_loss = ppo.trainer.ppo_loss
+    real_loss = ppo.algorithm.ppo_loss
     calls = []
 
     def flaky_loss(*args, **kwargs):
@@ -387,7 +449,7 @@ def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
         terms = real_loss(*args, **kwargs)
         return terms if len(calls) <= train_steps else replace(terms, total=terms.total * math.nan)
 
-    monkeypatch.setattr(ppo.trainer, "ppo_loss", flaky_loss)
+    monkeypatch.setattr(ppo.algorithm, "ppo_loss", flaky_loss)
 
 
 def assert_first_update_kept(folder: Path) -> None:
@@ -418,14 +480,14 @@ def test_run_py_reports_a_nan_loss_in_one_line_and_exits_1(tmp_path: Path, monke
 def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Path, tiny_config,
                                                                    monkeypatch):
     """A finite loss (exactly 0 added) whose gradient overflows float32: 1e38 per weight."""
-    real_loss = ppo.trainer.ppo_loss
+    real_loss = ppo.algorithm.ppo_loss
 
     def overflowing_loss(policy, *args, **kwargs):
         weight = policy.actor[0].weight
         terms = real_loss(policy, *args, **kwargs)
         return replace(terms, total=terms.total + (1e38 * (weight - weight.detach())).sum())
 
-    monkeypatch.setattr(ppo.trainer, "ppo_loss", overflowing_loss)
+    monkeypatch.setattr(ppo.algorithm, "ppo_loss", overflowing_loss)
     with pytest.raises(TrainingDiverged, match="gradient"):
         train(tiny_config("--total_frames=1000"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")  # saved before the update

@@ -1,5 +1,6 @@
-"""sweep.py: the grid, naming, what happens to finished and broken studies, and a tiny sweep on
-local Ray (skipped where the optional Ray extra is not installed)."""
+"""sweep.py and sweeps/: the grid, naming, what happens to finished and broken studies, a tiny
+sweep on local Ray, and one on a Ray cluster of two nodes (both skipped where the optional Ray
+extra is not installed)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from conftest import TINY_BUDGET
 import sweep
 from ppo.checkpoint import save_policy
 from ppo.network import ActorCritic
+from sweeps import execution, grid, state
 
 TINY_FIXED = [f"--fixed={flag.removeprefix('--')}" for flag in TINY_BUDGET
-              if not flag.startswith(("--num_envs", "--quiet"))]
-"""The conftest budget (two updates of 1000 frames) as --fixed flags; the sweep sets num_envs
-and quiet itself."""
+              if not flag.startswith("--quiet")]
+"""The conftest budget (two updates of 1000 frames, one walker) as --fixed flags; the sweep
+sets quiet itself."""
 
 
 def folders(tmp_path: Path) -> list[str]:
@@ -26,7 +28,7 @@ def folders(tmp_path: Path) -> list[str]:
             f"--tensorboard={tmp_path / 'runs'}"]
 
 
-def build(tmp_path: Path, *args: str) -> sweep.Sweep:
+def build(tmp_path: Path, *args: str) -> state.Sweep:
     return sweep.sweep_from_args(sweep.build_parser().parse_args(
         ["--name=t", *args, *folders(tmp_path)]))
 
@@ -47,10 +49,10 @@ def save_model(path: Path, hidden: tuple[int, ...]) -> None:
 
 
 def test_grid_values_keep_bracketed_commas():
-    assert sweep.split_values("30,40") == ["30", "40"]
-    assert sweep.split_values("[32,32],[64]") == ["[32,32]", "[64]"]
-    with pytest.raises(sweep.SweepError, match="empty value"):
-        sweep.split_values("30,,40")
+    assert grid.split_values("30,40") == ["30", "40"]
+    assert grid.split_values("[32,32],[64]") == ["[32,32]", "[64]"]
+    with pytest.raises(grid.SweepError, match="empty value"):
+        grid.split_values("30,,40")
 
 
 def test_studies_are_the_product_of_the_axes_with_deterministic_names(tmp_path):
@@ -90,17 +92,47 @@ def test_strategy_scratch_drops_the_initial_model_and_transfer_flags(tmp_path):
     (["--grid=seed=1", "--fixed=seed=2"], "already a --grid axis"),
     (["--fixed=seed=2"], "at least one --grid"),
     (["--grid=seed"], "expects FLAG=VALUE"),
+    (["--grid=seed=1", "--resource=trainer"], "--resource: expects NAME=AMOUNT"),
+    (["--grid=seed=1", "--resource=trainer=0"], "positive amount"),
 ])
 def test_bad_grids_are_usage_errors(tmp_path, args, message):
-    with pytest.raises(sweep.SweepError, match=message):
+    with pytest.raises(grid.SweepError, match=message):
         build(tmp_path, *args)
 
 
 def test_sweep_defaults_go_first_so_fixed_flags_win(tmp_path):
-    plan = build(tmp_path, "--grid=seed=1", "--fixed=num_envs=2", "--cpus_per_study=1")
-    argv = sweep.study_argv(plan.studies[0], plan.paths, plan.num_envs, resume=True)
-    assert argv[:2] == ["--quiet=true", "--num_envs=2"]
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=num_workers=1", "--cpus_per_study=1")
+    argv = state.study_argv(plan.studies[0], plan.paths, plan.cpus_per_study, resume=True)
+    assert argv[:2] == ["--quiet=true", "--num_workers=1"]
     assert argv[-1] == "--resume=true" and f"--results_dir={tmp_path / 'r'}" in argv
+
+
+@pytest.mark.parametrize(("cpus", "num_envs", "workers"), [
+    (1, None, "0"), (2, None, "2"), (2, "2", "0"), (4, "6", "4")])
+def test_cpus_per_study_decides_the_workers_never_the_walkers(tmp_path, cpus, num_envs,
+                                                               workers):
+    """The number of walkers is part of the experiment: the CPUs a task gets only decide how
+    many processes step them (run.py's own rule on that many cores)."""
+    fixed = [f"--fixed=num_envs={num_envs}"] if num_envs else []
+    # On a cluster (--address), a node may have more CPUs than this machine.
+    plan = build(tmp_path, "--grid=seed=1", *fixed, f"--cpus_per_study={cpus}",
+                 "--address=auto")
+    argv = state.study_argv(plan.studies[0], plan.paths, cpus)
+    config = state.intended_config(argv)
+    assert config["num_envs"] == (int(num_envs) if num_envs else 8)
+    assert f"--num_workers={workers}" in argv
+
+
+def test_custom_resources_are_reserved_only_where_a_node_has_them(tmp_path):
+    plan = build(tmp_path, "--grid=seed=1", "--resource=trainer=1", "--resource=big=0.5")
+    assert plan.resources == {"trainer": 1.0, "big": 0.5}
+    head = {"Alive": True, "Resources": {"CPU": 4.0}}
+    trainer = {"Alive": True, "Resources": {"CPU": 1.0, "trainer": 2.0, "big": 1.0}}
+    assert execution.fits_a_node(plan, [head, trainer])
+    assert not execution.fits_a_node(plan, [head, {**trainer, "Alive": False}])
+    plan.cpus_per_study = 2  # both nodes together have it, but no single one
+    assert not execution.fits_a_node(plan, [head, trainer])
+    assert execution.describe_reservation(plan) == "2 CPU and 1 trainer and 0.5 big"
 
 
 def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp_path):
@@ -119,7 +151,7 @@ def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp
     results_file("t__leg40", 1000, leg_length=40.0)     # interrupted: resumed
     (models / "t__leg40.last.pt").write_bytes(b"checkpoint")
     results_file("t__leg50", 2000, leg_length=45.0)     # someone else's study: conflict
-    to_run = sweep.prepare(plan)
+    to_run = state.prepare(plan)
     assert [(study.save_name, resume) for study, resume in to_run] == [
         ("t__leg40", True), ("t__leg60", False)]
     by_name = {study.save_name: study for study in plan.studies}
@@ -131,16 +163,36 @@ def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp
     assert by_name["t__leg999"].error.startswith("--leg_length: must be a number in")
 
 
+def test_run_settings_never_make_a_finished_study_a_conflict(tmp_path):
+    """Only experiment settings identify a study: a finished study stays finished when the
+    sweep is re-run with other workers, device or display; another seed is a conflict."""
+    results = tmp_path / "r"
+    results.mkdir()
+    stored = {**state.intended_config(state.study_argv(
+        build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000").studies[0],
+        state.Paths(tmp_path / "m", results), cpus=1)), "num_workers": 2, "device": "cuda"}
+    (results / "t__seed1.p").write_bytes(pickle.dumps(
+        {"config": stored, "frames": 2000, "best_score": 1.0, "wall_time": 3.0}))
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000", "--fixed=num_workers=0")
+    assert state.prepare(plan) == [] and plan.studies[0].status == "skipped"
+    stored["seed"] = 2
+    (results / "t__seed1.p").write_bytes(pickle.dumps(
+        {"config": stored, "frames": 2000, "best_score": 1.0, "wall_time": 3.0}))
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000")
+    assert state.prepare(plan) == [] and plan.studies[0].status == "conflict"
+    assert "--seed=2" in plan.studies[0].error
+
+
 def test_a_missing_initial_model_is_found_before_anything_runs(tmp_path):
     plan = build(tmp_path, "--grid=strategy=scratch,initialize", "--fixed=initial_model=nope")
-    assert [study.save_name for study, _ in sweep.prepare(plan)] == ["t__scratch"]
+    assert [study.save_name for study, _ in state.prepare(plan)] == ["t__scratch"]
     assert "no model 'nope'" in plan.studies[1].error
 
 
 def test_dry_run_prints_each_command_and_runs_nothing(tmp_path, capsys):
     assert sweep.cli(["--name=t", "--grid=seed=1,2", "--dry_run", *folders(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("run      python run.py --quiet=true --num_envs=1 --seed=1 "
+    assert lines[0].startswith("run      python run.py --quiet=true --num_workers=0 --seed=1 "
                                "--save_name=t__seed1")
     assert not (tmp_path / "r").exists()
 
@@ -158,7 +210,7 @@ def local_ray():
     """One local Ray for the module (starting it takes 5-15 s); two CPUs whatever the machine."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(sweep.REPO_ROOT)}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(execution.REPO_ROOT)}})
     yield ray
     ray.shutdown()
 
@@ -167,7 +219,7 @@ def test_tiny_sweep_writes_results_and_manifest_and_a_rerun_skips(tmp_path, loca
     args = ["--name=t", "--grid=leg_length=30,40,999", *TINY_FIXED, *folders(tmp_path)]
     out = io.StringIO()
     plan = sweep.sweep_from_args(sweep.build_parser().parse_args(args))
-    assert sweep.run_sweep(plan, out) == 1  # leg 999 is invalid; the others still run
+    assert execution.run_sweep(plan, out) == 1  # leg 999 is invalid; the others still run
     assert statuses(tmp_path) == {"t__leg30": "done", "t__leg40": "done", "t__leg999": "invalid"}
     entry = manifest(tmp_path)["studies"][0]
     assert entry["frames"] == 2000 and entry["attempts"] == 1
@@ -188,7 +240,7 @@ def test_tiny_sweep_writes_results_and_manifest_and_a_rerun_skips(tmp_path, loca
 
     out = io.StringIO()
     plan = sweep.sweep_from_args(sweep.build_parser().parse_args(args))
-    assert sweep.run_sweep(plan, out) == 1
+    assert execution.run_sweep(plan, out) == 1
     assert statuses(tmp_path) == {"t__leg30": "skipped", "t__leg40": "skipped",
                                   "t__leg999": "invalid"}
     assert Path(entry["files"]["results"]).stat().st_mtime_ns == stamp
@@ -204,7 +256,7 @@ def test_failing_study_is_retried_once_then_reported_with_shipped_files(tmp_path
             "--ship_files=true", *TINY_FIXED, *folders(tmp_path)]
     out = io.StringIO()
     plan = sweep.sweep_from_args(sweep.build_parser().parse_args(args))
-    assert sweep.run_sweep(plan, out) == 1
+    assert execution.run_sweep(plan, out) == 1
     assert statuses(tmp_path) == {"t__scratch": "done", "t__initialize": "failed"}
     failed = manifest(tmp_path)["studies"][1]
     assert failed["attempts"] == 2

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import transfer
 import transfer.loading
+from ppo.algorithm import gaussian_log_prob, ppo_loss
 from ppo.checkpoint import load_checkpoint, save_policy
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
-from ppo.trainer import gaussian_log_prob, ppo_loss
-from transfer.freezing import frozen_layer_count, thaw_frame
+from ppo.normalize import RewardScaler
+from ppo.schedules import Schedules, thaw_frames
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 HIDDEN = (16, 16, 16, 16)  # 5 Linear layers per network
@@ -39,6 +42,21 @@ def trained_looking(policy: ActorCritic, seed: int = 1) -> ActorCritic:
     policy.obs_normalizer.update(
         (torch.randn(500, OBS_DIM, generator=generator) * 3 + 1).numpy())
     return policy
+
+
+def fresh_scaler() -> RewardScaler:
+    return RewardScaler(num_envs=1, gamma=0.98)
+
+
+def prepare(policy: ActorCritic, config: Config, scaler: RewardScaler | None = None) -> str:
+    """`transfer.prepare` as a study starting now calls it."""
+    return transfer.prepare(policy, scaler or fresh_scaler(), config, Schedules.resolve(config))
+
+
+def thaw(policy: ActorCritic, config: Config, frame: int) -> list[str]:
+    """`transfer.apply_thaw_schedule` with the schedules of a study started with `config`."""
+    return transfer.apply_thaw_schedule(policy, config.transfer_learning,
+                                        Schedules.resolve(config), frame)
 
 
 def save_weights(path: Path, policy: ActorCritic, **metadata: object) -> Path:
@@ -99,7 +117,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
     advantages = torch.randn(64, generator=generator)
     returns = torch.randn(64, generator=generator)
     with torch.no_grad():  # an "old" policy a little away from this one, so ratios are not 1
-        old_log_probs = gaussian_log_prob(actions, torch.tanh(policy.actor(obs)), 0.5)
+        old_log_probs = gaussian_log_prob(actions, policy.actor(obs), 0.5)
         old_log_probs += 0.1 * torch.randn(64, generator=generator)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
                     Config(save_name="frozen")).total
@@ -124,7 +142,7 @@ def test_frozen_layers_stay_bit_identical_through_optimizer_steps(
     tmp_path: Path, source: tuple[ActorCritic, Path], optimizer_name: str
 ) -> None:
     policy = make_policy()
-    transfer.prepare(policy, study_config(tmp_path, initial_model="source",
+    prepare(policy, study_config(tmp_path, initial_model="source",
                                           transfer_learning="freeze_all_but_final"))
     before = snapshot(policy)
     optimizer = OPTIMIZER_FACTORIES[optimizer_name](policy.parameters())  # all, as the trainer
@@ -163,11 +181,11 @@ def test_freeze_then_thaw_trains_each_layer_only_after_it_thaws(
     config = study_config(tmp_path, initial_model="source", transfer_learning="freeze_then_thaw",
                           total_frames=1000, tl_end=0.5)
     policy = make_policy()
-    transfer.prepare(policy, config)
+    prepare(policy, config)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
     start = snapshot(policy)
     for step, frame in enumerate((0, 100, 200)):  # layer 4/5 thaws at 125, 3/5 at 250
-        transfer.apply_thaw_schedule(policy, config, frame)
+        thaw(policy, config, frame)
         ppo_like_step(policy, optimizer, step)
     after = snapshot(policy)
     for name in ("actor", "critic"):
@@ -189,31 +207,32 @@ def test_freeze_then_thaw_schedule(tmp_path: Path, frame: int, trainable: set[in
     config = study_config(tmp_path, transfer_learning="freeze_then_thaw", total_frames=1000,
                           tl_end=0.5)
     policy = make_policy()
-    transfer.apply_thaw_schedule(policy, config, frame)
+    thaw(policy, config, frame)
     assert trainable_indices(policy.actor) == trainable_indices(policy.critic) == trainable
-    assert frozen_layer_count(frame, 1000, 0.5, 5) == min(trainable)
+    assert Schedules.resolve(config).frozen_layer_count(frame) == min(trainable)
 
 
 def test_thaw_frames_are_exact_where_floats_are_not() -> None:
     """4 layers over 0.1 * 1000 frames: thresholds 33.3, 66.7 and 100, though in floats
     3 * 0.1 * 1000 / 3 is 100.00000000000001 and would thaw the last layer a batch late."""
-    counts = [frozen_layer_count(frame, 1000, 0.1, 4) for frame in (33, 34, 66, 67, 99, 100)]
+    schedules = Schedules(0.5, 0.5, 0, thaw_frames(1000, 0.1, 4))
+    counts = [schedules.frozen_layer_count(frame) for frame in (33, 34, 66, 67, 99, 100)]
     assert counts == [3, 2, 2, 1, 1, 0]
-    assert [thaw_frame(rank, 1000, 0.1, 4) for rank in (1, 2, 3)] == [34, 67, 100]
+    assert schedules.thaw_frames == (34, 67, 100)
 
 
 def test_thaw_schedule_is_idempotent_and_reports_what_thawed(tmp_path: Path) -> None:
     config = study_config(tmp_path, transfer_learning="freeze_then_thaw", total_frames=1000,
                           tl_end=0.5)
     policy = make_policy()
-    assert transfer.apply_thaw_schedule(policy, config, 0) == []
-    assert transfer.apply_thaw_schedule(policy, config, 0) == []
-    assert transfer.apply_thaw_schedule(policy, config, 130) == [
+    assert thaw(policy, config, 0) == []
+    assert thaw(policy, config, 0) == []
+    assert thaw(policy, config, 130) == [
         "actor layer 4/5", "critic layer 4/5"]
-    assert transfer.apply_thaw_schedule(policy, config, 130) == []
-    assert sorted(transfer.apply_thaw_schedule(policy, config, 10_000)) == sorted(
+    assert thaw(policy, config, 130) == []
+    assert sorted(thaw(policy, config, 10_000)) == sorted(
         f"{name} layer {i}/5" for name in ("actor", "critic") for i in (1, 2, 3))
-    assert transfer.apply_thaw_schedule(policy, config, 10_000) == []
+    assert thaw(policy, config, 10_000) == []
 
 
 @pytest.mark.parametrize(
@@ -225,7 +244,7 @@ def test_fixed_strategies_never_change(tmp_path: Path, strategy: str, trainable:
     policy = make_policy()
     transfer.set_trainable(policy.actor, first_trainable=2, network_name="actor")
     for frame in (0, 500, 1000, 10_000):
-        transfer.apply_thaw_schedule(policy, config, frame)
+        thaw(policy, config, frame)
         assert trainable_indices(policy.actor) == trainable_indices(policy.critic) == trainable
 
 
@@ -305,7 +324,7 @@ def test_zero_noise_layers_change_nothing_and_too_many_is_an_error() -> None:
 def test_without_initial_model_prepare_does_nothing(tmp_path: Path) -> None:
     policy = make_policy()
     before = snapshot(policy)
-    assert transfer.prepare(policy, study_config(tmp_path)) == ""
+    assert prepare(policy, study_config(tmp_path)) == ""
     assert all(torch.equal(value, before[key]) for key, value in policy.state_dict().items())
     assert all(param.requires_grad for param in policy.parameters())
 
@@ -315,9 +334,9 @@ def test_prepare_loads_weights_and_normaliser_and_summarises(
 ) -> None:
     source_policy, path = source
     policy = make_policy()
-    summary = transfer.prepare(policy, study_config(tmp_path, initial_model="source",
-                                                    transfer_learning="freeze_then_thaw",
-                                                    total_frames=1000, tl_end=0.5))
+    summary = prepare(policy, study_config(
+        tmp_path, initial_model="source", transfer_learning="freeze_then_thaw",
+        total_frames=1000, tl_end=0.5))
     for key, value in source_policy.state_dict().items():
         assert torch.equal(policy.state_dict()[key], value), key
     assert str(path) in summary
@@ -331,7 +350,7 @@ def test_loading_without_freezing_is_called_initialize_not_none(
 ) -> None:
     """`--transfer_learning=none` with a model is `initialize`; "transfer: none" read as no
     transfer at all."""
-    summary = transfer.prepare(make_policy(), study_config(
+    summary = prepare(make_policy(), study_config(
         tmp_path, initial_model="source", transfer_learning=strategy))
     schedule = summary.splitlines()[-1]
     assert schedule.startswith("transfer: initialize: started from the loaded weights")
@@ -345,7 +364,7 @@ def test_reset_and_noise_after_loading_are_seeded(
     results = []
     for seed in (4, 4, 5):
         policy = make_policy()
-        summary = transfer.prepare(policy, study_config(
+        summary = prepare(policy, study_config(
             tmp_path, initial_model="source", seed=seed, reset_final_layer=True,
             add_noise_layers=2, add_noise_alpha=0.1))
         results.append(snapshot(policy))
@@ -363,7 +382,7 @@ def test_checkpoint_from_save_policy_loads_into_a_fresh_policy(tmp_path: Path) -
     save_policy(path, source_policy, {"env": "Bipedal_Custom_Leg_Length-v0", "leg_length": 30.0},
                 frames=7000, score=-12.5)
     policy = make_policy(seed=11)
-    summary = transfer.prepare(policy, study_config(tmp_path, initial_model=str(path)))
+    summary = prepare(policy, study_config(tmp_path, initial_model=str(path)))
 
     obs = torch.randn(32, OBS_DIM, generator=torch.Generator().manual_seed(0)) * 4
     with torch.no_grad():
@@ -371,6 +390,45 @@ def test_checkpoint_from_save_policy_loads_into_a_fresh_policy(tmp_path: Path) -
         assert torch.equal(policy.value(obs), source_policy.value(obs))
     assert f"loaded {path} (score -12.5, 7,000 frames)" in summary
     assert "design differs in leg_length 30 -> 34" in summary
+
+
+def test_transfer_restores_the_reward_scaling_the_model_was_trained_with(tmp_path: Path) -> None:
+    """The critic learnt returns divided by the source's running return std: a fresh scaler
+    (std 1) would change the scale of its targets by that factor."""
+    trained = RewardScaler(num_envs=2, gamma=0.98)
+    rewards = np.random.default_rng(0).normal(3.0, 2.0, size=(400, 2))
+    for step_rewards in rewards:
+        trained(step_rewards, np.array([False, False]))
+    path = tmp_path / "scaled.pt"
+    save_policy(path, trained_looking(make_policy()), {"leg_length": 34.0}, frames=800,
+                score=1.0, reward_scaler=trained)
+    scaler = RewardScaler(num_envs=3, gamma=0.98)
+    summary = prepare(make_policy(), study_config(tmp_path, initial_model=str(path)), scaler)
+    assert (scaler.mean, scaler.var, scaler.count) == (trained.mean, trained.var, trained.count)
+    assert trained.var > 100 and scaler.discounted_return.tolist() == [0.0, 0.0, 0.0]
+    assert f"return std {math.sqrt(trained.var):.3g} over 800 steps" in summary
+
+
+def test_the_shipped_model_without_reward_statistics_still_loads(tmp_path: Path) -> None:
+    """trained_models/leg_34_trained.pt predates the reward statistics in checkpoints."""
+    shipped = Path(__file__).resolve().parent.parent / "trained_models" / "leg_34_trained.pt"
+    assert "reward_scaler" not in load_checkpoint(shipped)
+    scaler = fresh_scaler()
+    policy = make_policy(hidden=(32, 32, 32, 32))
+    summary = prepare(policy, study_config(tmp_path, initial_model=str(shipped),
+                                           hidden_layers=(32, 32, 32, 32)), scaler)
+    assert "no reward scaling statistics; they start afresh" in summary
+    assert (scaler.mean, scaler.var) == (0.0, 1.0)
+    assert torch.equal(policy.state_dict()["actor.0.weight"],
+                       load_checkpoint(shipped)["state_dict"]["actor.0.weight"])
+
+
+@pytest.mark.parametrize("statistics", [{"mean": 0.0, "var": math.nan, "count": 5.0},
+                                        {"mean": 0.0, "var": 1.0}, "garbage"])
+def test_broken_reward_statistics_are_a_usage_error(tmp_path: Path, statistics) -> None:
+    path = save_weights(tmp_path / "broken.pt", make_policy(), reward_scaler=statistics)
+    with pytest.raises(UsageError, match="^--initial_model: .*reward scaling statistics"):
+        prepare(make_policy(), study_config(tmp_path, initial_model=str(path)))
 
 
 def test_model_names_resolve_in_models_dir_then_the_repository(
@@ -398,7 +456,7 @@ def test_missing_model_is_a_one_line_error_listing_the_models(
     (models / ".walker_c.pt.abc.tmp").write_bytes(b"half written")
     save_weights(isolated_repo_models / "leg_34_trained.pt", make_policy())
     with pytest.raises(UsageError) as error:
-        transfer.prepare(make_policy(), study_config(tmp_path, initial_model="walker_x"))
+        prepare(make_policy(), study_config(tmp_path, initial_model="walker_x"))
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("--initial_model: no model 'walker_x'")
@@ -416,7 +474,7 @@ def test_architecture_mismatch_names_both_architectures(
     policy = make_policy(hidden=(32, 32))
     before = snapshot(policy)
     with pytest.raises(UsageError) as error:
-        transfer.prepare(policy, study_config(tmp_path, initial_model="source",
+        prepare(policy, study_config(tmp_path, initial_model="source",
                                               hidden_layers=(32, 32)))
     message = str(error.value)
     assert "\n" not in message and message.startswith("--initial_model: ")
@@ -429,7 +487,7 @@ def test_observation_size_mismatch_is_named(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     save_weights(tmp_path / "models" / "other_env.pt", ActorCritic(10, 2, HIDDEN))
     with pytest.raises(UsageError, match="10 observations, 2 actions.*24 observations, 4 actions"):
-        transfer.prepare(make_policy(), study_config(tmp_path, initial_model="other_env"))
+        prepare(make_policy(), study_config(tmp_path, initial_model="other_env"))
 
 
 @pytest.mark.parametrize("content", [b"", b"not a torch file at all", b"PK\x03\x04truncated"])
@@ -437,7 +495,7 @@ def test_corrupt_model_file_is_a_usage_error(tmp_path: Path, content: bytes) -> 
     path = tmp_path / "broken.pt"
     path.write_bytes(content)
     with pytest.raises(UsageError, match=r"^--initial_model: .*broken\.pt"):
-        transfer.prepare(make_policy(), study_config(tmp_path, initial_model=str(path)))
+        prepare(make_policy(), study_config(tmp_path, initial_model=str(path)))
 
 
 class MakesMarker:
@@ -456,7 +514,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     torch.save({"state_dict": MakesMarker(marker)}, path)
 
     with pytest.raises(UsageError) as error:
-        transfer.prepare(make_policy(), study_config(tmp_path, initial_model=str(path)))
+        prepare(make_policy(), study_config(tmp_path, initial_model=str(path)))
     assert not marker.exists()
     message = str(error.value)
     assert message.startswith(f"--initial_model: {path}: refused to load")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from envs import ENV_ID
-from ppo.trainer import Study
+from ppo.trainer import Study, walker_seeds
 from ppo.vector import WalkerPool
 
 # Short episodes, so that a few dozen steps see episodes end and restart.
@@ -29,7 +29,7 @@ def run_pool(num_workers: int, actions: np.ndarray, seed: int = 5) -> list[np.nd
     """Every array the pool returned, in order."""
     pool = WalkerPool(ENV_ID, SHORT, actions.shape[1], num_workers)
     try:
-        arrays = [pool.reset(seed=seed)]
+        arrays = [pool.reset(range(seed, seed + pool.num_envs))]
         for step_actions in actions:
             result = pool.step(step_actions)
             arrays += [result.obs, result.rewards, result.terminated, result.truncated,
@@ -61,15 +61,28 @@ def test_default_workers_are_one_per_core_where_they_pay_for_their_round_trips(
     assert tiny_config(f"--num_envs={num_envs}", "--num_workers=1").worker_processes == 1
 
 
-def test_env_i_is_seeded_with_seed_plus_i():
+def test_env_i_is_reset_with_the_ith_seed():
     pool = WalkerPool(ENV_ID, SHORT, 3, 2)
     try:
-        obs = pool.reset(seed=10)
+        obs = pool.reset([10, 7, 2**40])
+        with pytest.raises(ValueError, match="3 walkers need 3 seeds"):
+            pool.reset([1, 2])
     finally:
         pool.close()
-    for i in range(3):
+    for i, seed in enumerate([10, 7, 2**40]):
         env = gym.make(ENV_ID, **SHORT)
-        assert np.array_equal(obs[i], env.reset(seed=10 + i)[0])
+        assert np.array_equal(obs[i], env.reset(seed=seed)[0])
+
+
+def test_walker_seeds_are_independent_streams_per_seed_and_per_start():
+    """Walker streams come from SeedSequence(seed): seeds 1 and 2 share none of them (with
+    `seed + i` they shared 7 of 8), the same seed gives the same ones, and a resumed study
+    (a later start) gets new ones rather than replaying its first episodes."""
+    first, second = walker_seeds(1, 8), walker_seeds(2, 8)
+    assert first == walker_seeds(1, 8) and len(set(first)) == 8
+    assert not set(first) & set(second)
+    assert walker_seeds(1, 3) == first[:3]  # walker i's stream does not depend on num_envs
+    assert not set(walker_seeds(1, 8, start=5)) & set(first)
 
 
 def step_reference(env: gym.Env, actions: np.ndarray) -> tuple[list[np.ndarray], list[bool]]:
@@ -89,7 +102,7 @@ def test_truncated_episode_returns_its_final_observation_and_the_next_first(num_
     actions = random_actions(SHORT["max_time_steps"] + 3, 2)
     pool = WalkerPool(ENV_ID, SHORT, 2, num_workers)
     try:
-        pool.reset(seed=0)
+        pool.reset(range(pool.num_envs))
         results = [pool.step(step_actions) for step_actions in actions]
     finally:
         pool.close()
@@ -117,7 +130,7 @@ def test_terminated_episode_returns_its_final_observation(num_workers):
     reference = gym.make("BipedalWalker-v3")
     reference.reset(seed=0)
     try:
-        pool.reset(seed=0)
+        pool.reset(range(pool.num_envs))
         steps = 0
         for step_actions in actions:
             result = pool.step(step_actions)
@@ -137,7 +150,7 @@ def test_close_leaves_no_live_processes():
     pool = WalkerPool(ENV_ID, SHORT, 4, 2)
     processes = list(pool.processes)
     assert len(processes) == 2 and all(process.is_alive() for process in processes)
-    pool.reset(seed=0)
+    pool.reset(range(pool.num_envs))
     pool.step(random_actions(1, 4)[0])
     pool.close()
     assert not any(process.is_alive() for process in processes)
@@ -169,7 +182,7 @@ def test_an_environment_error_reaches_the_caller(num_workers):
         gym.register("FailingWalker-v0", entry_point=FailingWalker)
     pool = WalkerPool("FailingWalker-v0", {}, 2, num_workers)
     try:
-        pool.reset(seed=0)
+        pool.reset(range(pool.num_envs))
         pool.step(np.zeros((2, 2), np.float32))
         pool.step(np.zeros((2, 2), np.float32))
         error = RuntimeError if num_workers else ValueError

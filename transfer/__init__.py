@@ -2,11 +2,12 @@
 
 The trainer calls two functions:
 
-- `prepare(policy, config)` once, on the freshly built policy: loads `--initial_model`
-  (weights and observation normaliser), applies `--reset_final_layer` and `--add_noise_layers`,
-  freezes layers for `--transfer_learning`, and returns a summary to print ("" without a model).
-- `apply_thaw_schedule(policy, config, frame)` before every update: sets which layers train at
-  that frame and returns the layers that just thawed, for the log.
+- `prepare(policy, reward_scaler, config, schedules)` once, on the freshly built policy: loads
+  `--initial_model` (weights, observation normaliser and reward scaling statistics), applies
+  `--reset_final_layer` and `--add_noise_layers`, freezes layers for `--transfer_learning`, and
+  returns a summary to print ("" without a model).
+- `apply_thaw_schedule(policy, strategy, schedules, frame)` before every update: sets which
+  layers train at that frame and returns the layers that just thawed, for the log.
 
 The optimiser is built over all parameters; frozen ones simply never get a gradient.
 """
@@ -23,17 +24,14 @@ from ppo.checkpoint import load_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
-from transfer.freezing import (
-    apply_thaw_schedule,
-    first_trainable_layer,
-    frozen_layer_count,
-    set_trainable,
-    thaw_frame,
-)
+from ppo.normalize import RewardScaler
+from ppo.schedules import Schedules
+from transfer.freezing import apply_thaw_schedule, first_trainable_layer, set_trainable
 from transfer.loading import (
     check_design_inputs,
     design_inputs_of,
     load_initial_policy,
+    load_reward_scaling,
     resolve_model_path,
 )
 from transfer.perturb import add_noise, reset_final_layer
@@ -43,13 +41,11 @@ __all__ = [
     "apply_thaw_schedule",
     "design_inputs",
     "first_trainable_layer",
-    "frozen_layer_count",
     "load_initial_policy",
     "prepare",
     "reset_final_layer",
     "resolve_model_path",
     "set_trainable",
-    "thaw_frame",
 ]
 
 
@@ -70,8 +66,13 @@ def design_inputs(config: Config) -> dict[str, list[float]]:
     return source_inputs
 
 
-def prepare(policy: ActorCritic, config: Config) -> str:
+def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
+            schedules: Schedules) -> str:
     """Load, perturb and freeze `policy` as the transfer flags say; return a summary for the log.
+
+    The reward scaler gets the statistics the initial model was trained with, when its
+    checkpoint has them: the critic learnt returns on that scale, and a fresh scaler would
+    change the scale of its targets under it.
 
     Reset and noise share one generator seeded by `--seed`, drawn in a fixed order (reset
     first), so a study is reproducible and its other random streams are untouched.
@@ -80,15 +81,17 @@ def prepare(policy: ActorCritic, config: Config) -> str:
         return ""
     path = resolve_model_path(config.initial_model, Path(config.models_dir))
     checkpoint = load_initial_policy(policy, path)
+    scaling = load_reward_scaling(reward_scaler, checkpoint, path)
     generator = torch.Generator().manual_seed(config.seed)
     if config.reset_final_layer:
         reset_final_layer(policy, generator)
     if config.add_noise_layers:
         add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
-    apply_thaw_schedule(policy, config, frame=0)
-    lines = [describe_source(path, checkpoint), describe_designs(checkpoint, config),
+    apply_thaw_schedule(policy, config.transfer_learning, schedules, frame=0)
+    lines = [describe_source(path, checkpoint), scaling, describe_designs(checkpoint, config),
              describe_changes(config),
-             describe_schedule(config, len(linear_layers(policy.actor)))]
+             describe_schedule(config.transfer_learning, schedules,
+                               len(linear_layers(policy.actor)))]
     return "\n".join(line for line in lines if line)
 
 
@@ -123,10 +126,10 @@ def describe_changes(config: Config) -> str:
     return f"transfer: {' and '.join(changes)} of actor and critic" if changes else ""
 
 
-def describe_schedule(config: Config, num_layers: int) -> str:
+def describe_schedule(strategy: str, schedules: Schedules, num_layers: int) -> str:
     """Which of the `num_layers` Linear layers (counted from the input) train, and from when."""
     # With an initial model, "none" is `initialize` (the weights are loaded either way): say so.
-    strategy = "initialize" if config.transfer_learning == "none" else config.transfer_learning
+    strategy = "initialize" if strategy == "none" else strategy
     if strategy == "initialize":
         return (f"transfer: initialize: started from the loaded weights; all {num_layers} "
                 f"layers of actor and critic train")
@@ -134,9 +137,6 @@ def describe_schedule(config: Config, num_layers: int) -> str:
                   f"of actor and critic trains")
     if strategy == "freeze_all_but_final":
         return f"{final_only}; the other {num_layers - 1} stay frozen"
-    thaws = [
-        f"{num_layers - rank} at frame "
-        f"{thaw_frame(rank, config.total_frames, config.tl_end, num_layers):,}"
-        for rank in range(1, num_layers)
-    ]
+    thaws = [f"{num_layers - rank} at frame {frame:,}"
+             for rank, frame in enumerate(schedules.thaw_frames, start=1)]
     return f"{final_only} now; the others thaw one by one: layer {', '.join(thaws)}"

@@ -1,4 +1,5 @@
-"""Which Linear layers train at a given frame, enforced with `requires_grad`.
+"""Which Linear layers train at a given frame, enforced with `requires_grad`; the frames at
+which `freeze_then_thaw` thaws them are the study's `Schedules`, fixed when it starts.
 
 Freezing by `requires_grad=False` (rather than a zero learning rate) is what makes "frozen" mean
 bit-identical: a frozen parameter never gets a gradient, and every torch optimiser skips a
@@ -8,39 +9,16 @@ thaws later starts with empty optimiser state, as if it had just been added.
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 from torch import nn
 
-from ppo.config import TRANSFER_STRATEGIES, Config
+from ppo.config import TRANSFER_STRATEGIES
 from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
+from ppo.schedules import Schedules
 from transfer.layers import layer_label, named_networks
 
 
-def thaw_frame(rank: int, total_frames: int, tl_end: float, num_layers: int) -> int:
-    """freeze_then_thaw: the first frame at which the `rank`-th frozen layer from the output trains.
-
-    The `num_layers - 1` non-final layers thaw evenly over `tl_end * total_frames`. Computed in
-    exact fractions of `tl_end` as written (0.1 is 1/10, not the float just above it), so a
-    threshold that lands on an update's frame count, as 0.1 * 1e6 does, is not missed by a batch.
-    """
-    exact = Fraction(str(tl_end)) * total_frames * rank / (num_layers - 1)
-    return math.ceil(exact)
-
-
-def frozen_layer_count(frame: int, total_frames: int, tl_end: float, num_layers: int) -> int:
-    """freeze_then_thaw: how many layers, counted from the input, are still frozen at `frame`."""
-    frozen_at_start = num_layers - 1
-    thawed = sum(
-        1 for rank in range(1, frozen_at_start + 1)
-        if frame >= thaw_frame(rank, total_frames, tl_end, num_layers)
-    )
-    return frozen_at_start - thawed
-
-
-def first_trainable_layer(strategy: str, frame: int, total_frames: int, tl_end: float,
+def first_trainable_layer(strategy: str, frame: int, schedules: Schedules,
                           num_layers: int) -> int:
     """Index (input first) of the first Linear layer that trains; all later layers train too."""
     if strategy in ("none", "initialize"):
@@ -48,7 +26,7 @@ def first_trainable_layer(strategy: str, frame: int, total_frames: int, tl_end: 
     if strategy == "freeze_all_but_final":
         return num_layers - 1
     if strategy == "freeze_then_thaw":
-        return frozen_layer_count(frame, total_frames, tl_end, num_layers)
+        return schedules.frozen_layer_count(frame)
     raise UsageError(f"--transfer_learning: must be one of {TRANSFER_STRATEGIES}, got {strategy!r}")
 
 
@@ -72,15 +50,16 @@ def set_trainable(network: nn.Sequential, first_trainable: int, network_name: st
     return thawed
 
 
-def apply_thaw_schedule(policy: ActorCritic, config: Config, frame: int) -> list[str]:
-    """Set which layers of actor and critic train at `frame`; returns the layers that just thawed.
+def apply_thaw_schedule(policy: ActorCritic, strategy: str, schedules: Schedules,
+                        frame: int) -> list[str]:
+    """Set which layers of actor and critic train at `frame` under `strategy` (the study's
+    `--transfer_learning`) and its thaw frames; returns the layers that just thawed.
 
     Stateless and idempotent (the state is `requires_grad` itself), so the trainer can call it
     before every update, and a resumed study gets the right layers at its resume frame.
     """
     thawed = []
     for name, network in named_networks(policy):
-        first = first_trainable_layer(config.transfer_learning, frame, config.total_frames,
-                                      config.tl_end, len(linear_layers(network)))
+        first = first_trainable_layer(strategy, frame, schedules, len(linear_layers(network)))
         thawed += set_trainable(network, first, name)
     return thawed

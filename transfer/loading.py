@@ -1,11 +1,14 @@
 """Finding and loading the `--initial_model` into a freshly built policy.
 
 Loading copies the whole state_dict, so the observation normaliser comes with the weights: the
-loaded layers only make sense on inputs scaled the way they were trained on.
+loaded layers only make sense on inputs scaled the way they were trained on. The reward
+scaler's statistics come too, where the checkpoint has them: the critic learnt returns on
+their scale.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import torch
 from ppo.checkpoint import load_checkpoint
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
+from ppo.normalize import RewardScaler
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "trained_models"
 """The repository's own models (the shipped sample), found even when --models_dir points away."""
@@ -108,6 +112,27 @@ def load_initial_policy(policy: ActorCritic, path: Path) -> dict[str, Any]:
     check_architecture(policy, state_dict, path)
     policy.load_state_dict(state_dict)
     return checkpoint
+
+
+def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
+                        path: Path) -> str:
+    """Give `reward_scaler` the statistics saved with the initial model; say what happened.
+
+    Checkpoints from before the statistics were saved (the shipped sample among them) have
+    none: the scaler then starts afresh, as it always did.
+    """
+    saved = checkpoint.get("reward_scaler")
+    if saved is None:
+        return "transfer: the model has no reward scaling statistics; they start afresh"
+    values = [saved.get(key) for key in ("mean", "var", "count")] if isinstance(saved, dict) \
+        else []
+    numbers = all(isinstance(value, int | float) and math.isfinite(value) for value in values)
+    if len(values) != 3 or not numbers or values[1] < 0 or values[2] <= 0:
+        raise UsageError(f"--initial_model: {path}: its reward scaling statistics are not "
+                         f"finite numbers; train from another model")
+    reward_scaler.load_state_dict(saved)
+    return (f"transfer: reward scaling carried over (return std "
+            f"{math.sqrt(reward_scaler.var):.3g} over {reward_scaler.count:,.0f} steps)")
 
 
 def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:
