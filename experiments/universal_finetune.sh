@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Fine-tuning from the design-conditioned policy: leg-28 and leg-42 walkers trained from
 # universal_24_46, from leg_34_trained (both with `initialize`) and from scratch, 3 seeds each,
-# 500k frames each, all under the noise schedule the sample policy was trained with (0.5 -> 0.1
-# over the first 60% of the budget). Frames to a running average of 300 and the other transfer
-# metrics go to docs/finetune_*. Resumable: run it again after an interruption.
+# all groups under the same noise schedule (STD_START -> 0.1 over the first 60% of the budget).
+# Frames to a running average of 300 and the other transfer metrics go to docs/<NAME>_*.
+# Resumable: run it again after an interruption.
+#   bash experiments/universal_finetune.sh                                   (the shipped schedule)
+#   NAME=finetune_lownoise FRAMES=300000 STD_START=0.2 bash experiments/universal_finetune.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+NAME=${NAME:-finetune}
 FRAMES=${FRAMES:-500000}
+STD_START=${STD_START:-0.5}
 common=(--grid leg_length=28,42 --grid seed=1,2,3 --fixed total_frames="$FRAMES"
-        --fixed action_std_start=0.5 --fixed action_std_final=0.1 --fixed action_std_end=0.6
-        --fixed num_envs=8 --fixed num_workers=0 --cpus_per_study=1)
+        --fixed action_std_start="$STD_START" --fixed action_std_final=0.1
+        --fixed action_std_end=0.6 --fixed num_envs=8 --cpus_per_study=1)
 
-python sweep.py --name finetune --grid strategy=scratch,initialize \
+python sweep.py --name "$NAME" --grid strategy=scratch,initialize \
     --fixed initial_model=leg_34_trained "${common[@]}"
-python sweep.py --name finetune_universal --grid strategy=initialize \
+python sweep.py --name "${NAME}_universal" --grid strategy=initialize \
     --fixed initial_model=universal_24_46 "${common[@]}"
 
-python analyze.py results/finetune_manifest.json results/finetune_universal_manifest.json \
-    --threshold 300 --out docs --prefix finetune_ --export docs/finetune_studies.jsonl.gz
+python analyze.py "results/${NAME}_manifest.json" "results/${NAME}_universal_manifest.json" \
+    --threshold 300 --out docs --prefix "${NAME}_" --export "docs/${NAME}_studies.jsonl.gz"
