@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ppo.checkpoint import atomic_write_bytes
+from ppo.config import parse_config
 from sweeps.state import UNFINISHED, Paths, StudyRecord, Sweep, prepare, status_counts, study_argv
 from sweeps.task import run_study
 from transfer.loading import resolve_model_path
+from transfer.selection import AUTO, resolve_initial_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,8 @@ def task_arguments(sweep: Sweep, study: StudyRecord, resume: bool) -> tuple[list
                    None if sweep.paths.tensorboard is None else Path("{scratch}/runs"))
     inputs: dict[str, bytes] = {}
     flags = dict(study.flags)
+    if flags.get("initial_model", "none") == AUTO:
+        flags["initial_model"] = choose_here(sweep, study, resume, files["log"])
     if flags.get("initial_model", "none") != "none":
         # Sent as models/NAME.pt and named NAME, so the results record the same initial_model
         # as a local run (a path given as initial_model is recorded by its file name).
@@ -44,6 +48,18 @@ def task_arguments(sweep: Sweep, study: StudyRecord, resume: bool) -> tuple[list
     shipped = dataclasses.replace(study, flags=flags)
     argv = study_argv(shipped, remote, sweep.cpus_per_study, resume)
     return argv, files["log"].name, inputs, True
+
+
+def choose_here(sweep: Sweep, study: StudyRecord, resume: bool, log: Path) -> str:
+    """`--initial_model=auto` for a study that runs elsewhere: the candidates are this machine's
+    models, so they are ranked here (the ranking goes to the study's log) and the winner is
+    shipped as if it had been named."""
+    config = parse_config(study_argv(study, sweep.paths, sweep.cpus_per_study, resume))
+    choice = resolve_initial_model(config)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        handle.write(choice.report + "\n")
+    return choice.config.initial_model
 
 
 def write_shipped(sweep: Sweep, files: dict[str, bytes]) -> None:

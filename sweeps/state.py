@@ -32,6 +32,7 @@ from ppo.config import (
 from ppo.errors import UsageError
 from sweeps.grid import SweepError, point_flags, save_name_of
 from transfer.loading import resolve_model_path
+from transfer.selection import AUTO
 
 CONFIG_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(Config)}
 UNFINISHED = ("failed", "invalid", "conflict", "interrupted")
@@ -238,7 +239,7 @@ def prepare(sweep: Sweep) -> list[tuple[StudyRecord, bool]]:
     for study in sweep.studies:
         argv = study_argv(study, sweep.paths, sweep.cpus_per_study)
         error = check_flags(argv)
-        if error is None and study.flags.get("initial_model", "none") != "none":
+        if error is None and study.flags.get("initial_model", "none") not in ("none", AUTO):
             error = check_initial_model(study.flags["initial_model"], sweep.paths.models_dir)
         if error is not None:
             study.status, study.error = "invalid", error

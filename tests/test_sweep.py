@@ -272,3 +272,19 @@ def test_failing_study_is_retried_once_then_reported_with_shipped_files(tmp_path
     assert len(shipped_events) == 1 and shipped_events[0].name.startswith("events.out")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "small.pt", "t__scratch.last.pt", "t__scratch.pt"]
+
+
+def test_auto_is_ranked_on_this_machine_and_the_winner_shipped(tmp_path, local_ray):
+    """On a cluster the candidates are this machine's models: auto ranks them here, logs the
+    ranking, and ships the winner, which the study then records as its initial model."""
+    args = ["--name=t", "--grid=leg_length=34", "--fixed=initial_model=auto",
+            "--fixed=eval_episodes=1", "--fixed=max_time_steps=40", "--ship_files=true",
+            "--fixed=hidden_layers=[5,6]", *folders(tmp_path)]
+    save_model(tmp_path / "m" / "only_candidate.pt", (5, 6))
+    plan = sweep.sweep_from_args(sweep.build_parser().parse_args(args))
+    assert execution.run_sweep(plan, io.StringIO()) == 0
+    log = (tmp_path / "r" / "t__leg34.log").read_text()
+    assert f"auto: chose {tmp_path / 'm' / 'only_candidate.pt'}" in log
+    assert "--initial_model=only_candidate " in log
+    report = json.loads((tmp_path / "r" / "t__leg34_eval.json").read_text())
+    assert Path(report["policy"]).name == "only_candidate.pt"
