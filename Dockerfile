@@ -1,13 +1,18 @@
 # CPU-only image for transfer_rl.
 #
 #   docker build -t transfer_rl .
-#   docker run --rm -v "$PWD/results:/app/results" -v "$PWD/trained_models:/app/trained_models" \
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/results:/app/results" \
+#       -v "$PWD/trained_models:/app/trained_models" -v "$PWD/runs:/app/runs" \
 #       transfer_rl --save_name=demo --leg_length=30 --initial_model=leg_34_trained
+#
+# Run as the host user (--user), the files the study writes into the mounted folders are the
+# user's, not root's; the image needs no home folder and writes nowhere else.
 #
 # The torch wheel source is a build argument so the image can be built against a local wheel
 # folder (any PEP 503 index, e.g. `python -m http.server` over DIR/torch/<wheel>):
 #   docker build --build-arg TORCH_INDEX_URL=http://127.0.0.1:8000/ -t transfer_rl .
-FROM python:3.11-slim
+# A patch-level tag: rebuilding next year gives the same Python.
+FROM python:3.11.14-slim-bookworm
 
 # Where the CPU-only torch wheel comes from; the CUDA build from PyPI is several GB.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -17,6 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     SDL_VIDEODRIVER=dummy \
     SDL_AUDIODRIVER=dummy
 
@@ -32,9 +38,10 @@ RUN pip install "torch==${TORCH_VERSION}" -r requirements.txt
 
 COPY . .
 
-# Declared after the COPY on purpose: an anonymous or empty named volume is initialised from
-# the image, so the shipped sample policy trained_models/leg_34_trained.pt stays visible when
-# nothing is mounted. A bind mount replaces the folder: mount the repo's trained_models/.
-VOLUME ["/app/results", "/app/trained_models", "/app/runs"]
+# The output folders are writable by whatever --user the container runs as, for those not
+# mounted from the host (their files then go with the container).
+RUN mkdir -p results trained_models runs && chmod 1777 results trained_models runs
 
-ENTRYPOINT ["python", "run.py"]
+# No VOLUME: it would leave an anonymous volume behind after every run and protect nothing.
+# Mount the host's results/, trained_models/ (it holds the sample policy) and runs/ instead.
+ENTRYPOINT ["/usr/local/bin/python", "/app/run.py"]

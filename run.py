@@ -1,28 +1,42 @@
-"""Command-line entry point: `python run.py --save_name=NAME --leg_length=34 [flags]`."""
+"""Command-line entry point: `python run.py --save_name=NAME --leg_length=34 [flags]`.
+
+torch, Gymnasium and the rest are imported inside the functions, after `cli` has made Ctrl-C
+and SIGTERM end the program cleanly: a signal during those seconds of imports is no traceback.
+"""
 
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ppo import evaluate
-from ppo.algorithm import TrainingDiverged
-from ppo.config import Config, parse_config
-from ppo.errors import UsageError
-from ppo.results import SCORE_WINDOW
-from ppo.trainer import train
-from transfer import selection
+from ppo.errors import (
+    StudyFailed,
+    UsageError,
+    interrupt_exit_status,
+    raise_interrupted,
+)
+
+if TYPE_CHECKING:
+    from ppo.config import Config
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
+    from ppo import evaluate
+    from ppo.trainer import train
+    from transfer import selection
+
     if config.list_models:
         print(selection.list_models(Path(config.models_dir)))
         return 0
     choice = selection.resolve_initial_model(config)
     config = choice.config
-    if choice.report and (config.render or config.record or config.eval_episodes > 0):
+    if choice.report and config.runs_saved_policy:
         print(choice.report, flush=True)  # training prints it in its transfer summary
     if config.render:
         return evaluate.watch(config)
@@ -31,7 +45,10 @@ def main(config: Config) -> int:
     if config.eval_episodes > 0:
         return evaluate.evaluate(config)
     outcome = train(config, source_choice=choice.report)
-    print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
+    if outcome.best_path is not None:
+        print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
+    else:
+        print("best policy: none saved (no episode has finished yet)")
     print(f"results:     {outcome.results_path}, {outcome.csv_path} "
           f"({outcome.episodes} episodes, {outcome.frames:,} frames)")
     if outcome.stopped_by_signal is not None:
@@ -41,28 +58,55 @@ def main(config: Config) -> int:
 
 
 def describe_score(best_score: float) -> str:
+    from ppo.results import SCORE_WINDOW
+
     if math.isfinite(best_score):
         return f"running average {best_score:.1f} over {SCORE_WINDOW} episodes"
     return f"the latest policy: fewer than {SCORE_WINDOW} episodes finished"
 
 
 def cli(argv: list[str] | None = None) -> int:
+    """Flags -> exit status, with every failure one line on stderr and never a traceback.
+
+    Until training installs its own handlers, SIGINT and SIGTERM interrupt like Ctrl-C does,
+    start-up (imports included) too, so whatever was started is closed on the way out.
+    """
+    previous = {sig: signal.signal(sig, raise_interrupted) for sig in STOP_SIGNALS}
+    try:
+        return run(argv)
+    except KeyboardInterrupt as interrupt:
+        status = interrupt_exit_status(interrupt)
+        print(f"run.py: interrupted ({signal.Signals(status - 128).name})", file=sys.stderr)
+        return status
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(argv: list[str] | None) -> int:
+    from ppo.config import parse_config
+
     config = parse_config(argv)
     try:
         return main(config)
     except UsageError as error:
         print(f"run.py: error: {error}", file=sys.stderr)
         return 2
-    except TrainingDiverged as error:
-        print(f"run.py: training stopped: {error}", file=sys.stderr)
+    except StudyFailed as error:
+        print(f"run.py: {activity(config)} stopped: {error}", file=sys.stderr)
         return 1
     except MemoryError:
         print(f"run.py: error: --batch_size: {config.batch_size:,} frames do not fit in memory; "
               f"collect smaller batches", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside training (which stops cleanly by itself): no traceback
-        print("run.py: interrupted", file=sys.stderr)
-        return 130
+
+
+def activity(config: Config) -> str:
+    if config.render:
+        return "watching"
+    if config.record:
+        return "recording"
+    return "evaluation" if config.eval_episodes > 0 else "training"
 
 
 if __name__ == "__main__":

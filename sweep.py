@@ -68,7 +68,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ppo.errors import UsageError
+from ppo.errors import StudyFailed, UsageError
 from sweeps.execution import run_sweep
 from sweeps.grid import SweepError, parse_grid
 from sweeps.state import Paths, Sweep, expand, prepare, study_argv
@@ -178,7 +178,11 @@ def cli(argv: list[str] | None = None) -> int:
         print("sweep.py: error: Ray is not installed: pip install -r requirements-extra.txt",
               file=sys.stderr)
         return 2
-    return run_sweep(sweep)
+    try:
+        return run_sweep(sweep)
+    except StudyFailed as error:  # e.g. the manifest cannot be written: disk full
+        print(f"sweep.py: stopped: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     finally:
         pool.close()
     return {"frames_per_s": steps * num_envs / elapsed, "frames": steps * num_envs,
-            "workers": len(pool.processes)}
+            "workers": len(pool.workers)}
 
 
 def warm_up_torch() -> None:

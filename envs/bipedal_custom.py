@@ -65,6 +65,13 @@ DESIGN_DEFAULTS: dict[str, float | None] = {
 
 MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
 """Below this the finish line would lie on the start pad."""
+MAX_TERRAIN_LENGTH_SCALE = 100.0
+"""A course 100 times Gymnasium's: building it takes about a second per reset and 13 MB per
+walker; far longer courses only hang the study building terrain no episode reaches the end of."""
+MAX_ABS_FALL_PENALTY = 1e6
+"""Larger penalties overflow the reward scaling's running variance (it squares returns)."""
+MAX_TIME_STEPS = 10**7
+"""Episode lengths far beyond any course: a standing walker would never end its episode."""
 
 NUM_LIDAR = 10
 LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
@@ -573,15 +580,17 @@ def check_walker_arguments(
             check_design_range(argument, name, bounds)
     check_proportions(design, design_ranges or {})
     if not (math.isfinite(terrain_length_scale)
-            and terrain_length_scale >= MIN_TERRAIN_LENGTH_SCALE):
+            and MIN_TERRAIN_LENGTH_SCALE <= terrain_length_scale <= MAX_TERRAIN_LENGTH_SCALE):
         raise InvalidWalkerArgument("terrain_length_scale",
-                                    f"a number >= {MIN_TERRAIN_LENGTH_SCALE:g}",
-                                    terrain_length_scale)
-    if not math.isfinite(fall_penalty):
-        raise InvalidWalkerArgument("fall_penalty", "a finite number", fall_penalty)
+                                    f"a number in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
+                                    f"{MAX_TERRAIN_LENGTH_SCALE:g}]", terrain_length_scale)
+    if not (math.isfinite(fall_penalty) and abs(fall_penalty) <= MAX_ABS_FALL_PENALTY):
+        raise InvalidWalkerArgument("fall_penalty", f"a number in [{-MAX_ABS_FALL_PENALTY:g}, "
+                                    f"{MAX_ABS_FALL_PENALTY:g}]", fall_penalty)
     if not (math.isfinite(max_time_steps) and int(max_time_steps) == max_time_steps
-            and max_time_steps >= 1):
-        raise InvalidWalkerArgument("max_time_steps", "a positive integer", max_time_steps)
+            and 1 <= max_time_steps <= MAX_TIME_STEPS):
+        raise InvalidWalkerArgument("max_time_steps", f"an integer in [1, {MAX_TIME_STEPS:g}]",
+                                    max_time_steps)
 
 
 def check_design_value(name: str, value: float) -> None:

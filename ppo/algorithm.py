@@ -23,6 +23,7 @@ import torch
 
 from ppo.config import OPTIMIZERS, Config
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
+from ppo.errors import StudyFailed
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
@@ -35,7 +36,7 @@ FUSED_OPTIMIZERS = frozenset({"adam"})
 on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(StudyFailed):
     """A loss or gradient became NaN or infinite; continuing would only overwrite good state
     with garbage."""
 

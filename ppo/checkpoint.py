@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import io
+import math
 import os
 import pickle
 import platform
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +19,61 @@ import gymnasium
 import numpy as np
 import torch
 
-from ppo.errors import UsageError
+from ppo.errors import OutputError, UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 
 FORMAT_VERSION = 1
 
 
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.tmp")
+"""Temporary files are hidden and named after their target: `.NAME.pt.<8 hex digits>.tmp`."""
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh hidden name beside `path` for the file that will replace it."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files a killed writer of `path` left behind; return them.
+
+    Only names `temporary_path(path)` can give: another file's temporaries (`.NAME.pt.pt.*`
+    belongs to the study NAME.pt) are never touched. Call it only while no one else can be
+    writing `path` (the study lock).
+    """
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = TEMPORARY_NAME.fullmatch(candidate.name)
+        if match and match["target"] == path.name:
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+
+    Any OSError (disk full, permission lost) becomes an OutputError naming `path`; the
+    previous file stays as it was and the temporary file is removed.
+    """
+    temp_path = temporary_path(path)
     try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o666 & ~current_umask())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: a fresh file of our own; the mode is filtered by the umask like any new file.
+        handle = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(handle, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.replace(temp_path, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp_path.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise OutputError(path, error) from None
 
 
 def current_umask() -> int:
@@ -91,19 +128,47 @@ def save_policy(path: Path, policy: ActorCritic, env_settings: dict[str, Any], f
                       path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a .pt without running code from it; any unreadable file is a UsageError."""
+MAX_ABS_WEIGHT = 1e6
+"""Trained weights are of order 1 (Adam moves each by at most about the learning rate per step).
+Beyond this a file is corrupt; and it keeps every pre-activation far from float32's overflow,
+where inf - inf would give the NaN actions that crash Box2D."""
+
+
+def load_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
+    """A policy checkpoint, loaded without running code from it and checked to hold a usable
+    policy; any problem is one UsageError line `--flag: path: problem`.
+
+    Checks only what loading and running the policy need: other keys may come and go.
+    """
+    checkpoint = read_checkpoint(path, flag)
+    problem = policy_problem(checkpoint)
+    if problem:
+        raise checkpoint_error(flag, path, problem)
+    return checkpoint
+
+
+def read_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
+    """torch.load(weights_only=True) that turns every failure into one UsageError line."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UsageError(
-            f"{path}: refused to load, it is not a plain weights file ({unpickling_cause(error)})"
-        ) from None
-    except (OSError, RuntimeError, EOFError, ValueError) as error:
-        raise UsageError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UsageError(f"{path}: not a transfer_rl policy checkpoint")
+        raise checkpoint_error(flag, path, f"refused to load, it is not a plain weights file "
+                                           f"({unpickling_cause(error)})") from None
+    except FileNotFoundError:
+        raise checkpoint_error(flag, path, "no such file") from None
+    except IsADirectoryError:
+        raise checkpoint_error(flag, path, "a folder, not a checkpoint file") from None
+    except (Exception, MemoryError) as error:  # noqa: BLE001 (corrupt bytes fail anywhere)
+        raise checkpoint_error(flag, path, f"not a readable checkpoint, the file is damaged or "
+                                           f"of another kind ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise checkpoint_error(flag, path, "not a transfer_rl policy checkpoint")
     return checkpoint
+
+
+def checkpoint_error(flag: str | None, path: Path, problem: str) -> UsageError:
+    prefix = f"--{flag}: " if flag else ""
+    return UsageError(f"{prefix}{path}: {problem}")
 
 
 def unpickling_cause(error: pickle.UnpicklingError) -> str:
@@ -111,14 +176,150 @@ def unpickling_cause(error: pickle.UnpicklingError) -> str:
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     for line in lines:
         if "Unsupported" in line:
-            return line
-    return next((line for line in lines if line), "unsafe content")
+            return line[:200]
+    return next((line[:200] for line in lines if line), "unsafe content")
+
+
+def architecture_of(state_dict: dict[str, Any]) -> tuple[int, int, list[int]] | None:
+    """(inputs, outputs, hidden widths) read from the actor's weight shapes, or None."""
+    weights = []
+    for key, value in state_dict.items():
+        parts = key.split(".") if isinstance(key, str) else []
+        if (len(parts) == 3 and parts[0] == "actor" and parts[1].isdigit()
+                and parts[2] == "weight" and isinstance(value, torch.Tensor)
+                and value.dim() == 2):
+            weights.append((int(parts[1]), value.shape))
+    if not weights:
+        return None
+    shapes = [shape for _, shape in sorted(weights)]
+    return shapes[0][1], shapes[-1][0], [shape[0] for shape in shapes[:-1]]
+
+
+def policy_problem(checkpoint: dict[str, Any]) -> str | None:
+    """What makes `checkpoint` unusable as a policy, or None.
+
+    The architecture is read from the tensors and must match the metadata; every tensor must
+    have the shape and dtype the network gives it, and values a policy can have: finite,
+    weights within MAX_ABS_WEIGHT, a normaliser with non-negative variance and a positive count.
+    """
+    state_dict = checkpoint.get("state_dict")
+    if not isinstance(state_dict, dict) or not state_dict:
+        return "not a transfer_rl policy checkpoint (no state_dict)"
+    architecture = architecture_of(state_dict)
+    if architecture is None:
+        return "not a transfer_rl policy checkpoint (no actor network)"
+    obs_dim, act_dim, hidden = architecture
+    if not all(width > 0 for width in (obs_dim, act_dim, *hidden)):
+        return "damaged: a layer of its actor network has no units"
+    metadata = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden_layers": hidden}
+    if any(key in checkpoint and checkpoint[key] != value for key, value in metadata.items()):
+        return "damaged: its metadata (obs_dim, act_dim, hidden_layers) disagrees with its weights"
+    with torch.device("meta"):  # shapes and dtypes only: nothing allocated or initialised
+        expected = ActorCritic(obs_dim, act_dim, hidden).state_dict()
+    if set(state_dict) != set(expected):
+        return "damaged: its tensors are not those of a transfer_rl policy"
+    for key, reference in expected.items():
+        tensor = state_dict[key]
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != reference.shape \
+                or tensor.dtype != reference.dtype:
+            return f"damaged: {key} is not a {reference.dtype} tensor of shape " \
+                   f"{tuple(reference.shape)}"
+        if not torch.isfinite(tensor).all():
+            return f"holds NaN or infinite values ({key})"
+        if key.startswith(("actor.", "critic.")) and tensor.abs().max() > MAX_ABS_WEIGHT:
+            return f"damaged: {key} holds values beyond +-{MAX_ABS_WEIGHT:g}"
+    if (state_dict["obs_normalizer.var"] < 0).any() or state_dict["obs_normalizer.count"] <= 0:
+        return "damaged: its observation normaliser has a negative variance or count"
+    return None
 
 
 def policy_from_checkpoint(checkpoint: dict[str, Any]) -> ActorCritic:
-    policy = ActorCritic(checkpoint["obs_dim"], checkpoint["act_dim"], checkpoint["hidden_layers"])
-    policy.load_state_dict(checkpoint["state_dict"])
+    """The policy of a checkpoint that `load_checkpoint` accepted.
+
+    Built on the meta device and given the checkpoint's tensors: no weights are initialised
+    only to be overwritten (orthogonal initialisation is most of the cost of building one).
+    """
+    with torch.device("meta"):
+        policy = ActorCritic(*architecture_of(checkpoint["state_dict"]))
+    state_dict = {key: value.clone() for key, value in checkpoint["state_dict"].items()}
+    policy.load_state_dict(state_dict, assign=True)
     return policy
+
+
+def load_resume_checkpoint(path: Path) -> dict[str, Any]:
+    """A `.last.pt` checked like any policy, plus the state `--resume` restores."""
+    checkpoint = load_checkpoint(path, "resume")
+    problem = resume_problem(checkpoint)
+    if problem:
+        raise checkpoint_error("resume", path, problem)
+    return checkpoint
+
+
+NON_NEGATIVE_OPTIMIZER_STATE = frozenset({"exp_avg_sq", "square_avg", "sum", "step"})
+"""Adam's, RMSprop's and Adagrad's running squares, and step counts: negative only if damaged
+(the square root of a negative one would turn the first update into NaN)."""
+
+
+def resume_problem(checkpoint: dict[str, Any]) -> str | None:
+    """What makes a `.last.pt` unusable for `--resume` beyond its policy, or None."""
+    def number(key: str, low: float, allow_minus_inf: bool = False) -> bool:
+        value = checkpoint.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return value >= low and (math.isfinite(value) or (allow_minus_inf and value == -math.inf))
+
+    if not all(isinstance(checkpoint.get(key), int) and checkpoint[key] >= 0
+               for key in ("frames", "updates")):
+        return "damaged: its frame or update count is not a whole number >= 0"
+    if not number("wall_time", 0.0) or not number("best_score", -math.inf, allow_minus_inf=True):
+        return "damaged: its wall time or best score is not a number"
+    if not isinstance(checkpoint.get("config"), dict) \
+            or not isinstance(checkpoint.get("transfer", ""), str):
+        return "damaged: its study settings are missing"
+    for key in ("generator", "torch_rng"):
+        state = checkpoint.get(key)
+        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
+            return f"damaged: its random generator state ({key}) is missing"
+    return episodes_problem(checkpoint.get("episodes")) \
+        or scaler_problem(checkpoint.get("reward_scaler")) \
+        or optimizer_problem(checkpoint.get("optimizer"))
+
+
+def episodes_problem(episodes: Any) -> str | None:
+    if not isinstance(episodes, dict) or not all(isinstance(v, list) for v in episodes.values()):
+        return "damaged: its episode results are missing"
+    if len({len(values) for values in episodes.values()}) > 1:
+        return "damaged: its episode results have columns of different lengths"
+    for values in episodes.values():
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            return "damaged: its episode results hold values that are not finite numbers"
+    return None
+
+
+def scaler_problem(scaler: Any) -> str | None:
+    """Only the statistics `ppo.rollout.RewardScaler` restores; other keys are its business."""
+    if not isinstance(scaler, dict):
+        return "damaged: its reward scaling statistics are missing"
+    values = [scaler.get(key) for key in ("mean", "var", "count")]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) \
+            or values[1] < 0 or values[2] <= 0:
+        return "damaged: its reward scaling statistics are not valid"
+    return None
+
+
+def optimizer_problem(state: Any) -> str | None:
+    if not isinstance(state, dict) or not isinstance(state.get("state"), dict) \
+            or not isinstance(state.get("param_groups"), list):
+        return "damaged: its optimiser state is missing"
+    for parameter_state in state["state"].values():
+        if not isinstance(parameter_state, dict):
+            return "damaged: its optimiser state is not valid"
+        for name, value in parameter_state.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and (
+                    not torch.isfinite(value).all()
+                    or (name in NON_NEGATIVE_OPTIMIZER_STATE and (value < 0).any())):
+                return f"damaged: its optimiser state ({name}) holds impossible values"
+    return None
 
 
 def config_as_plain_dict(config: Any) -> dict[str, Any]:

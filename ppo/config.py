@@ -13,8 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from envs import DESIGN_PARAMETERS, ENV_ID, InvalidWalkerArgument, check_walker_arguments
+from envs import (
+    DESIGN_PARAMETERS,
+    ENV_ID,
+    MAX_ABS_FALL_PENALTY,
+    MAX_TERRAIN_LENGTH_SCALE,
+    MAX_TIME_STEPS,
+    MIN_TERRAIN_LENGTH_SCALE,
+    InvalidWalkerArgument,
+    check_walker_arguments,
+)
+from ppo import resources
 from ppo.errors import UsageError
+from ppo.processes import CAN_FORK
+from ppo.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
 
 OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
 """--optimizer values and the torch.optim class each names."""
@@ -24,6 +36,10 @@ VIDEO_SUFFIXES = (".gif", ".mp4")
 MIN_ENVS_FOR_WORKERS = 4
 """Fewer walkers are stepped in the training process by default: 2 or 3 walkers on a worker
 each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
+WORKERS_PER_CORE = 4
+"""At most this many worker processes per core: more only slow the study down."""
+MAX_DEVICE_INDEX = 127
+"""torch keeps device indices in 8 bits: `cuda:128` silently becomes `cuda:-128`."""
 
 
 class DesignRange(NamedTuple):
@@ -61,7 +77,8 @@ def default_num_workers(num_envs: int, cpus: int) -> int:
     """Worker processes for `num_envs` walkers on `cpus` cores: one per core, at most one per
     walker, none where they cannot pay for their round trips (see Config.worker_processes)."""
     workers = min(num_envs, cpus)
-    return 0 if num_envs < MIN_ENVS_FOR_WORKERS or workers < 2 else workers
+    too_few = num_envs < MIN_ENVS_FOR_WORKERS or workers < 2
+    return 0 if too_few or not CAN_FORK else workers
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,7 @@ class Config:
     max_grad_norm: float = experiment_setting(0.5)
     quiet: bool = run_setting(False)
     resume: bool = run_setting(False)
+    overwrite: bool = run_setting(False)
     models_dir: str = run_setting("trained_models")
     results_dir: str = run_setting("results")
     tensorboard: str = run_setting("runs")
@@ -129,6 +147,11 @@ class Config:
     @property
     def frames_per_batch(self) -> int:
         return self.steps_per_env * self.num_envs
+
+    def steps_in_batch(self, frames: int) -> int:
+        """Steps of every walker in the batch that starts after `frames`: a full batch, or the
+        rest of the budget (the study never trains past total_frames); 0 once it is spent."""
+        return max(0, min(self.steps_per_env, (self.total_frames - frames) // self.num_envs))
 
     @property
     def worker_processes(self) -> int:
@@ -309,9 +332,12 @@ def parse_optional_float(text: str) -> float | None:
 
 
 FLAG_HELP = {
-    "save_name": "name under which the trained model and results are saved; not needed to "
-                 "render, record or evaluate --initial_model",
-    "total_frames": "total number of frames (time steps) the study runs for",
+    "save_name": f"name under which the trained model and results are saved: letters, digits, "
+                 f"_ . -, at most {MAX_SAVE_NAME_LENGTH} characters, not ending in "
+                 f"{' or '.join(colliding_endings())}; not needed to render, record or "
+                 f"evaluate --initial_model",
+    "total_frames": "total number of frames (time steps) the study runs for, never more: the "
+                    "last batch is shortened to fit (at least num_envs, one step of each walker)",
     "render": "true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
               "window; no training happens",
     "record": "write the policy's episodes to this .gif or .mp4 (no display needed); no training",
@@ -332,10 +358,15 @@ FLAG_HELP = {
                  "LOW:HIGH: drawn each episode",
     "motor_torque": "maximum torque of hip and knee motors {range} (Gymnasium's is 80; the "
                     "torque's energy cost scales with it); LOW:HIGH: drawn each episode",
-    "terrain_length_scale": "above/below 1 lengthens/shortens the course the walker can traverse",
-    "fall_penalty": "reward when the walker falls over (ends the episode)",
-    "max_time_steps": "maximum number of time steps in each episode",
-    "hidden_layers": "widths of the hidden layers of actor and critic, e.g. [32,32,32,32]",
+    "terrain_length_scale": f"above/below 1 lengthens/shortens the course the walker can "
+                            f"traverse, in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
+                            f"{MAX_TERRAIN_LENGTH_SCALE:g}]",
+    "fall_penalty": f"reward when the walker falls over (ends the episode), in "
+                    f"[{-MAX_ABS_FALL_PENALTY:g}, {MAX_ABS_FALL_PENALTY:g}]",
+    "max_time_steps": f"maximum number of time steps in each episode, in [1, {MAX_TIME_STEPS:g}]",
+    "hidden_layers": "widths of the hidden layers of actor and critic, e.g. [32,32,32,32]; "
+                     "networks, batch and walkers together must fit in half of this "
+                     "machine's memory (estimated before the study starts)",
     "algorithm": "reinforcement learning algorithm; only ppo is implemented",
     "optimizer": f"optimiser for the network parameters: {', '.join(OPTIMIZERS)}",
     "learning_rate": "learning rate of the optimiser",
@@ -348,7 +379,7 @@ FLAG_HELP = {
     "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs; "
                       "fixed in frames when the study starts, so a study extended with a "
                       "larger --total_frames continues it",
-    "device": "torch device to train on: cpu, cuda, cuda:N",
+    "device": f"torch device to train on: cpu, cuda, cuda:N (N <= {MAX_DEVICE_INDEX}), mps",
     "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
                      "auto: the compatible policy in models_dir that walks this walker best in "
                      "a short zero-shot evaluation",
@@ -360,9 +391,11 @@ FLAG_HELP = {
     "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
     "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",
     "seed": "seed for python, numpy, torch and the environments",
-    "num_envs": "walkers stepped in parallel; the batch is split evenly between them",
-    "num_workers": "processes stepping the walkers; 0: in the training process; "
-                   "none: one per core, at most num_envs (0 for fewer than 4 walkers or 1 core)",
+    "num_envs": "walkers stepped in parallel; the batch is split evenly between them (memory "
+                "bounds them, see hidden_layers)",
+    "num_workers": f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
+                   f"core; 0: in the training process; none: one per core, at most num_envs "
+                   f"(0 for fewer than 4 walkers or 1 core)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
@@ -370,6 +403,8 @@ FLAG_HELP = {
     "max_grad_norm": "gradients are clipped to this global norm",
     "quiet": "true: no progress display",
     "resume": "true: continue an interrupted study from its last checkpoint",
+    "overwrite": "true: start the study again, replacing the files of an earlier study of this "
+                 "save_name (without it, a name already used is refused)",
     "models_dir": "folder for trained policies",
     "results_dir": "folder for results files",
     "tensorboard": "folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
@@ -381,7 +416,7 @@ FLAG_HELP = {
 HELP_GROUPS = {
     "Study parameters": (
         "save_name", "total_frames", "render", "record", "eval_episodes", "seed", "resume",
-        "quiet", "models_dir", "results_dir", "tensorboard", "list_models"),
+        "overwrite", "quiet", "models_dir", "results_dir", "tensorboard", "list_models"),
     "Environment parameters": ("env", "terrain_length_scale", "fall_penalty", "max_time_steps"),
     "Walker design parameters": tuple(DESIGN_PARAMETERS),
     "Network and model parameters": (
@@ -478,6 +513,8 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(not config.save_name or (bool(SAVE_NAME_PATTERN.fullmatch(config.save_name))
                                      and ".." not in config.save_name),
             "save_name", "must be a plain file name (letters, digits, _ . -; no path separators)")
+    name_problem = check_save_name(config.save_name) if config.save_name else None
+    require(name_problem is None, "save_name", str(name_problem))
     require(config.env == ENV_ID, "env", f"only {ENV_ID} is implemented")
     require(config.algorithm.lower() == "ppo", "algorithm", "only ppo is implemented")
     require(config.optimizer.lower() in OPTIMIZERS, "optimizer",
@@ -488,8 +525,7 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(config.batch_size > 0, "batch_size", "must be positive")
     require(config.train_steps > 0, "train_steps", "must be positive")
     require(config.num_envs > 0, "num_envs", "must be positive")  # before frames_per_batch
-    require(config.num_workers is None or 0 <= config.num_workers <= config.num_envs,
-            "num_workers", f"must be in [0, num_envs={config.num_envs}] or none")
+    validate_workers(config, require)
     require(0 < config.minibatch_size <= config.frames_per_batch, "minibatch_size",
             f"must be in [1, batch_size={config.frames_per_batch}]")
     require(config.learning_rate > 0 and math.isfinite(config.learning_rate), "learning_rate",
@@ -511,8 +547,43 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     except InvalidWalkerArgument as error:
         value = error.value if isinstance(error.value, str) else format_value(error.value)
         raise UsageError(f"--{error.argument}: must be {error.allowed}, got {value}") from None
-    require(re.fullmatch(r"cpu|cuda(:\d+)?|mps", config.device) is not None, "device",
-            "must be cpu, cuda, cuda:N or mps")
+    device = re.fullmatch(r"cpu|mps|cuda(:(?P<index>\d{1,9}))?", config.device)
+    require(device is not None and int(device["index"] or 0) <= MAX_DEVICE_INDEX, "device",
+            f"must be cpu, cuda, cuda:N (N in [0, {MAX_DEVICE_INDEX}]) or mps")
+    require(not (config.resume and config.overwrite), "overwrite",
+            "cannot be combined with --resume=true (continue the study, or start it again)")
+    validate_memory(config)
+    require(config.total_frames >= config.num_envs, "total_frames",
+            f"must be at least num_envs={config.num_envs} (one step of every walker)")
+
+
+def validate_workers(config: Config, require) -> None:
+    most = min(config.num_envs, WORKERS_PER_CORE * (os.cpu_count() or 1))
+    require(config.num_workers is None or 0 <= config.num_workers <= most,
+            "num_workers", f"must be in [0, {most}] (at most num_envs={config.num_envs} and "
+                           f"{WORKERS_PER_CORE} per core) or none")
+    require(CAN_FORK or not config.num_workers, "num_workers",
+            "must be 0 or none here: worker processes need os.fork")
+
+
+def validate_memory(config: Config) -> None:
+    """Refuse a study whose estimated memory exceeds the budget, naming its largest part."""
+    budget = resources.memory_budget()
+    if budget is None:
+        return
+    needs = resources.memory_needs(config.hidden_layers, config.frames_per_batch,
+                                   config.minibatch_size, config.num_envs,
+                                   config.terrain_length_scale, config.worker_processes)
+    total = sum(needs.values())
+    if total <= budget:
+        return
+    flag = max(needs, key=needs.get)
+    parts = ", ".join(f"--{name} {resources.describe_bytes(size)}"
+                      for name, size in needs.items() if size)
+    raise UsageError(f"--{flag}: the study would need about {resources.describe_bytes(total)} "
+                     f"of memory ({parts}), more than {resources.describe_bytes(budget)} "
+                     f"({resources.MEMORY_FRACTION:.0%} of this machine's); make it smaller, "
+                     f"got {format_value(getattr(config, flag))}")
 
 
 def validate_schedule(config: Config, require) -> None:

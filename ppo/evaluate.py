@@ -37,23 +37,21 @@ from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
 
 import envs
 from ppo.checkpoint import (
+    architecture_of,
     atomic_write_bytes,
     library_versions,
     load_checkpoint,
     policy_from_checkpoint,
 )
 from ppo.config import Config
-from ppo.errors import UsageError
+from ppo.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
 from ppo.network import ActorCritic
+from ppo.study_files import RESULT_SUFFIXES, check_output_file
 from transfer import resolve_model_path
 from transfer.loading import design_inputs_of
 
 FrameHook = Callable[[gym.Env, int, int, float], None]
 """Called after each reset and each step with (env, episode index, step, return so far)."""
-
-INTERRUPTED = 130
-"""Exit status after Ctrl-C during an evaluation or recording (128 + SIGINT)."""
-
 
 @dataclass(frozen=True)
 class EpisodeResult:
@@ -91,22 +89,33 @@ def policy_path(config: Config) -> Path:
                          f"--initial_model") from None
 
 
+def mode_flag(config: Config) -> str:
+    """The flag that asked for this run of a saved policy, for messages."""
+    if config.render:
+        return "render"
+    return "record" if config.record else "eval_episodes"
+
+
 def load_policy(config: Config) -> tuple[ActorCritic, dict[str, Any], Path]:
-    """The policy the flags name, checked to fit the walker, in eval mode; its checkpoint; path."""
+    """The policy the flags name, checked to fit the walker, in eval mode; its checkpoint; path.
+
+    Any file that is not a usable policy is one UsageError line naming the mode's flag.
+    """
     path = policy_path(config)
-    checkpoint = load_checkpoint(path)
+    flag = mode_flag(config)
+    checkpoint = load_checkpoint(path, flag)
+    policy_inputs, policy_outputs, _ = architecture_of(checkpoint["state_dict"])
     try:
-        policy = policy_from_checkpoint(checkpoint)
-    except (KeyError, RuntimeError, TypeError, ValueError):
-        raise UsageError(f"{path}: not a loadable transfer_rl policy checkpoint") from None
-    env = make_env(config, design_inputs_of(checkpoint))
+        env = make_env(config, design_inputs_of(checkpoint))
+    except (TypeError, ValueError) as error:  # design inputs the walker cannot take
+        raise UsageError(f"--{flag}: {path}: its design inputs do not fit this walker "
+                         f"({error})") from None
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
-    if (checkpoint["obs_dim"], checkpoint["act_dim"]) != (obs_dim, act_dim):
-        raise UsageError(f"{path}: policy has {checkpoint['obs_dim']} inputs and "
-                         f"{checkpoint['act_dim']} outputs; {config.env} needs "
-                         f"{obs_dim} and {act_dim}")
-    return policy.eval(), checkpoint, path
+    if (policy_inputs, policy_outputs) != (obs_dim, act_dim):
+        raise UsageError(f"--{flag}: {path}: policy has {policy_inputs} inputs and "
+                         f"{policy_outputs} outputs; {config.env} needs {obs_dim} and {act_dim}")
+    return policy_from_checkpoint(checkpoint).eval(), checkpoint, path
 
 
 def act(policy: ActorCritic, observation: np.ndarray) -> np.ndarray:
@@ -222,6 +231,9 @@ def evaluate(config: Config) -> int:
     --save_name, <policy>_eval.json), and end with the machine-readable line
     `mean_return=<float>`."""
     policy, checkpoint, path = load_policy(config)
+    name = config.save_name or path.stem  # without --save_name: named after the policy
+    results_path = Path(config.results_dir) / f"{name}{RESULT_SUFFIXES['evaluation']}"
+    check_output_file(results_path, "results_dir")  # before the episodes, not after them
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))
     results = []
@@ -231,13 +243,11 @@ def evaluate(config: Config) -> int:
             if not config.quiet:
                 print(describe_episode(result, len(results), config.eval_episodes), flush=True)
             results.append(result)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("run.py: evaluation interrupted; nothing written", file=sys.stderr)
-        return INTERRUPTED
+        return interrupt_exit_status(interrupt)
     summary = summarize(results)
     print_summary(summary, results)
-    name = config.save_name or path.stem  # without --save_name: named after the policy
-    results_path = Path(config.results_dir) / f"{name}_eval.json"
     report = {
         "save_name": name,
         "policy": str(path),
@@ -274,11 +284,15 @@ def record(config: Config) -> int:
     from ppo.video import Overlay, VideoFile  # pygame and imageio only for the modes that draw
 
     episodes = config.eval_episodes or 1
+    check_output_file(Path(config.record), "record")  # before the episodes, not after them
     policy, checkpoint, path = load_policy(config)
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))
     overlay = Overlay()
-    video = VideoFile(Path(config.record))
+    try:
+        video = VideoFile(Path(config.record))
+    except OSError as error:
+        raise OutputError(config.record, error) from None
 
     def add_frame(env: gym.Env, episode: int, step: int, episode_return: float) -> None:
         lines = overlay_lines(env, episode, episodes, step, episode_return)
@@ -294,10 +308,12 @@ def record(config: Config) -> int:
         video.close()
     except BaseException as error:
         video.discard()
+        if isinstance(error, OSError):  # disk full, permission lost
+            raise OutputError(config.record, error) from None
         if not isinstance(error, KeyboardInterrupt):
             raise
         print("run.py: recording interrupted; no video written", file=sys.stderr)
-        return INTERRUPTED
+        return interrupt_exit_status(error)
     summary = summarize(results)
     print_summary(summary, results)
     print(f"video: {config.record} ({video.written} frames at {video.fps:g} fps)")
@@ -328,7 +344,7 @@ def watch(config: Config) -> int:
 
     # Installed before the window exists: SDL turns SIGTERM into a window-close event (status 0)
     # only where the process still has the default handler.
-    previous = signal.signal(signal.SIGTERM, raise_stopped_by_signal)
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         window = Window(VIEWPORT_W, VIEWPORT_H, f"transfer_rl: {path.name}")
         print("close the window, or press Escape or Ctrl-C, to stop", flush=True)
@@ -340,26 +356,12 @@ def watch(config: Config) -> int:
     except WindowClosed:
         print("stopped")
         status = 0
-    except KeyboardInterrupt:
-        print("stopped")
-        status = INTERRUPTED
-    except StoppedBySignal as stop:
-        print(f"stopped by signal {stop.signum}")
-        status = 128 + stop.signum
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (raise_interrupted)
+        status = interrupt_exit_status(interrupt)
+        print("stopped" if status == 128 + signal.SIGINT else f"stopped by signal {status - 128}")
     finally:
         signal.signal(signal.SIGTERM, previous)
         if window is not None:
             window.close()
     return status
 
-
-class StoppedBySignal(Exception):
-    """SIGTERM arrived while a window was showing."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-def raise_stopped_by_signal(signum: int, _frame: Any) -> None:
-    raise StoppedBySignal(signum)

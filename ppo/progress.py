@@ -12,12 +12,15 @@ PLAIN_INTERVAL_S = 30.0
 
 class Progress:
     def __init__(self, total_frames: int, quiet: bool, start_frames: int = 0,
-                 stream: TextIO = sys.stdout) -> None:
-        """`start_frames`: frames already done when timing starts (a resumed study's)."""
+                 stream: TextIO | None = None) -> None:
+        """`start_frames`: frames already done when timing starts (a resumed study's).
+
+        `stream` defaults to the sys.stdout of the moment (a sweep task redirects it per study).
+        """
         self.total_frames = total_frames
         self.quiet = quiet
-        self.stream = stream
-        self.interactive = stream.isatty()
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
         self.started = time.monotonic()
         self.start_frames = start_frames
         self.last_plain = -PLAIN_INTERVAL_S

@@ -14,6 +14,7 @@ from typing import Any
 from envs import DESIGN_PARAMETERS
 from ppo.checkpoint import atomic_write_bytes
 from ppo.diagnostics import UpdateLog
+from ppo.study_files import StudyFiles
 
 DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
 """The body the episode was played with: for a design range, that episode's draw."""
@@ -81,12 +82,11 @@ def write_results(results_dir: Path, save_name: str, log: EpisodeLog,
                   summary: dict[str, Any], updates: UpdateLog) -> tuple[Path, Path]:
     """`<save_name>.p` (a dict: the `summary` keys plus `episodes` and `updates`), the
     episodes as `<save_name>.csv` and the updates as `<save_name>_updates.csv`."""
-    pickle_path = results_dir / f"{save_name}.p"
-    csv_path = results_dir / f"{save_name}.csv"
+    files = StudyFiles(Path(), results_dir, save_name)
     payload = {**summary,
                "episodes": {name: list(values) for name, values in log.columns.items()},
                "updates": {name: list(values) for name, values in updates.columns.items()}}
-    atomic_write_bytes(pickle_path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-    atomic_write_bytes(csv_path, log.to_csv().encode())
-    atomic_write_bytes(results_dir / f"{save_name}_updates.csv", updates.to_csv().encode())
-    return pickle_path, csv_path
+    atomic_write_bytes(files.results, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write_bytes(files.csv, log.to_csv().encode())
+    atomic_write_bytes(files.result("updates"), updates.to_csv().encode())
+    return files.results, files.csv

@@ -89,6 +89,14 @@ class NoTensorBoard:
         pass
 
 
+def remove_events(config: Config) -> None:
+    """`--overwrite=true`: the earlier study's curves go with its other files."""
+    folder = tensorboard_folder(config)
+    if folder is not None and folder.is_dir():
+        for events in folder.glob("events.out.tfevents.*"):
+            events.unlink(missing_ok=True)
+
+
 def open_tensorboard(config: Config, frames: int, episodes: int
                      ) -> TensorBoardLog | NoTensorBoard:
     folder = tensorboard_folder(config)

@@ -21,27 +21,35 @@ from ppo import algorithm
 from ppo.algorithm import TrainingDiverged
 from ppo.banner import describe_resume, describe_study
 from ppo.checkpoint import (
+    architecture_of,
     atomic_torch_save,
     config_as_plain_dict,
     load_checkpoint,
+    load_resume_checkpoint,
     policy_checkpoint,
     save_policy,
 )
 from ppo.config import RUN_SETTINGS, Config, experiment_differences
 from ppo.diagnostics import UpdateLog
-from ppo.errors import UsageError
+from ppo.errors import StudyFailed, UsageError
+from ppo.locking import StudyLock
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
 from ppo.progress import Progress
 from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from ppo.schedules import Schedules
-from ppo.tensorboard_log import open_tensorboard, tensorboard_folder
-from ppo.vector import StepResult, WalkerPool
+from ppo.study_files import StudyFiles, check_output_folder, longest_file_name
+from ppo.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
+from ppo.vector import StepInterrupted, StepResult, WalkerPool, WorkerLost
+
+PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 260
+"""Longest path the OS accepts, terminating NUL included (4096 on Linux, 1024 on macOS)."""
 
 
 @dataclass
 class StudyOutcome:
-    best_path: Path
+    best_path: Path | None
+    """None if no policy was saved (no episode finished)."""
     results_path: Path
     csv_path: Path
     frames: int
@@ -71,29 +79,19 @@ def walker_seeds(seed: int, num_envs: int, start: int = 0) -> list[int]:
     return [int(walker.generate_state(1, np.uint64)[0]) for walker in starts.spawn(num_envs)]
 
 
-def saved_design_inputs(path: Path) -> dict[str, list[float]]:
+def saved_design_inputs(path: Path, config: Config) -> dict[str, list[float]]:
     """The design inputs an interrupted study ran with, from its resume checkpoint."""
-    try:
-        return transfer.design_inputs_of(load_checkpoint(path))
-    except UsageError as error:
-        raise UsageError(f"--resume: {error}") from None
+    return transfer.checked_design_inputs(load_checkpoint(path, "resume"), config.env_kwargs(),
+                                          path, "resume")
 
 
-def check_output_folder(folder: str, flag: str) -> None:
-    """Fail before training, not at the first save, if `folder` cannot be written.
-
-    Creates nothing: the nearest existing ancestor must be a writable folder (the rest is made
-    when the first file is saved).
-    """
-    if not folder.strip():
-        raise UsageError(f"--{flag}: must name a folder, got ''")
-    existing = Path(folder).absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--{flag}: {existing} exists and is not a folder; name a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--{flag}: cannot write in {existing}; name a writable folder")
+def check_outputs_and_device(config: Config) -> None:
+    """Before anything is created: the output folders can be written, and the device exists."""
+    check_output_folder(config.models_dir, "models_dir")
+    check_output_folder(config.results_dir, "results_dir")
+    if tensorboard_folder(config) is not None:
+        check_output_folder(config.tensorboard, "tensorboard")
+    check_device(config.device)
 
 
 def check_device(name: str) -> None:
@@ -108,10 +106,17 @@ def check_device(name: str) -> None:
         raise UsageError(f"--device: {name} is not available here; use cpu")
 
 
-def model_paths(config: Config) -> tuple[Path, Path]:
-    """The best policy, and the full state of the latest update (for `--resume`)."""
-    models = Path(config.models_dir)
-    return models / f"{config.save_name}.pt", models / f"{config.save_name}.last.pt"
+def study_files(config: Config) -> StudyFiles:
+    return StudyFiles(Path(config.models_dir), Path(config.results_dir), config.save_name)
+
+
+def check_path_lengths(files: StudyFiles) -> None:
+    """The folders' absolute paths plus the longest file name must fit in the OS's PATH_MAX."""
+    for flag, folder in (("models_dir", files.models_dir), ("results_dir", files.results_dir)):
+        longest = len(os.fsencode(folder.absolute())) + 1 + longest_file_name(files.save_name)
+        if longest >= PATH_MAX:
+            raise UsageError(f"--{flag}: the study's file paths in {folder} would be {longest} "
+                             f"bytes long, more than this system allows ({PATH_MAX - 1})")
 
 
 class Study:
@@ -120,32 +125,29 @@ class Study:
     def __init__(self, config: Config, source_choice: str = "") -> None:
         self.config = config
         self.source_choice = source_choice
-        check_output_folder(config.models_dir, "models_dir")
-        check_output_folder(config.results_dir, "results_dir")
-        if tensorboard_folder(config) is not None:
-            check_output_folder(config.tensorboard, "tensorboard")
-        check_device(config.device)
         self.generator = seed_everything(config.seed)
-        self.best_path, self.last_path = model_paths(config)
+        files = study_files(config)
+        self.best_path, self.last_path = files.best, files.last
         self.results_dir = Path(config.results_dir)
         self.stop_signal: int | None = None
 
         # The observation's layout is decided before the walkers exist: they append the design.
-        inputs = (saved_design_inputs(self.last_path) if config.resume and self.last_path.exists()
+        inputs = (saved_design_inputs(self.last_path, config)
+                  if config.resume and self.last_path.exists()
                   else transfer.design_inputs(config))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
-                                  config.worker_processes)
+                                  config.worker_processes, lambda: self.stop_signal is not None)
         try:
             self._build(config)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
-        except BaseException:
-            self.walkers.close()  # no worker processes left behind by a refused study
+            self.committed = (self.frames, len(self.log))
+            self.started = time.monotonic()
+            self.last_update = (self.frames, self.started)
+            self.progress = Progress(config.total_frames, config.quiet, self.frames)
+        except BaseException:  # refused, or Ctrl-C while starting: no worker left behind
+            self.walkers.close()
             raise
-        self.committed = (self.frames, len(self.log))
-        self.started = time.monotonic()
-        self.last_update = (self.frames, self.started)
-        self.progress = Progress(config.total_frames, config.quiet, self.frames)
 
     def _build(self, config: Config) -> None:
         """The learner (its policy loaded and frozen for transfer) and the study's counters;
@@ -195,30 +197,32 @@ class Study:
     def _restore(self) -> None:
         if not self.last_path.exists():
             raise UsageError(f"--resume: no interrupted study {self.last_path} to resume")
-        try:
-            state = load_checkpoint(self.last_path)
-        except UsageError as error:
-            raise UsageError(f"--resume: {error}") from None
+        state = load_resume_checkpoint(self.last_path)
+        saved_inputs, saved_outputs, saved_layers = architecture_of(state["state_dict"])
+        saved_optimizer = str(state["config"].get("optimizer"))
+        if ((saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],
+                                              self.walkers.action_shape[0])
+                or saved_layers != list(self.config.hidden_layers)
+                or saved_optimizer.lower() != self.config.optimizer.lower()):
+            raise UsageError(
+                f"--resume: {self.last_path} was saved with other network settings "
+                f"(hidden_layers {saved_layers}, optimizer {saved_optimizer})")
+        check_same_study(state["config"], self.config)
         try:
             self.policy.load_state_dict(state["state_dict"])
             self.learner.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError):
-            raise UsageError(
-                f"--resume: {self.last_path} was saved with other network settings "
-                f"(hidden_layers {state.get('hidden_layers')}, optimizer "
-                f"{state.get('config', {}).get('optimizer')})"
-            ) from None
-        saved_config = state.get("config", {})
-        check_same_study(saved_config, self.config)
-        self.schedules = saved_schedules(state, self.config)
-        self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.log = EpisodeLog(state["episodes"])
-        self.update_log = UpdateLog(state.get("update_log"))
+            self.schedules = saved_schedules(state, self.config)
+            self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
+            self.log = EpisodeLog(state["episodes"])
+            self.update_log = UpdateLog(state.get("update_log"))
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        except Exception as error:  # noqa: BLE001 (a damaged file fails in any of these)
+            raise UsageError(f"--resume: {self.last_path}: damaged, its saved state does not "
+                             f"load ({type(error).__name__})") from None
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
         self.transfer_summary = state.get("transfer", "")
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
 
     def save_last(self) -> None:
         atomic_torch_save({
@@ -269,14 +273,6 @@ class Study:
     def request_stop(self, signum: int, _frame: Any) -> None:
         self.stop_signal = signum
 
-    def stopped_by_signal_soon(self, wait_s: float = 1.0) -> bool:
-        """Whether a stop was requested, allowing the handler to trail the workers' death
-        (Python runs signal handlers between bytecodes, after the pipe error was raised)."""
-        deadline = time.monotonic() + wait_s
-        while self.stop_signal is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.stop_signal is not None
-
     def discard_partial_batch(self) -> None:
         """Forget the frames and episodes of a batch that a stop cut short.
 
@@ -287,14 +283,23 @@ class Study:
         self.log.truncate(episodes)
 
     def run(self) -> StudyOutcome:
+        """Train until the budget is spent or a stop is requested; the files are written.
+
+        A worker that dies ends the study (a StudyFailed) with the files of the last completed
+        batch as they were, unless a stop was requested: then it is part of the stop.
+        """
         config = self.config
         self.progress.message(describe_study(config, self.transfer_summary, self.best_path))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.last_path, config.total_frames))
-        obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
         try:
-            while self.frames < config.total_frames and self.stop_signal is None:
+            obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
+            while self.stop_signal is None:
+                steps = config.steps_in_batch(self.frames)
+                if steps == 0:
+                    break
+                self.fit_batch_to_budget(steps)
                 self.action_std = self.schedules.action_std_at(self.frames)
                 collected = algorithm.collect_rollout(self.learner, self.walkers, obs,
                                                       self.action_std, self.count_step)
@@ -314,19 +319,28 @@ class Study:
                 self.tensorboard.add_batch(self.log, self.update_log.last())
                 self.progress.update(self.frames, self.log.running_average, self.best_score,
                                      self.log.episodes_averaged)
-        except (EOFError, OSError):
-            # SIGTERM sent to the whole process group (systemd, `kill -- -PGID`) also ends the
-            # environment workers: a stop like any other, with the episodes already recorded.
-            if not self.stopped_by_signal_soon():
-                raise
+        except StepInterrupted:  # a stop, while a worker did not answer: it was killed
+            self.discard_partial_batch()
+        except WorkerLost as error:
+            if self.stop_signal is None:
+                raise StudyFailed(f"{error}; the files of the last completed batch are kept "
+                                  f"(continue with --resume=true)") from None
             self.discard_partial_batch()
         finally:
             self.walkers.close()
             self.tensorboard.close()
             self.progress.close()
         results_path, csv_path = self.write_results()
-        return StudyOutcome(self.best_path, results_path, csv_path, self.frames, self.best_score,
+        best_path = self.best_path if self.best_path.exists() else None
+        return StudyOutcome(best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
+
+    def fit_batch_to_budget(self, steps: int) -> None:
+        """The last batch is shortened to what is left of the budget: new rollout storage."""
+        buffer = self.learner.buffer
+        if steps != buffer.num_steps:
+            self.learner.buffer = algorithm.RolloutBuffer(
+                steps, self.config.num_envs, buffer.obs.shape[-1], buffer.actions.shape[-1])
 
     def count_step(self, result: StepResult, ended: np.ndarray) -> bool:
         """After every step of the walkers: frames, and the episodes that ended (with the
@@ -398,14 +412,27 @@ def check_same_study(saved: dict[str, Any], config: Config) -> None:
 def train(config: Config, source_choice: str = "") -> StudyOutcome:
     """Run a study; SIGINT/SIGTERM stop it cleanly with everything so far written.
 
+    The study holds its name's lock throughout, refuses to start over an earlier study of that
+    name unless `--overwrite=true` (then removes its files, once everything else has been
+    checked), and first removes the temporary files a killed run of it left behind.
     `source_choice`: how `--initial_model=auto` chose the model (kept in the transfer summary).
     """
     torch.set_num_threads(1)  # tiny networks: threads only contend with the env workers
-    study = Study(config, source_choice)
-    previous = {sig: signal.signal(sig, study.request_stop) for sig in (signal.SIGINT,
-                                                                       signal.SIGTERM)}
-    try:
-        return study.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    check_outputs_and_device(config)
+    files = study_files(config)
+    check_path_lengths(files)
+    with StudyLock(files.lock, config.save_name):
+        if not config.resume:
+            files.check_fresh_start(config.overwrite)
+        files.remove_stale_temporaries()
+        study = Study(config, source_choice)
+        if config.overwrite:
+            files.remove_training_outputs()
+            remove_events(config)
+        previous = {sig: signal.signal(sig, study.request_stop) for sig in (signal.SIGINT,
+                                                                           signal.SIGTERM)}
+        try:
+            return study.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -14,17 +14,22 @@ with another. Pickling the arrays both ways used to cost more than the round tri
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
+import mmap
 import pickle
-import signal
+import select
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from ppo.errors import StudyFailed
+from ppo.processes import ChildProcess, ParentGone, ParentWatch, start_child
 
 STEP_MESSAGE = pickle.dumps(("step", None))
 """Sent to every worker each step, so pickled once."""
@@ -94,18 +99,42 @@ class EnvSlice:
             env.close()
 
 
-def serve(connection: Connection, env_id: str, env_kwargs: dict[str, Any],
-          buffers: dict[str, Any], layout: dict[str, tuple[np.dtype, tuple[int, ...]]],
-          rows: slice) -> None:
+class WorkerLost(StudyFailed):
+    """A worker process died or stopped answering: its walkers are gone, the study cannot go on."""
+
+    def __init__(self, worker: int, pid: int, how: str) -> None:
+        super().__init__(f"walker worker {worker} (PID {pid}) {how}")
+        self.worker = worker
+
+
+class StepInterrupted(Exception):
+    """A stop was requested while workers had not answered; they were killed."""
+
+
+REPLY_SLICE_S = 0.2
+"""The pool waits for replies in slices this long, checking on the workers between them."""
+STOP_GRACE_S = 2.0
+"""After a stop request, how long a worker may still take to answer before it is killed."""
+HUNG_AFTER_S = 600.0
+"""A worker that answers nothing for this long is hung (a step takes milliseconds, resetting a
+walker at most about a second). Counted in slices of waiting, so a study suspended with Ctrl-Z
+is not taken for hung when it resumes."""
+CLOSE_GRACE_S = 2.0
+"""How long a worker may take to close its walkers and exit before it is killed."""
+
+
+def serve(connection: Connection, parent: ParentWatch, env_id: str,
+          env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Worker process: answer reset/step/close messages for one slice of environments.
 
-    Replies None when done, or the traceback of an environment's exception.
+    Replies None when done, or the traceback of an environment's exception. Returns at a
+    "close" message, at end of file (the trainer died) or when the trainer is gone.
     """
-    # Ctrl-C reaches the whole process group; the trainer decides when to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    envs = EnvSlice(env_id, env_kwargs, as_arrays(buffers, layout, rows))
+    envs = None
     try:
+        envs = EnvSlice(env_id, env_kwargs, arrays)
         while True:
+            parent.wait_for_message()
             command, payload = connection.recv()
             if command == "close":
                 break
@@ -118,26 +147,32 @@ def serve(connection: Connection, env_id: str, env_kwargs: dict[str, Any],
                 connection.send(traceback.format_exc())
             else:
                 connection.send(None)
-    except (EOFError, KeyboardInterrupt):
+    except (EOFError, OSError, ParentGone):
         pass
     finally:
-        envs.close()
+        if envs is not None:
+            envs.close()
 
 
 class WalkerPool:
-    """`num_envs` environments over `num_workers` processes (0: all in this process)."""
+    """`num_envs` environments over `num_workers` processes (0: all in this process).
+
+    `stop_requested` is asked while the pool waits for its workers: once it says True, a
+    worker that does not answer within STOP_GRACE_S is killed and the call raises
+    StepInterrupted, so a stop never waits on a hung or stopped (SIGSTOP) worker.
+    """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int,
-                 num_workers: int) -> None:
+                 num_workers: int, stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.num_envs = num_envs
+        self.stop_requested = stop_requested
         probe = gym.make(env_id, **env_kwargs)
         self.observation_shape = probe.observation_space.shape
         self.action_shape = probe.action_space.shape
         layout = array_layout(num_envs, probe.observation_space, probe.action_space)
         probe.close()
         self.local: EnvSlice | None = None
-        self.connections: list[Connection] = []
-        self.processes: list[mp.Process] = []
+        self.workers: list[ChildProcess] = []
         self.closed = False
         if num_workers == 0:
             buffers = {name: bytearray(dtype.itemsize * int(np.prod(shape)))
@@ -148,20 +183,26 @@ class WalkerPool:
             return
         bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
         self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        # fork: fast, and the caller's main module is not re-imported (scripts without a
-        # __main__ guard, notebooks, Ray tasks); workers touch no torch state.
-        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        buffers = {name: context.RawArray("b", dtype.itemsize * int(np.prod(shape)))
+        # Anonymous shared memory, inherited by the forked workers.
+        buffers = {name: mmap.mmap(-1, dtype.itemsize * int(np.prod(shape)))
                    for name, (dtype, shape) in layout.items()}
         self.arrays = as_arrays(buffers, layout)
-        for part in self.slices:
-            parent, child = context.Pipe()
-            process = context.Process(target=serve, daemon=True,
-                                      args=(child, env_id, env_kwargs, buffers, layout, part))
-            process.start()
-            child.close()
-            self.connections.append(parent)
-            self.processes.append(process)
+        self.poller = select.poll()
+        self.worker_of_fd: dict[int, int] = {}
+        try:
+            for index, part in enumerate(self.slices):
+                try:
+                    worker = start_child(serve, env_id, env_kwargs,
+                                         as_arrays(buffers, layout, part))
+                except OSError as error:  # out of processes or descriptors
+                    raise StudyFailed(f"cannot start walker worker {index}: {error.strerror}; "
+                                      f"use fewer --num_workers") from None
+                self.workers.append(worker)
+                self.worker_of_fd[worker.connection.fileno()] = len(self.workers) - 1
+                self.poller.register(worker.connection.fileno(), select.POLLIN)
+        except BaseException:  # Ctrl-C while forking: no worker left behind
+            self.close()
+            raise
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         """Environment i is reset with `seeds[i]`, whatever the number of workers."""
@@ -172,8 +213,8 @@ class WalkerPool:
         if self.local is not None:
             self.local.reset(seeds)
         else:
-            for connection, part in zip(self.connections, self.slices, strict=True):
-                connection.send(("reset", seeds[part]))
+            for worker, part in zip(self.workers, self.slices, strict=True):
+                self._send(worker, ("reset", seeds[part]))
             self._wait_for_workers()
         return self.arrays["obs"].copy()
 
@@ -182,8 +223,8 @@ class WalkerPool:
         if self.local is not None:
             self.local.step()
         else:
-            for connection in self.connections:
-                connection.send_bytes(STEP_MESSAGE)
+            for worker in self.workers:
+                self._send(worker, STEP_MESSAGE)
             self._wait_for_workers()
         # Copies: the shared arrays are overwritten by the next step.
         arrays = self.arrays
@@ -191,28 +232,91 @@ class WalkerPool:
                           arrays["terminated"].copy(), arrays["truncated"].copy(),
                           arrays["final_obs"].copy())
 
+    def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
+        try:
+            if isinstance(message, bytes):
+                worker.connection.send_bytes(message)
+            else:
+                worker.connection.send(message)
+        except OSError:
+            raise self._lost(worker) from None
+
     def _wait_for_workers(self) -> None:
-        """One reply from every worker; raise the first worker error among them."""
-        replies = [connection.recv() for connection in self.connections]
-        for worker, error in enumerate(replies):
-            if error is not None:
-                raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+        """One reply from every worker; raise the first worker error among them.
+
+        Bounded: a worker that dies raises WorkerLost at once; one that does not answer is
+        killed after STOP_GRACE_S once a stop is requested (StepInterrupted), or after
+        HUNG_AFTER_S in any case (WorkerLost).
+        """
+        waiting = set(range(len(self.workers)))
+        errors: list[tuple[int, str]] = []
+        idle_slices = 0
+        stop_slices = 0
+        while waiting:
+            events = self.poller.poll(int(REPLY_SLICE_S * 1000))
+            if not events:
+                idle_slices += 1
+                stop_slices += self.stop_requested()
+                self._check_on(waiting, idle_slices, stop_slices)
+                continue
+            for fd, _ in events:
+                index = self.worker_of_fd[fd]
+                worker = self.workers[index]
+                if index not in waiting:  # readable without being asked: it hung up
+                    raise self._lost(worker)
+                try:
+                    reply = worker.connection.recv()
+                except (EOFError, OSError):
+                    raise self._lost(worker) from None
+                waiting.discard(index)
+                if reply is not None:
+                    errors.append((index, reply))
+        if errors:
+            worker, error = errors[0]
+            raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+
+    def _check_on(self, waiting: set[int], idle_slices: int, stop_slices: int) -> None:
+        """Between slices of waiting: a dead, abandoned or hung worker ends the wait."""
+        for index in waiting:
+            if not self.workers[index].is_alive():
+                raise self._lost(self.workers[index])
+        if stop_slices * REPLY_SLICE_S >= STOP_GRACE_S:
+            self._kill(waiting)
+            raise StepInterrupted
+        if idle_slices * REPLY_SLICE_S >= HUNG_AFTER_S:
+            index = min(waiting)
+            self._kill(waiting)
+            raise WorkerLost(index, self.workers[index].pid,
+                             f"did not answer for {HUNG_AFTER_S:.0f} s and was killed")
+
+    def _kill(self, indices: set[int]) -> None:
+        for index in indices:
+            self.workers[index].kill()
+
+    def _lost(self, worker: ChildProcess) -> WorkerLost:
+        """The error for a worker whose socket broke: how it ended, once the kernel says."""
+        if not worker.wait(timeout_s=1.0):
+            worker.kill()  # alive but deaf: of no use any more
+            worker.wait(timeout_s=1.0)
+            how = "stopped answering and was killed"
+        else:
+            how = worker.describe_exit()
+        return WorkerLost(self.workers.index(worker), worker.pid, how)
 
     def close(self) -> None:
+        """Close the walkers; workers get CLOSE_GRACE_S to exit, then are killed. Idempotent."""
         if self.closed:
             return
         self.closed = True
         if self.local is not None:
             self.local.close()
-        for connection in self.connections:
-            try:
-                connection.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-        for connection in self.connections:
-            connection.close()
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                worker.connection.send(("close", None))
+        deadline = time.monotonic() + CLOSE_GRACE_S
+        for worker in self.workers:
+            if not worker.wait(max(0.0, deadline - time.monotonic())):
+                worker.kill()
+                worker.wait(timeout_s=5.0)
+        for worker in self.workers:
+            worker.close_connection()

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 from ppo.checkpoint import atomic_write_bytes
 from ppo.config import parse_config
+from ppo.errors import UsageError
+from ppo.locking import StudyLock
 from sweeps.state import UNFINISHED, Paths, StudyRecord, Sweep, prepare, status_counts, study_argv
 from sweeps.task import run_study
 from transfer.loading import resolve_model_path
@@ -81,7 +83,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
     def say(text: str) -> None:
         print(text, file=out or sys.stdout, flush=True)
 
-    to_run = prepare(sweep)
+    to_run, locks = lock_shipped_studies(sweep, prepare(sweep))
     sweep.write_manifest()
     total = len(sweep.studies)
     for study in sweep.studies:
@@ -97,6 +99,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
         if not fits_a_node(sweep, ray.nodes()):
             say(f"sweep.py: error: --cpus_per_study/--resource: no node of the Ray cluster has "
                 f"{describe_reservation(sweep)}; the studies would wait forever")
+            release(locks)
             if started_ray:
                 ray.shutdown()
             return 2
@@ -129,6 +132,9 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
             study.node = outcome.get("node", study.node)
             sweep.record_files(study)
             minutes = (time.time() - launched) / 60
+            if outcome["status"] == 0 or study.attempts > sweep.retries:
+                release({study.save_name: locks.pop(study.save_name)}
+                        if study.save_name in locks else {})
             if outcome["status"] == 0:
                 study.status = "done"
                 finished += 1
@@ -156,9 +162,35 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        release(locks)
         if started_ray:
             ray.shutdown()
     return report(sweep, say)
+
+
+def lock_shipped_studies(sweep: Sweep, to_run: list[tuple[StudyRecord, bool]]
+                         ) -> tuple[list[tuple[StudyRecord, bool]], dict[str, StudyLock]]:
+    """With --ship_files a study trains in a scratch folder elsewhere, where its own lock
+    protects nothing here: this process holds the study's lock (`ppo.locking`) instead, from
+    before it starts until its files are back. A study locked by another process is not run."""
+    if not sweep.ship_files:
+        return to_run, {}
+    runnable, locks = [], {}
+    for study, resume in to_run:
+        lock = StudyLock(sweep.paths.study_files(study.save_name).lock, study.save_name)
+        try:
+            lock.__enter__()
+        except UsageError as error:
+            study.status, study.error = "conflict", str(error)
+            continue
+        locks[study.save_name] = lock
+        runnable.append((study, resume))
+    return runnable, locks
+
+
+def release(locks: dict[str, StudyLock]) -> None:
+    for lock in locks.values():
+        lock.release()
 
 
 def reservation(sweep: Sweep) -> dict[str, float]:

@@ -13,9 +13,10 @@ STRATEGY = "strategy"
 SCRATCH = "scratch"
 STRATEGIES = (SCRATCH, *TRANSFER_STRATEGIES)
 CONFIG_FLAGS = tuple(spec.name for spec in dataclasses.fields(Config))
-SWEEP_OWNED_FLAGS = ("save_name", "resume", "models_dir", "results_dir", "tensorboard",
-                     "render", "record")
-"""Flags the sweep sets itself; they cannot be put in --grid or --fixed."""
+SWEEP_OWNED_FLAGS = ("save_name", "resume", "overwrite", "models_dir", "results_dir",
+                     "tensorboard", "render", "record")
+"""Flags the sweep sets itself; they cannot be put in --grid or --fixed (it skips, resumes or
+starts each study itself, and never overwrites one)."""
 TOKEN_PREFIXES = {"leg_length": "leg", "seed": "seed", STRATEGY: ""}
 
 

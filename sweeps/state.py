@@ -24,12 +24,14 @@ from typing import Any
 from ppo.checkpoint import atomic_write_bytes, config_as_plain_dict
 from ppo.config import (
     Config,
+    config_from_settings,
     default_num_workers,
     experiment_differences,
     parse_config,
     parse_count,
 )
 from ppo.errors import UsageError
+from ppo.study_files import StudyFiles
 from sweeps.grid import SweepError, point_flags, save_name_of
 from transfer.loading import resolve_model_path
 from transfer.selection import AUTO
@@ -65,16 +67,14 @@ class Paths:
     tensorboard: Path | None = None
     """Each study's TensorBoard events go to `tensorboard/<save_name>/`; None: no events."""
 
+    def study_files(self, save_name: str) -> StudyFiles:
+        return StudyFiles(self.models_dir, self.results_dir, save_name)
+
     def of(self, save_name: str) -> dict[str, Path]:
-        files = {
-            "results": self.results_dir / f"{save_name}.p",
-            "csv": self.results_dir / f"{save_name}.csv",
-            "updates": self.results_dir / f"{save_name}_updates.csv",
-            "log": self.results_dir / f"{save_name}.log",
-            "eval": self.results_dir / f"{save_name}_eval.json",
-            "model": self.models_dir / f"{save_name}.pt",
-            "checkpoint": self.models_dir / f"{save_name}.last.pt",
-        }
+        study = self.study_files(save_name)
+        files = {"results": study.results, "csv": study.csv, "updates": study.result("updates"),
+                 "log": study.result("log"), "eval": study.evaluation, "model": study.best,
+                 "checkpoint": study.last}
         if self.tensorboard is not None:
             files["tensorboard"] = self.tensorboard / save_name
         return files
@@ -170,10 +170,15 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
             return "conflict", (f"{files['results']} was written with --{flag}="
                                 f"{stored.get(flag)}, this sweep asks for {wanted.get(flag)}; "
                                 f"use another --name or move the old files away")
-        if results["frames"] >= wanted["total_frames"]:
+        if config_from_settings(wanted).steps_in_batch(results["frames"]) == 0:  # budget spent
             return "complete", None
     if files["checkpoint"].exists():
         return "resume", None
+    leftovers = paths.study_files(study.save_name).existing_outputs()
+    if leftovers:  # run.py would refuse to start over them
+        return "conflict", (f"{leftovers[0]} exists but {files['checkpoint'].name} does not, "
+                            f"so the study cannot resume; use another --name or move the old "
+                            f"files away")
     return "fresh", None
 
 

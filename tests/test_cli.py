@@ -12,6 +12,7 @@ from conftest import REPO_ROOT
 from ppo.config import HELP_GROUPS, Config, build_parser, parse_config
 from ppo.progress import Progress
 from ppo.schedules import Schedules
+from ppo.study_files import MAX_SAVE_NAME_LENGTH
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -265,3 +266,20 @@ def test_experiment_of_ignores_run_settings_and_equates_equivalent_experiments()
     scheduled = experiment_of(parse("--action_std_start=0.5", "--action_std_final=0.1",
                                     "--action_std_end=0.5"))
     assert "action_std" not in scheduled  # the schedule replaces the fixed std
+
+
+def test_help_states_the_bounds_validation_enforces(capsys, monkeypatch):
+    """Whatever validation accepts, the study can run; --help says where the limits are."""
+    text = help_text(capsys, monkeypatch)
+    for flag, bound in [("save_name", f"at most {MAX_SAVE_NAME_LENGTH} characters"),
+                        ("save_name", "not ending in .last"),
+                        ("total_frames", "never more"),
+                        ("terrain_length_scale", "[0.155, 100]"),
+                        ("fall_penalty", "[-1e+06, 1e+06]"),
+                        ("max_time_steps", "[1, 1e+07]"),
+                        ("hidden_layers", "half of this machine's memory"),
+                        ("device", "N <= 127"),
+                        ("num_workers", "4 per core"),
+                        ("overwrite", "a name already used is refused")]:
+        match = re.search(rf"--{flag} {flag.upper()} (.*?)\(default:", text)
+        assert match and bound in match.group(1), (flag, bound)

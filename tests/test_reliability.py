@@ -148,6 +148,23 @@ BAD_INPUTS = [
     (("--save_name=../escaped",), "save_name"),
     (("--save_name=/tmp/absolute",), "save_name"),
     (("--save_name=",), "save_name"),
+    # Values that used to pass validation and then crash or hang (issue 14).
+    (("--save_name=" + "n" * 232,), "save_name"),  # ENAMETOOLONG for its temporary files
+    (("--save_name=victim.last",), "save_name"),  # would write study victim's .last.pt
+    (("--save_name=victim.LAST",), "save_name"),
+    (("--hidden_layers=[100000,100000]",), "hidden_layers"),  # terabytes
+    (("--terrain_length_scale=1e6",), "terrain_length_scale"),  # hangs building terrain
+    (("--terrain_length_scale=1e308",), "terrain_length_scale"),
+    (("--fall_penalty=1e308",), "fall_penalty"),
+    (("--fall_penalty=-inf",), "fall_penalty"),
+    (("--max_time_steps=1e30",), "max_time_steps"),
+    (("--num_envs=1e30",), "num_envs"),
+    (("--num_workers=1000", "--num_envs=1000", "--batch_size=1000"), "num_workers"),
+    (("--device=cuda:99999999999999999999",), "device"),
+    (("--device=cuda:128",), "device"),  # torch would read it as cuda:-128
+    (("--total_frames=0.5e1", "--num_envs=8"), "total_frames"),  # less than one step
+    (("--resume=true", "--overwrite=true"), "overwrite"),
+    (("--overwrite=maybe",), "overwrite"),
 ]
 
 

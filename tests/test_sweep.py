@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def test_strategy_scratch_drops_the_initial_model_and_transfer_flags(tmp_path):
     (["--grid=leg_length=30,30"], "repeated value"),
     (["--grid=leg_length=30,30.0"], "same study name"),
     (["--grid=results_dir=a,b"], "set by the sweep itself"),
+    (["--grid=seed=1,2", "--fixed=overwrite=true"], "set by the sweep itself"),
     (["--grid=leg_lenght=30"], "not a run.py flag"),
     (["--grid=seed=1", "--fixed=seed=2"], "already a --grid axis"),
     (["--fixed=seed=2"], "at least one --grid"),
@@ -151,14 +153,16 @@ def test_finished_interrupted_conflicting_and_invalid_studies_are_told_apart(tmp
     results_file("t__leg40", 1000, leg_length=40.0)     # interrupted: resumed
     (models / "t__leg40.last.pt").write_bytes(b"checkpoint")
     results_file("t__leg50", 2000, leg_length=45.0)     # someone else's study: conflict
+    (models / "t__leg60.pt").write_bytes(b"policy")     # files, but nothing to resume: conflict
     to_run = state.prepare(plan)
-    assert [(study.save_name, resume) for study, resume in to_run] == [
-        ("t__leg40", True), ("t__leg60", False)]
+    assert [(study.save_name, resume) for study, resume in to_run] == [("t__leg40", True)]
     by_name = {study.save_name: study for study in plan.studies}
     assert by_name["t__leg30"].status == "skipped" and by_name["t__leg30"].frames == 2000
     assert by_name["t__leg30"].best_score is None  # -inf is not JSON
     assert by_name["t__leg50"].status == "conflict"
     assert "--leg_length=45.0" in by_name["t__leg50"].error
+    assert by_name["t__leg60"].status == "conflict"
+    assert "t__leg60.pt exists but t__leg60.last.pt does not" in by_name["t__leg60"].error
     assert by_name["t__leg999"].status == "invalid"
     assert by_name["t__leg999"].error.startswith("--leg_length: must be a number in")
 
@@ -181,6 +185,29 @@ def test_run_settings_never_make_a_finished_study_a_conflict(tmp_path):
     plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2000")
     assert state.prepare(plan) == [] and plan.studies[0].status == "conflict"
     assert "--seed=2" in plan.studies[0].error
+
+
+def test_a_study_whose_budget_is_spent_to_the_last_whole_step_is_complete(tmp_path):
+    """2001 frames with 2 walkers: 2000 is all a study can train, and it is done."""
+    plan = build(tmp_path, "--grid=seed=1", "--fixed=total_frames=2001", "--fixed=num_envs=2")
+    stored = state.intended_config(state.study_argv(plan.studies[0], plan.paths, cpus=1))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "t__seed1.p").write_bytes(pickle.dumps(
+        {"config": stored, "frames": 2000, "best_score": float("-inf"), "wall_time": 3.0}))
+    assert state.prepare(plan) == []
+    assert plan.studies[0].status == "skipped"
+
+
+def test_a_shipped_study_whose_name_is_locked_elsewhere_is_not_run(tmp_path):
+    """With --ship_files the sweep holds each study's lock itself; another holder wins."""
+    from ppo.locking import StudyLock
+
+    plan = build(tmp_path, "--grid=seed=1", "--ship_files=true")
+    out = io.StringIO()
+    with StudyLock(tmp_path / "m" / ".t__seed1.lock", "t__seed1"):
+        assert execution.run_sweep(plan, out) == 1  # nothing to run: Ray is not even started
+    assert plan.studies[0].status == "conflict"
+    assert f"running in another process (PID {os.getpid()})" in plan.studies[0].error
 
 
 def test_a_missing_initial_model_is_found_before_anything_runs(tmp_path):

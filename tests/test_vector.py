@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
 import os
 
 import gymnasium as gym
@@ -148,13 +147,13 @@ def test_terminated_episode_returns_its_final_observation(num_workers):
 
 def test_close_leaves_no_live_processes():
     pool = WalkerPool(ENV_ID, SHORT, 4, 2)
-    processes = list(pool.processes)
-    assert len(processes) == 2 and all(process.is_alive() for process in processes)
+    workers = list(pool.workers)
+    assert len(workers) == 2 and all(worker.is_alive() for worker in workers)
     pool.reset(range(pool.num_envs))
     pool.step(random_actions(1, 4)[0])
     pool.close()
-    assert not any(process.is_alive() for process in processes)
-    assert not set(processes) & set(mp.active_children())
+    assert not any(worker.is_alive() for worker in workers)
+    assert all(worker.describe_exit() == "exited with status 0" for worker in workers)
     pool.close()  # a second close is harmless
 
 
@@ -190,7 +189,7 @@ def test_an_environment_error_reaches_the_caller(num_workers):
             pool.step(np.zeros((2, 2), np.float32))
     finally:
         pool.close()
-    assert not any(process.is_alive() for process in pool.processes)
+    assert not any(worker.is_alive() for worker in pool.workers)
 
 
 def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config):

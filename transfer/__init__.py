@@ -22,13 +22,13 @@ import torch
 import envs
 from ppo.checkpoint import load_checkpoint
 from ppo.config import Config
-from ppo.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules
 from transfer.freezing import apply_thaw_schedule, first_trainable_layer, set_trainable
 from transfer.loading import (
     check_design_inputs,
+    checked_design_inputs,
     design_inputs_of,
     load_initial_policy,
     load_reward_scaling,
@@ -58,10 +58,8 @@ def design_inputs(config: Config) -> dict[str, list[float]]:
     if not config.has_initial_model:
         return ranges
     path = resolve_model_path(config.initial_model, Path(config.models_dir))
-    try:
-        source_inputs = design_inputs_of(load_checkpoint(path))
-    except UsageError as error:
-        raise UsageError(f"--initial_model: {error}") from None
+    source_inputs = checked_design_inputs(load_checkpoint(path, "initial_model"),
+                                          config.env_kwargs(), path, "initial_model")
     check_design_inputs(source_inputs, ranges, path, "--initial_model")
     return source_inputs
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from ppo.checkpoint import load_checkpoint
+import envs
+from ppo.checkpoint import architecture_of, load_checkpoint, scaler_problem
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
@@ -73,16 +74,12 @@ def describe_architecture(state_dict: dict[str, Any]) -> str:
     Read from the tensors, not from the checkpoint's metadata, because the tensors are what
     would fail to load.
     """
-    weights = sorted(
-        (int(key.split(".")[1]), value) for key, value in state_dict.items()
-        if key.startswith("actor.") and key.endswith(".weight")
-        and isinstance(value, torch.Tensor) and value.dim() == 2
-    )
-    if not weights:
+    architecture = architecture_of(state_dict)
+    if architecture is None:
         return "no recognisable actor network"
-    hidden = ",".join(str(weight.shape[0]) for _, weight in weights[:-1])
-    return (f"--hidden_layers=[{hidden}] ({weights[0][1].shape[1]} observations, "
-            f"{weights[-1][1].shape[0]} actions)")
+    obs_dim, act_dim, hidden = architecture
+    return (f"--hidden_layers=[{','.join(map(str, hidden))}] ({obs_dim} observations, "
+            f"{act_dim} actions)")
 
 
 def check_architecture(policy: ActorCritic, state_dict: dict[str, Any], path: Path) -> None:
@@ -102,13 +99,8 @@ def check_architecture(policy: ActorCritic, state_dict: dict[str, Any], path: Pa
 def load_initial_policy(policy: ActorCritic, path: Path) -> dict[str, Any]:
     """Copy weights and normaliser from the checkpoint at `path` into `policy`; return the
     checkpoint for its metadata. Never runs code from the file (weights_only loading)."""
-    try:
-        checkpoint = load_checkpoint(path)
-    except UsageError as error:
-        raise UsageError(f"--initial_model: {error}") from None
+    checkpoint = load_checkpoint(path, "initial_model")
     state_dict = checkpoint["state_dict"]
-    if not isinstance(state_dict, dict):
-        raise UsageError(f"--initial_model: {path}: not a transfer_rl policy checkpoint")
     check_architecture(policy, state_dict, path)
     policy.load_state_dict(state_dict)
     return checkpoint
@@ -124,15 +116,26 @@ def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
     saved = checkpoint.get("reward_scaler")
     if saved is None:
         return "transfer: the model has no reward scaling statistics; they start afresh"
-    values = [saved.get(key) for key in ("mean", "var", "count")] if isinstance(saved, dict) \
-        else []
-    numbers = all(isinstance(value, int | float) and math.isfinite(value) for value in values)
-    if len(values) != 3 or not numbers or values[1] < 0 or values[2] <= 0:
+    if scaler_problem(saved):
         raise UsageError(f"--initial_model: {path}: its reward scaling statistics are not "
                          f"finite numbers; train from another model")
     reward_scaler.load_state_dict(saved)
     return (f"transfer: reward scaling carried over (return std "
             f"{math.sqrt(reward_scaler.var):.3g} over {reward_scaler.count:,.0f} steps)")
+
+
+def checked_design_inputs(checkpoint: dict[str, Any], walker: dict[str, Any], path: Path,
+                          flag: str) -> dict[str, list[float]]:
+    """`design_inputs_of(checkpoint)`, checked to be inputs the walker with constructor
+    arguments `walker` can append to its observations: a damaged or foreign checkpoint is one
+    UsageError line naming `flag` and `path`, not a traceback from the walker."""
+    inputs = design_inputs_of(checkpoint)
+    try:
+        envs.check_walker_arguments(**{**walker, "design_inputs": inputs})
+    except (envs.InvalidWalkerArgument, TypeError) as error:
+        raise UsageError(f"--{flag}: {path}: its design inputs do not fit this walker "
+                         f"({error})") from None
+    return inputs
 
 
 def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:

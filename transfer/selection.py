@@ -26,7 +26,12 @@ import envs
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
-from transfer.loading import check_design_inputs, design_inputs_of, model_dirs
+from transfer.loading import (
+    check_design_inputs,
+    checked_design_inputs,
+    design_inputs_of,
+    model_dirs,
+)
 
 AUTO = "auto"
 AUTO_EPISODES = 3
@@ -69,8 +74,8 @@ def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
     """Whether `checkpoint` fits the network and observations of the study `config` describes."""
     if list(checkpoint.get("hidden_layers") or []) != list(config.hidden_layers):
         return False
-    inputs = design_inputs_of(checkpoint)
     try:
+        inputs = checked_design_inputs(checkpoint, config.env_kwargs(), path, "initial_model")
         check_design_inputs(inputs, config.design_ranges(), path, "--initial_model")
     except UsageError:
         return False
@@ -136,7 +141,7 @@ def resolve_initial_model(config: Config) -> Choice:
         return Choice(config, "")
     last_path = Path(config.models_dir) / f"{config.save_name}.last.pt"
     if config.resume and last_path.is_file():
-        saved = load_checkpoint(last_path).get("config", {})
+        saved = load_checkpoint(last_path, "resume").get("config", {})
         chosen = saved.get("initial_model") if isinstance(saved, dict) else None
         if isinstance(chosen, str):
             return Choice(dataclasses.replace(config, initial_model=chosen),

@@ -32,13 +32,16 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="${SMOKE_WORK_DIR:-/var/tmp/transfer_rl_docker_smoke}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 IMAGE_TAG="${IMAGE_TAG:-transfer_rl:smoke}"
-BASE_TAG="python:3.11-slim"
+# The base image the Dockerfile names (a patch-level tag), so a stand-in gets that very tag.
+BASE_TAG="$(sed -n 's/^FROM[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' "${REPO_ROOT}/Dockerfile" | head -n 1)"
+[[ -n "${BASE_TAG}" ]] || { echo "no FROM line in ${REPO_ROOT}/Dockerfile" >&2; exit 1; }
 MINBASE_TAG="transfer_rl-smoke/bookworm-minbase:latest"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PYTHON="${PYTHON:-python3}"
 SAVE_NAME="docker_smoke"
-STUDY_ARGS=(--save_name="${SAVE_NAME}" --leg_length=34 --total_frames=2000 --batch_size=1000
-    --minibatch_size=250 --train_steps=4 --num_envs=1)
+RUN_AS="${SMOKE_UID:-1000}:${SMOKE_GID:-1000}"
+STUDY_ARGS=(--save_name="${SAVE_NAME}" --leg_length=30 --initial_model=leg_34_trained
+    --total_frames=2000 --batch_size=1000 --minibatch_size=250 --train_steps=4 --num_envs=1)
 
 mkdir -p "${WORK}"
 log() { printf '\n[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -172,9 +175,11 @@ build_standin() {
         echo "    REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt"
         if [[ -n "${HOST_INDEX_URL}" ]]; then echo "ENV PIP_INDEX_URL=${HOST_INDEX_URL}"; fi
         if [[ -n "${HOST_TRUSTED_HOST}" ]]; then echo "ENV PIP_TRUSTED_HOST=${HOST_TRUSTED_HOST}"; fi
-        # Like the official image: `python` and `pip` on PATH, pip allowed to install system-wide.
+        # Like the official image: `python` and `pip` in /usr/local/bin, pip allowed to install
+        # system-wide.
         echo "RUN rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED \\"
-        echo " && ln -sf /usr/bin/pip3 /usr/local/bin/pip && python --version && pip --version"
+        echo " && ln -sf /usr/bin/pip3 /usr/local/bin/pip && ln -sf /usr/bin/python3 /usr/local/bin/python \\"
+        echo " && python --version && pip --version"
         echo 'CMD ["python3"]'
     } >"${ctx}/Dockerfile"
     log "building stand-in ${BASE_TAG} from ${MINBASE_TAG}"
@@ -250,7 +255,10 @@ DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build --network=host \
     --build-arg "TORCH_INDEX_URL=${TORCH_INDEX_URL}" \
     --build-arg "TORCH_VERSION=${TORCH_VERSION}" \
     "${PROXY_ARGS[@]}" \
-    -t "${IMAGE_TAG}" "${REPO_ROOT}"
+    -t "${IMAGE_TAG}" "${REPO_ROOT}" 2>&1 | tee "${WORK}/build.log"
+if grep -q "Running pip as the 'root' user" "${WORK}/build.log"; then
+    die "the build prints pip's root-user warning"
+fi
 log "image built in $((SECONDS - build_start)) s; size: $(docker image inspect \
     --format '{{.Size}}' "${IMAGE_TAG}" | awk '{printf "%.0f MB", $1/1e6}')"
 
@@ -265,22 +273,47 @@ leaked="$(docker run --rm --network=none --entrypoint ls "${IMAGE_TAG}" -A /app/
 [[ -z "${leaked}" ]] || die "results/ in the image holds: ${leaked}"
 docker run --rm --network=none --entrypoint ls "${IMAGE_TAG}" -A /app/trained_models
 
-if [[ -f "${REPO_ROOT}/trained_models/leg_34_trained.pt" ]]; then
-    log "the sample policy is visible in the trained_models volume when nothing is mounted"
-    docker run --rm --network=none --entrypoint ls "${IMAGE_TAG}" /app/trained_models \
-        | grep -qx 'leg_34_trained.pt' || die "leg_34_trained.pt is hidden in the image"
-fi
+log "absolute entrypoint"
+entrypoint="$(docker image inspect --format '{{json .Config.Entrypoint}}' "${IMAGE_TAG}")"
+[[ "${entrypoint}" == '["/'* ]] || die "entrypoint ${entrypoint} is not an absolute path"
 
-# --- tiny study, results written to the host through a bind mount -------------------------------
+log "no VOLUME: the image declares none, so runs leave no anonymous volumes behind"
+[[ "$(docker image inspect --format '{{json .Config.Volumes}}' "${IMAGE_TAG}")" == "null" ]] \
+    || die "the image declares volumes"
+
+# --- the README's example: both folders mounted, run as a non-root host user ---------------------
 host_results="${WORK}/results"
-rm -rf "${host_results}" && mkdir -p "${host_results}"
-log "docker run ${IMAGE_TAG} ${STUDY_ARGS[*]}"
+host_models="${WORK}/trained_models"
+rm -rf "${host_results}" "${host_models}" && mkdir -p "${host_results}" "${host_models}"
+cp "${REPO_ROOT}/trained_models/leg_34_trained.pt" "${host_models}/"
+chown -R "${RUN_AS}" "${host_results}" "${host_models}"
+volumes_before="$(docker volume ls -q | wc -l)"
+run_study() {
+    docker run --rm --network=none --user "${RUN_AS}" \
+        -v "${host_results}:/app/results" -v "${host_models}:/app/trained_models" \
+        "${IMAGE_TAG}" "${STUDY_ARGS[@]}" "$@"
+}
+log "docker run --user ${RUN_AS} ... ${IMAGE_TAG} ${STUDY_ARGS[*]}"
 run_start=${SECONDS}
-docker run --rm --network=none -v "${host_results}:/app/results" "${IMAGE_TAG}" "${STUDY_ARGS[@]}"
+run_study
 log "study ran in $((SECONDS - run_start)) s"
+
+log "a second run under the same name is refused (exit 2); --overwrite=true replaces it"
+set +e
+run_study 2>"${WORK}/second.err"
+status=$?
+set -e
+[[ "${status}" == "2" ]] || die "second run: exit status ${status}, expected 2"
+grep -q -- "--overwrite=true" "${WORK}/second.err" || die "second run: $(cat "${WORK}/second.err")"
+run_study --overwrite=true
+
+[[ "$(docker volume ls -q | wc -l)" == "${volumes_before}" ]] || die "runs left volumes behind"
 
 result_file="${host_results}/${SAVE_NAME}.p"
 [[ -s "${result_file}" ]] || die "${result_file} was not written on the host"
+[[ -s "${host_models}/${SAVE_NAME}.last.pt" ]] || die "no checkpoint in the mounted models"
+root_owned="$(find "${host_results}" "${host_models}" -user 0 -print)"
+[[ -z "${root_owned}" ]] || die "root-owned files on the host: ${root_owned}"
 log "host reads ${result_file}"
 "${PYTHON}" - "${result_file}" <<'EOF'
 import pickle
