@@ -284,13 +284,15 @@ log "no VOLUME: the image declares none, so runs leave no anonymous volumes behi
 # --- the README's example: both folders mounted, run as a non-root host user ---------------------
 host_results="${WORK}/results"
 host_models="${WORK}/trained_models"
-rm -rf "${host_results}" "${host_models}" && mkdir -p "${host_results}" "${host_models}"
+host_runs="${WORK}/runs"
+rm -rf "${host_results}" "${host_models}" "${host_runs}"
+mkdir -p "${host_results}" "${host_models}" "${host_runs}"
 cp "${REPO_ROOT}/trained_models/leg_34_trained.pt" "${host_models}/"
-chown -R "${RUN_AS}" "${host_results}" "${host_models}"
+chown -R "${RUN_AS}" "${host_results}" "${host_models}" "${host_runs}"
 volumes_before="$(docker volume ls -q | wc -l)"
 run_study() {
-    docker run --rm --network=none --user "${RUN_AS}" \
-        -v "${host_results}:/app/results" -v "${host_models}:/app/trained_models" \
+    docker run --rm --network=none --user "${RUN_AS}" -v "${host_results}:/app/results" \
+        -v "${host_models}:/app/trained_models" -v "${host_runs}:/app/runs" \
         "${IMAGE_TAG}" "${STUDY_ARGS[@]}" "$@"
 }
 log "docker run --user ${RUN_AS} ... ${IMAGE_TAG} ${STUDY_ARGS[*]}"
@@ -312,7 +314,8 @@ run_study --overwrite=true
 result_file="${host_results}/${SAVE_NAME}.p"
 [[ -s "${result_file}" ]] || die "${result_file} was not written on the host"
 [[ -s "${host_models}/${SAVE_NAME}.last.pt" ]] || die "no checkpoint in the mounted models"
-root_owned="$(find "${host_results}" "${host_models}" -user 0 -print)"
+[[ -n "$(ls -A "${host_runs}")" ]] || die "no TensorBoard events in the mounted runs/"
+root_owned="$(find "${host_results}" "${host_models}" "${host_runs}" -user 0 -print)"
 [[ -z "${root_owned}" ]] || die "root-owned files on the host: ${root_owned}"
 log "host reads ${result_file}"
 "${PYTHON}" - "${result_file}" <<'EOF'
