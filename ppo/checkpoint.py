@@ -280,24 +280,29 @@ def resume_problem(checkpoint: dict[str, Any]) -> str | None:
         state = checkpoint.get(key)
         if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
             return f"damaged: its random generator state ({key}) is missing"
-    return episodes_problem(checkpoint.get("episodes")) \
+    return columns_problem(checkpoint.get("episodes"), "episode results",
+                           finite=("frames", "length", "reward")) \
+        or columns_problem(checkpoint.get("update_log", {}), "update diagnostics") \
         or scaler_problem(checkpoint.get("reward_scaler")) \
         or optimizer_problem(checkpoint.get("optimizer"))
 
 
-def episodes_problem(episodes: Any) -> str | None:
-    if not isinstance(episodes, dict) or not all(isinstance(v, list) for v in episodes.values()):
-        return "damaged: its episode results are missing"
-    if len({len(values) for values in episodes.values()}) > 1:
-        return "damaged: its episode results have columns of different lengths"
-    for values in episodes.values():
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-            return "damaged: its episode results hold values that are not finite numbers"
+def columns_problem(columns: Any, what: str, finite: tuple[str, ...] = ()) -> str | None:
+    """Equal-length lists of numbers (`EpisodeLog`'s, `UpdateLog`'s columns); the columns named
+    in `finite` must hold finite ones (a NaN reward would poison the running average)."""
+    if not isinstance(columns, dict) or not all(isinstance(v, list) for v in columns.values()):
+        return f"damaged: its {what} are missing"
+    if len({len(values) for values in columns.values()}) > 1:
+        return f"damaged: its {what} have columns of different lengths"
+    for name, values in columns.items():
+        if not all(isinstance(v, int | float) and not isinstance(v, bool)
+                   and (math.isfinite(v) or name not in finite) for v in values):
+            return f"damaged: its {what} hold values that are not numbers ({name})"
     return None
 
 
 def scaler_problem(scaler: Any) -> str | None:
-    """Only the statistics `ppo.rollout.RewardScaler` restores; other keys are its business."""
+    """Only the statistics `ppo.normalize.RewardScaler` restores; other keys are its business."""
     if not isinstance(scaler, dict):
         return "damaged: its reward scaling statistics are missing"
     values = [scaler.get(key) for key in ("mean", "var", "count")]

@@ -451,7 +451,7 @@ def test_resume_fuzz_every_flipped_byte_resumes_or_is_one_usage_error(finished_s
                 continue
             outcomes["resumed"] += 1
     finally:
-        study.envs.close()
+        study.walkers.close()
     assert outcomes["refused"] >= 10 and outcomes["resumed"] >= 10, outcomes
 
 
