@@ -40,6 +40,10 @@ WORKERS_PER_CORE = 4
 """At most this many worker processes per core: more only slow the study down."""
 MAX_DEVICE_INDEX = 127
 """torch keeps device indices in 8 bits: `cuda:128` silently becomes `cuda:-128`."""
+MAX_VALUE_COEF = 100.0
+MAX_NOISE_ALPHA = 100.0
+"""Beyond these the loss (or the noised weights) overflow at the first update, which would then
+blame the learning rate."""
 
 
 class DesignRange(NamedTuple):
@@ -389,7 +393,8 @@ FLAG_HELP = {
               "extended with a larger --total_frames)",
     "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
     "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
-    "add_noise_alpha": "noise std relative to the std of each noised layer's parameters",
+    "add_noise_alpha": f"noise std relative to the std of each noised layer's parameters, in "
+                       f"[0, {MAX_NOISE_ALPHA:g}]",
     "seed": "seed for python, numpy, torch and the environments",
     "num_envs": "walkers stepped in parallel; the batch is split evenly between them (memory "
                 "bounds them, see hidden_layers)",
@@ -399,7 +404,7 @@ FLAG_HELP = {
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
-    "value_coef": "weight of the value loss against the policy loss",
+    "value_coef": f"weight of the value loss against the policy loss, in [0, {MAX_VALUE_COEF:g}]",
     "max_grad_norm": "gradients are clipped to this global norm",
     "quiet": "true: no progress display",
     "resume": "true: continue an interrupted study from its last checkpoint",
@@ -533,7 +538,8 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(0 < config.gamma <= 1, "gamma", "must be in (0, 1]")
     require(0 <= config.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
     require(0 < config.clip < 1, "clip", "must be in (0, 1)")
-    require(0 <= config.value_coef < math.inf, "value_coef", "must be a number >= 0")
+    require(0 <= config.value_coef <= MAX_VALUE_COEF, "value_coef",
+            f"must be a number in [0, {MAX_VALUE_COEF:g}]")
     require(0 <= config.seed < 2**32, "seed", "must be in [0, 2**32 - 1]")  # numpy's range
     require(config.max_grad_norm > 0, "max_grad_norm", "must be positive")
     require(config.action_std > 0 and math.isfinite(config.action_std), "action_std",
@@ -607,7 +613,8 @@ def validate_transfer(config: Config, given: set[str], require) -> None:
     require(config.add_noise_layers >= 0, "add_noise_layers", "must be >= 0")
     require(config.add_noise_layers <= len(config.hidden_layers) + 1, "add_noise_layers",
             f"must be at most the number of layers ({len(config.hidden_layers) + 1})")
-    require(0 <= config.add_noise_alpha < math.inf, "add_noise_alpha", "must be a number >= 0")
+    require(0 <= config.add_noise_alpha <= MAX_NOISE_ALPHA, "add_noise_alpha",
+            f"must be a number in [0, {MAX_NOISE_ALPHA:g}]")
 
 
 def validate_policy_modes(config: Config, require) -> None:

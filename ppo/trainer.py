@@ -319,7 +319,9 @@ class Study:
                 self.tensorboard.add_batch(self.log, self.update_log.last())
                 self.progress.update(self.frames, self.log.running_average, self.best_score,
                                      self.log.episodes_averaged)
-        except StepInterrupted:  # a stop, while a worker did not answer: it was killed
+        except (StepInterrupted, algorithm.UpdateInterrupted):
+            # A stop while a worker did not answer (it was killed), or during an update: the
+            # batch is dropped, and the checkpoints stay those of the last completed one.
             self.discard_partial_batch()
         except WorkerLost as error:
             if self.stop_signal is None:
@@ -369,7 +371,8 @@ class Study:
         batch = algorithm.advantages_and_returns(self.learner.buffer, self.config.gamma,
                                                  self.config.gae_lambda)
         try:
-            diagnostics = algorithm.update(self.learner, batch, self.action_std)
+            diagnostics = algorithm.update(self.learner, batch, self.action_std,
+                                           lambda: self.stop_signal is not None)
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{error} at frame {self.frames:,}; the last good "
                                    f"checkpoints are kept (try a lower --learning_rate)") from None

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from conftest import (
     tiny_flags,
 )
 
+import ppo.algorithm
 import ppo.checkpoint
 import run
 from envs import ENV_ID
@@ -243,6 +245,37 @@ def test_a_child_that_loses_its_parent_exits(tmp_path: Path):
                           text=True, timeout=SUBPROCESS_TIMEOUT_S, env=subprocess_env())
     child = int(done.stdout.split()[0])
     assert wait_until(lambda: not is_running(child), DIES_WITHIN_S)
+
+
+def test_a_stop_during_a_long_update_is_honoured_within_seconds(tiny_config, monkeypatch):
+    """A billion gradient steps per batch: the stop request (what the signal handler sets)
+    arrives once the update has begun; the half-updated batch is dropped, nothing of it saved."""
+    updating = threading.Event()
+    real_update = ppo.algorithm.update
+
+    def update(*args, **kwargs):
+        updating.set()
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(ppo.algorithm, "update", update)
+    study = Study(tiny_config("--train_steps=1e9", "--tensorboard=none"))
+
+    asked = []
+
+    def stop_while_updating() -> None:
+        updating.wait(SUBPROCESS_TIMEOUT_S)
+        time.sleep(0.5)
+        asked.append(time.monotonic())
+        study.stop_signal = signal.SIGINT
+
+    stopper = threading.Thread(target=stop_while_updating)
+    stopper.start()
+    outcome = study.run()
+    stopped = time.monotonic()
+    stopper.join()
+    assert updating.is_set() and stopped - asked[0] < DIES_WITHIN_S
+    assert outcome.stopped_by_signal == signal.SIGINT and outcome.frames == 0
+    assert not study.last_path.exists()
 
 
 # ----- one study per name, and never over another -------------------------------------------------

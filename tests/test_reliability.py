@@ -165,6 +165,8 @@ BAD_INPUTS = [
     (("--total_frames=0.5e1", "--num_envs=8"), "total_frames"),  # less than one step
     (("--resume=true", "--overwrite=true"), "overwrite"),
     (("--overwrite=maybe",), "overwrite"),
+    (("--value_coef=1e300",), "value_coef"),  # an infinite loss, blamed on the learning rate
+    ((MODEL, "--add_noise_layers=2", "--add_noise_alpha=1e30"), "add_noise_alpha"),
 ]
 
 
