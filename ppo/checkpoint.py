@@ -149,6 +149,8 @@ def load_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
 
 def read_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
     """torch.load(weights_only=True) that turns every failure into one UsageError line."""
+    if path.exists() and not path.is_file():  # a folder; a FIFO would block the read forever
+        raise checkpoint_error(flag, path, "not a regular file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -156,8 +158,6 @@ def read_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
                                            f"({unpickling_cause(error)})") from None
     except FileNotFoundError:
         raise checkpoint_error(flag, path, "no such file") from None
-    except IsADirectoryError:
-        raise checkpoint_error(flag, path, "a folder, not a checkpoint file") from None
     except (Exception, MemoryError) as error:  # noqa: BLE001 (corrupt bytes fail anywhere)
         raise checkpoint_error(flag, path, f"not a readable checkpoint, the file is damaged or "
                                            f"of another kind ({type(error).__name__})") from None
