@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-resume=false
-[ -f trained_models/universal_24_46.last.pt ] && resume=true
+# An interrupted run resumes; otherwise the study starts again, replacing the shipped policy.
+again=--overwrite=true
+[ -f trained_models/universal_24_46.last.pt ] && again=--resume=true
 python run.py --save_name=universal_24_46 --leg_length=24:46 --seed=1 --total_frames=10e6 \
-    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 --resume=$resume --quiet=true
+    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 "$again" --quiet=true
 
 # Zero-shot at every integer leg length from 24 to 46, 10 deterministic episodes each (seeds
 # 1000-1009), beside the fixed-design leg_34_trained; table and figure into docs/universal_*.
