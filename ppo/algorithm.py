@@ -27,7 +27,7 @@ from ppo.errors import StudyFailed
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
-from ppo.vector import StepResult, WalkerPool
+from ppo.vector import WalkerPool
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -120,57 +120,66 @@ def make_learner(config: Config, policy: ActorCritic, reward_scaler: RewardScale
 
 # ----- 1. collect a rollout ---------------------------------------------------------------------
 
-StepCallback = Callable[[StepResult, np.ndarray], bool]
-"""Called after every step with the walkers' step (raw rewards, final observations...) and
-which of their episodes ended, (num_envs,); returns False to stop the rollout."""
+StepCallback = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
+"""Called for every step with the walkers' raw rewards (num_envs,), final observations
+(num_envs, obs_dim) and which of their episodes ended (num_envs,); returns False to stop the
+rollout."""
 
 
-def collect_rollout(learner: Learner, walkers: WalkerPool, obs: np.ndarray, action_std: float,
-                    on_step: StepCallback) -> tuple[np.ndarray, np.ndarray] | None:
-    """Fill the learner's buffer by stepping every walker num_steps times from `obs`
-    (num_envs, obs_dim), with Gaussian noise of `action_std` on the policy's mean action.
+def start_rollout(learner: Learner, walkers: WalkerPool, action_std: float) -> None:
+    """Start stepping every walker num_steps times from where it is, with Gaussian noise of
+    `action_std` on the mean action of the policy as it is now; `finish_rollout` waits for it.
 
-    Returns the observations to continue from and the rollout's raw observations, shape
-    (num_steps, num_envs, obs_dim), for `absorb_observations`; None if `on_step` stopped it
-    (a partial rollout is never trained on).
-
-    The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`), one batched
-    pass of actor and critic per step over all walkers, and the rollout's noise is drawn in
-    one go. The value of what followed step t is the critic's value of step t + 1's
-    observation, which that step computes anyway; only final observations (an episode ended)
-    and the last step need a critic pass of their own.
+    The steps run where the walkers are (`WalkerPool.start_rollout`, `ppo.sampler`): with
+    worker processes each runs the policy on its own walkers for the whole rollout, and this
+    returns at once; otherwise (or with --lockstep) the rollout runs here before it returns.
+    The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`); the
+    rollout's noise is drawn here in one go.
     """
     buffer = learner.buffer
-    policy = PolicySnapshot(learner.policy)
-    noise = action_std * torch.randn(buffer.actions.shape, generator=learner.generator).numpy()
-    raw_obs = np.zeros((buffer.num_steps, *obs.shape), dtype=np.float32)
-    last_step = buffer.num_steps - 1
-    for step in range(buffer.num_steps):
-        raw_obs[step] = obs
-        norm_obs = buffer.obs[step] = policy.normalize(obs)
-        mean = policy.mean_action(norm_obs)
-        action = buffer.actions[step] = mean + noise[step]
-        buffer.log_probs[step] = gaussian_log_prob(action, mean, action_std)
-        buffer.values[step] = policy.value(norm_obs)
-        if step > 0:
-            np.copyto(buffer.next_values[step - 1], buffer.values[step],
-                      where=buffer.episode_ended[step - 1] == 0)
+    walkers.samples["noise"][:buffer.num_steps] = action_std * torch.randn(
+        buffer.actions.shape, generator=learner.generator).numpy()
+    walkers.start_rollout(PolicySnapshot(learner.policy), buffer.num_steps)
 
-        result = walkers.step(action)
-        obs, terminated = result.obs, result.terminated
-        ended = terminated | result.truncated
-        buffer.rewards[step] = learner.reward_scaler(result.rewards, ended)
-        buffer.terminated[step] = terminated
-        buffer.episode_ended[step] = ended
-        if step == last_step or ended.any():
-            # For an episode that ended, what followed is its final observation (its value
-            # is used only if it was truncated), not the next episode's first.
-            rows = slice(None) if step == last_step else np.flatnonzero(ended)
-            buffer.next_values[step, rows] = policy.value(
-                policy.normalize(result.final_obs[rows]))
-        if not on_step(result, ended):
+
+def finish_rollout(learner: Learner, walkers: WalkerPool, action_std: float,
+                   on_step: StepCallback) -> np.ndarray | None:
+    """Fill the learner's buffer from the rollout started last (with `action_std`).
+
+    Returns the rollout's raw observations, shape (num_steps, num_envs, obs_dim), for
+    `absorb_observations`; None if a stop (the walkers' `stop_requested`, or `on_step`) cut it
+    short (a partial rollout is never trained on).
+
+    What needs every walker's step at once is done here, in step order: the log-probabilities,
+    the values of what followed each step, reward scaling, and `on_step`. The value of what
+    followed step t is step t + 1's value; for an episode that ended at t it is that of its
+    final observation (used only if it was truncated), not of the next episode's first.
+    """
+    samples = walkers.finish_rollout()
+    if samples is None:
+        return None
+    buffer = learner.buffer
+    ended = samples["terminated"] | samples["truncated"]
+    buffer.obs[:], buffer.actions[:], buffer.values[:] = (
+        samples["obs"], samples["actions"], samples["values"])
+    buffer.log_probs[:] = gaussian_log_prob(samples["actions"], samples["mean_actions"],
+                                            action_std)
+    buffer.terminated[:], buffer.episode_ended[:] = samples["terminated"], ended
+    buffer.next_values[:-1] = buffer.values[1:]
+    buffer.next_values[-1] = samples["final_values"][-1]
+    np.copyto(buffer.next_values, samples["final_values"], where=ended)
+    for step in range(buffer.num_steps):
+        buffer.rewards[step] = learner.reward_scaler(samples["rewards"][step], ended[step])
+        if not on_step(samples["rewards"][step], samples["final_obs"][step], ended[step]):
             return None
-    return obs, raw_obs
+    return samples["raw_obs"]
+
+
+def collect_rollout(learner: Learner, walkers: WalkerPool, action_std: float,
+                    on_step: StepCallback) -> np.ndarray | None:
+    """`start_rollout` then `finish_rollout`: a whole rollout by the policy as it is now."""
+    start_rollout(learner, walkers, action_std)
+    return finish_rollout(learner, walkers, action_std, on_step)
 
 
 def absorb_observations(policy: ActorCritic, raw_obs: np.ndarray) -> None:

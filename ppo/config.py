@@ -130,6 +130,8 @@ class Config:
     seed: int = experiment_setting(1)
     num_envs: int = experiment_setting(8)
     num_workers: int | None = run_setting(None)
+    lockstep: bool = run_setting(False)
+    policy_lag: bool = experiment_setting(False)
     gae_lambda: float = experiment_setting(0.95)
     clip: float = experiment_setting(0.2)
     minibatch_size: int = experiment_setting(1000)
@@ -401,6 +403,13 @@ FLAG_HELP = {
     "num_workers": f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
                    f"core; 0: in the training process; none: one per core, at most num_envs "
                    f"(0 for fewer than 4 walkers or 1 core)",
+    "lockstep": "true: the training process chooses every step's actions and the workers step "
+                "in lock-step with it (slower); false: each worker runs the policy on its own "
+                "walkers for a whole rollout. The same study either way",
+    "policy_lag": "true: collect the next batch while the update runs, with the policy from "
+                  "before that update (one update of lag; PPO's ratio uses the behaviour "
+                  "policy's log-probabilities). Faster with worker processes; another study, "
+                  "its effect on learning not measured yet",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
@@ -427,8 +436,8 @@ HELP_GROUPS = {
     "Network and model parameters": (
         "hidden_layers", "algorithm", "optimizer", "learning_rate", "gamma", "batch_size",
         "train_steps", "minibatch_size", "action_std", "action_std_start", "action_std_final",
-        "action_std_end", "device", "num_envs", "num_workers", "gae_lambda", "clip",
-        "value_coef", "max_grad_norm"),
+        "action_std_end", "device", "num_envs", "num_workers", "lockstep", "policy_lag",
+        "gae_lambda", "clip", "value_coef", "max_grad_norm"),
     "Transfer learning parameters": (
         "initial_model", "transfer_learning", "tl_end", "reset_final_layer", "add_noise_layers",
         "add_noise_alpha"),

@@ -40,7 +40,7 @@ from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from ppo.schedules import Schedules
 from ppo.study_files import StudyFiles, check_output_folder, longest_file_name
 from ppo.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
-from ppo.vector import StepInterrupted, StepResult, WalkerPool, WorkerLost
+from ppo.vector import StepInterrupted, WalkerPool, WorkerLost
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 260
 """Longest path the OS accepts, terminating NUL included (4096 on Linux, 1024 on macOS)."""
@@ -137,7 +137,8 @@ class Study:
                   else transfer.design_inputs(config))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
-                                  config.worker_processes, lambda: self.stop_signal is not None)
+                                  config.worker_processes, lambda: self.stop_signal is not None,
+                                  config.steps_per_env, config.lockstep)
         try:
             self._build(config)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
@@ -293,26 +294,32 @@ class Study:
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.last_path, config.total_frames))
+        under_way: float | None = None  # the action std of the rollout under way, if any
         try:
-            obs = self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
+            self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
             while self.stop_signal is None:
-                steps = config.steps_in_batch(self.frames)
-                if steps == 0:
-                    break
-                self.fit_batch_to_budget(steps)
-                self.action_std = self.schedules.action_std_at(self.frames)
-                collected = algorithm.collect_rollout(self.learner, self.walkers, obs,
-                                                      self.action_std, self.count_step)
-                if collected is None:
+                if under_way is None:
+                    under_way = self.start_rollout()
+                    if under_way is None:
+                        break
+                self.action_std, under_way = under_way, None
+                raw_obs = algorithm.finish_rollout(self.learner, self.walkers, self.action_std,
+                                                   self.count_step)
+                if raw_obs is None:
                     self.discard_partial_batch()
                     break
-                obs, raw_obs = collected
                 self.maybe_save_best()  # with the normaliser statistics the rollout ran with
                 algorithm.absorb_observations(self.policy, raw_obs)
                 for layer in transfer.apply_thaw_schedule(self.policy, config.transfer_learning,
                                                           self.schedules, self.frames):
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
-                self.update()
+                batch = algorithm.advantages_and_returns(self.learner.buffer, config.gamma,
+                                                         config.gae_lambda)
+                if config.policy_lag:
+                    # The next batch is collected while this one trains, by the policy as it
+                    # is before this update: PPO's ratio then starts one update away from 1.
+                    under_way = self.start_rollout()
+                self.update(batch)
                 self.save_last()
                 self.committed = (self.frames, len(self.log))
                 self.write_results()
@@ -337,22 +344,36 @@ class Study:
         return StudyOutcome(best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
 
+    def start_rollout(self) -> float | None:
+        """Start a rollout of the policy as it is now, as long as the budget leaves room for
+        (None: it is spent), with the noise the schedule gives at the frames counted so far
+        (returned)."""
+        steps = self.config.steps_in_batch(self.frames)
+        if steps == 0:
+            return None
+        self.fit_batch_to_budget(steps)
+        action_std = self.schedules.action_std_at(self.frames)
+        algorithm.start_rollout(self.learner, self.walkers, action_std)
+        return action_std
+
     def fit_batch_to_budget(self, steps: int) -> None:
-        """The last batch is shortened to what is left of the budget: new rollout storage."""
+        """The last batch is shortened to what is left of the budget: new rollout storage
+        (the batch being trained on keeps the old one)."""
         buffer = self.learner.buffer
         if steps != buffer.num_steps:
             self.learner.buffer = algorithm.RolloutBuffer(
                 steps, self.config.num_envs, buffer.obs.shape[-1], buffer.actions.shape[-1])
 
-    def count_step(self, result: StepResult, ended: np.ndarray) -> bool:
-        """After every step of the walkers: frames, and the episodes that ended (with the
-        design each walker had, read from its final observation); whether the rollout may go
-        on (no stop requested)."""
+    def count_step(self, rewards: np.ndarray, final_obs: np.ndarray, ended: np.ndarray
+                   ) -> bool:
+        """For every step of the walkers, in order: frames, and the episodes that ended (with
+        the design each walker had, read from its final observation); whether the rollout may
+        go on (no stop requested)."""
         self.frames += self.config.num_envs
-        self.episode_reward += result.rewards
+        self.episode_reward += rewards
         self.episode_length += 1
         if ended.any():
-            self.record_episodes(ended, result.final_obs)
+            self.record_episodes(ended, final_obs)
         return self.stop_signal is None
 
     def record_episodes(self, ended: np.ndarray, final_obs: np.ndarray) -> None:
@@ -366,10 +387,8 @@ class Study:
         self.episode_reward[ended] = 0.0
         self.episode_length[ended] = 0
 
-    def update(self) -> None:
+    def update(self, batch: algorithm.Batch) -> None:
         """One PPO update on the collected batch, and its row in the update log."""
-        batch = algorithm.advantages_and_returns(self.learner.buffer, self.config.gamma,
-                                                 self.config.gae_lambda)
         try:
             diagnostics = algorithm.update(self.learner, batch, self.action_std,
                                            lambda: self.stop_signal is not None)

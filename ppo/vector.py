@@ -10,11 +10,16 @@ Actions and results travel through memory shared with the workers, not through t
 per step the pool writes the actions, sends each worker a tiny "step" message, and each
 worker steps its environments, writes observations, rewards and flags in place, and answers
 with another. Pickling the arrays both ways used to cost more than the round trip itself.
+
+A whole rollout crosses in one message each way (`WalkerPool.start_rollout`): each worker runs
+the policy snapshot on its own walkers (`ppo.sampler`) and writes the samples in place, so the
+cores step walkers without waiting on the trainer or on each other between steps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import pickle
 import select
@@ -29,10 +34,14 @@ import gymnasium as gym
 import numpy as np
 
 from ppo.errors import StudyFailed
+from ppo.inference import PolicySnapshot
 from ppo.processes import ChildProcess, ParentGone, ParentWatch, start_child
+from ppo.sampler import run_policy, sample_layout
 
 STEP_MESSAGE = pickle.dumps(("step", None))
 """Sent to every worker each step, so pickled once."""
+
+Layout = dict[str, tuple[np.dtype, tuple[int, ...]]]
 
 
 @dataclass
@@ -51,7 +60,7 @@ class StepResult:
 
 
 def array_layout(num_envs: int, observation_space: gym.Space, action_space: gym.Space
-                 ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+                 ) -> Layout:
     """Name -> (dtype, shape) of the arrays a pool and its workers share."""
     obs = (np.dtype(np.float32), (num_envs, *observation_space.shape))
     return {
@@ -64,11 +73,33 @@ def array_layout(num_envs: int, observation_space: gym.Space, action_space: gym.
     }
 
 
-def as_arrays(buffers: dict[str, Any], layout: dict[str, tuple[np.dtype, tuple[int, ...]]],
-              rows: slice = slice(None)) -> dict[str, np.ndarray]:
+def as_arrays(buffers: dict[str, Any], layout: Layout,
+              rows: slice | tuple[slice, slice] = slice(None)) -> dict[str, np.ndarray]:
     """Numpy views of `buffers` (shared or private memory), restricted to `rows`."""
-    return {name: np.frombuffer(buffers[name], dtype=dtype).reshape(shape)[rows]
+    return {name: np.frombuffer(buffers[name], dtype=dtype, count=math.prod(shape)
+                                ).reshape(shape)[rows]
             for name, (dtype, shape) in layout.items()}
+
+
+def allocate(layout: Layout, shared: bool) -> dict[str, Any]:
+    """Memory for `layout`'s arrays: anonymous shared memory, inherited by forked workers, or
+    private (at least a byte each: an empty mapping cannot be made)."""
+    sizes = {name: max(dtype.itemsize * math.prod(shape), 1)
+             for name, (dtype, shape) in layout.items()}
+    return {name: mmap.mmap(-1, size) if shared else bytearray(size)
+            for name, size in sizes.items()}
+
+
+def first_steps(samples: dict[str, np.ndarray], num_steps: int) -> dict[str, np.ndarray]:
+    """Views of a rollout's first `num_steps` steps (a study's last batch may be shorter)."""
+    return {name: array[:num_steps] for name, array in samples.items()}
+
+
+def control_layout(num_workers: int) -> Layout:
+    """What the pool and its workers share about a rollout under way: whether to stop it, and
+    how many steps each worker has started (a worker busy with a long rollout is not hung)."""
+    return {"stop": (np.dtype(np.bool_), (1,)),
+            "steps": (np.dtype(np.int64), (num_workers,))}
 
 
 class EnvSlice:
@@ -85,6 +116,12 @@ class EnvSlice:
     def reset(self, seeds: list[int]) -> None:
         for i, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
             self.arrays["obs"][i] = env.reset(seed=seed)[0]
+
+    def take(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """One step with `actions`; the arrays, with its results (`ppo.sampler.StepWalkers`)."""
+        self.arrays["actions"][:] = actions
+        self.step()
+        return self.arrays
 
     def step(self) -> None:
         actions, obs, final_obs, rewards, terminated, truncated = (
@@ -117,19 +154,28 @@ STOP_GRACE_S = 2.0
 """After a stop request, how long a worker may still take to answer before it is killed."""
 HUNG_AFTER_S = 600.0
 """A worker that answers nothing for this long is hung (a step takes milliseconds, resetting a
-walker at most about a second). Counted in slices of waiting, so a study suspended with Ctrl-Z
-is not taken for hung when it resumes."""
+walker at most about a second; a rollout's worker that keeps starting steps is busy, not
+hung). Counted in slices of waiting, so a study suspended with Ctrl-Z is not taken for hung
+when it resumes."""
 CLOSE_GRACE_S = 2.0
 """How long a worker may take to close its walkers and exit before it is killed."""
 
 
 def serve(connection: Connection, parent: ParentWatch, env_id: str,
-          env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Worker process: answer reset/step/close messages for one slice of environments.
+          env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray], rows: slice,
+          samples: dict[str, np.ndarray], control: dict[str, np.ndarray], index: int) -> None:
+    """Worker `index`: answer reset/step/rollout/close messages for the environments `rows`.
 
-    Replies None when done, or the traceback of an environment's exception. Returns at a
-    "close" message, at end of file (the trainer died) or when the trainer is gone.
+    `arrays` and `samples` are its rows of the pool's; `control`, the pool's. Replies None
+    when done, or the traceback of an environment's exception. Returns at a "close" message,
+    at end of file (the trainer died) or when the trainer is gone.
     """
+    stop, steps = control["stop"], control["steps"][index:index + 1]
+
+    def keep_going() -> bool:
+        steps[0] += 1
+        return not stop[0]
+
     envs = None
     try:
         envs = EnvSlice(env_id, env_kwargs, arrays)
@@ -141,6 +187,10 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
             try:
                 if command == "step":
                     envs.step()
+                elif command == "rollout":
+                    policy, num_steps = payload
+                    run_policy(policy, rows, arrays["obs"], envs.take,
+                               first_steps(samples, num_steps), keep_going)
                 else:
                     envs.reset(payload)
             except Exception:  # reported to the trainer, which raises it
@@ -158,42 +208,54 @@ class WalkerPool:
     """`num_envs` environments over `num_workers` processes (0: all in this process).
 
     `stop_requested` is asked while the pool waits for its workers: once it says True, a
-    worker that does not answer within STOP_GRACE_S is killed and the call raises
-    StepInterrupted, so a stop never waits on a hung or stopped (SIGSTOP) worker.
+    rollout under way ends at its next step, and a worker that does not answer within
+    STOP_GRACE_S is killed and the call raises StepInterrupted, so a stop never waits on a
+    hung or stopped (SIGSTOP) worker.
+
+    `rollout_steps`: the longest rollout `start_rollout` runs (0: none). `lockstep`: run them
+    here, stepping the workers every step, rather than in the workers (the same samples).
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int,
-                 num_workers: int, stop_requested: Callable[[], bool] = lambda: False) -> None:
+                 num_workers: int, stop_requested: Callable[[], bool] = lambda: False,
+                 rollout_steps: int = 0, lockstep: bool = False) -> None:
         self.num_envs = num_envs
         self.stop_requested = stop_requested
+        self.lockstep = lockstep
+        self.rollout_complete = False
+        self.rollout_samples: dict[str, np.ndarray] = {}
         probe = gym.make(env_id, **env_kwargs)
         self.observation_shape = probe.observation_space.shape
         self.action_shape = probe.action_space.shape
         layout = array_layout(num_envs, probe.observation_space, probe.action_space)
+        samples_layout = sample_layout(rollout_steps, num_envs, self.observation_shape[0],
+                                       self.action_shape[0])
         probe.close()
         self.local: EnvSlice | None = None
         self.workers: list[ChildProcess] = []
         self.closed = False
+        shared = num_workers > 0
+        buffers = allocate(layout, shared)
+        sample_buffers = allocate(samples_layout, shared)
+        self.arrays = as_arrays(buffers, layout)
+        self.samples = as_arrays(sample_buffers, samples_layout)
+        self.control = as_arrays(allocate(control_layout(num_workers), shared),
+                                 control_layout(num_workers))
         if num_workers == 0:
-            buffers = {name: bytearray(dtype.itemsize * int(np.prod(shape)))
-                       for name, (dtype, shape) in layout.items()}
-            self.arrays = as_arrays(buffers, layout)
             self.local = EnvSlice(env_id, env_kwargs, self.arrays)
             self.slices = [slice(0, num_envs)]
             return
         bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
         self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        # Anonymous shared memory, inherited by the forked workers.
-        buffers = {name: mmap.mmap(-1, dtype.itemsize * int(np.prod(shape)))
-                   for name, (dtype, shape) in layout.items()}
-        self.arrays = as_arrays(buffers, layout)
         self.poller = select.poll()
         self.worker_of_fd: dict[int, int] = {}
         try:
             for index, part in enumerate(self.slices):
                 try:
-                    worker = start_child(serve, env_id, env_kwargs,
-                                         as_arrays(buffers, layout, part))
+                    worker = start_child(
+                        serve, env_id, env_kwargs, as_arrays(buffers, layout, part), part,
+                        as_arrays(sample_buffers, samples_layout, (slice(None), part)),
+                        self.control, index)
                 except OSError as error:  # out of processes or descriptors
                     raise StudyFailed(f"cannot start walker worker {index}: {error.strerror}; "
                                       f"use fewer --num_workers") from None
@@ -219,6 +281,14 @@ class WalkerPool:
         return self.arrays["obs"].copy()
 
     def step(self, actions: np.ndarray) -> StepResult:
+        arrays = self._take(actions)
+        # Copies: the shared arrays are overwritten by the next step.
+        return StepResult(arrays["obs"].copy(), arrays["rewards"].copy(),
+                          arrays["terminated"].copy(), arrays["truncated"].copy(),
+                          arrays["final_obs"].copy())
+
+    def _take(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """One step of every walker; the pool's arrays, holding its results."""
         self.arrays["actions"][:] = actions
         if self.local is not None:
             self.local.step()
@@ -226,11 +296,30 @@ class WalkerPool:
             for worker in self.workers:
                 self._send(worker, STEP_MESSAGE)
             self._wait_for_workers()
-        # Copies: the shared arrays are overwritten by the next step.
-        arrays = self.arrays
-        return StepResult(arrays["obs"].copy(), arrays["rewards"].copy(),
-                          arrays["terminated"].copy(), arrays["truncated"].copy(),
-                          arrays["final_obs"].copy())
+        return self.arrays
+
+    def start_rollout(self, policy: PolicySnapshot, num_steps: int) -> None:
+        """Start `num_steps` steps of every walker from where they are, the actions chosen by
+        `policy` plus the noise already written in `samples["noise"]`; `finish_rollout`
+        waits for them. The workers run it and this returns at once; in this process (no
+        workers, or lockstep) it runs to its end here."""
+        self.rollout_samples = first_steps(self.samples, num_steps)
+        if self.local is not None or self.lockstep:
+            self.rollout_complete = run_policy(
+                policy, slice(0, self.num_envs), self.arrays["obs"], self._take,
+                self.rollout_samples, keep_going=lambda: not self.stop_requested())
+            return
+        self.control["stop"][0] = False
+        for worker in self.workers:
+            self._send(worker, ("rollout", (policy, num_steps)))
+
+    def finish_rollout(self) -> dict[str, np.ndarray] | None:
+        """The rollout started last: the first `num_steps` of `samples`, filled (see
+        `ppo.sampler.sample_layout`), or None if a stop cut it short."""
+        if self.local is None and not self.lockstep:
+            self._wait_for_workers()
+            self.rollout_complete = not self.control["stop"][0]
+        return self.rollout_samples if self.rollout_complete else None
 
     def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
         try:
@@ -252,11 +341,14 @@ class WalkerPool:
         errors: list[tuple[int, str]] = []
         idle_slices = 0
         stop_slices = 0
+        started = self.control["steps"].copy()
         while waiting:
             events = self.poller.poll(int(REPLY_SLICE_S * 1000))
             if not events:
-                idle_slices += 1
-                stop_slices += self.stop_requested()
+                idle_slices = 0 if self._steps_started(started) else idle_slices + 1
+                if self.stop_requested():
+                    stop_slices += 1
+                    self.control["stop"][0] = True  # a rollout under way ends at its next step
                 self._check_on(waiting, idle_slices, stop_slices)
                 continue
             for fd, _ in events:
@@ -274,6 +366,13 @@ class WalkerPool:
         if errors:
             worker, error = errors[0]
             raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+
+    def _steps_started(self, before: np.ndarray) -> bool:
+        """Whether a worker started rollout steps since `before` (updated in place)."""
+        now = self.control["steps"].copy()
+        started = bool((now != before).any())
+        before[:] = now
+        return started
 
     def _check_on(self, waiting: set[int], idle_slices: int, stop_slices: int) -> None:
         """Between slices of waiting: a dead, abandoned or hung worker ends the wait."""
@@ -308,6 +407,7 @@ class WalkerPool:
         if self.closed:
             return
         self.closed = True
+        self.control["stop"][0] = True  # a rollout under way ends at its next step
         if self.local is not None:
             self.local.close()
         for worker in self.workers:

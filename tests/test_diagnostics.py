@@ -104,9 +104,9 @@ def test_the_first_minibatch_of_an_update_has_no_kl_and_no_clipping(tiny_config)
     config = tiny_config("--train_steps=1")
     study = Study(config)
     try:
-        obs = study.walkers.reset(walker_seeds(config.seed, config.num_envs))
-        collected = algorithm.collect_rollout(study.learner, study.walkers, obs,
-                                              config.action_std, study.count_step)
+        study.walkers.reset(walker_seeds(config.seed, config.num_envs))
+        collected = algorithm.collect_rollout(study.learner, study.walkers, config.action_std,
+                                              study.count_step)
         assert collected is not None
         batch = algorithm.advantages_and_returns(study.learner.buffer, config.gamma,
                                                  config.gae_lambda)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -11,8 +12,11 @@ import pytest
 import torch
 
 from envs import ENV_ID
+from ppo.inference import PolicySnapshot
+from ppo.network import ActorCritic
+from ppo.sampler import BlockedPolicy
 from ppo.trainer import Study, walker_seeds
-from ppo.vector import WalkerPool
+from ppo.vector import CLOSE_GRACE_S, WalkerPool
 
 # Short episodes, so that a few dozen steps see episodes end and restart.
 SHORT = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=25)
@@ -192,17 +196,123 @@ def test_an_environment_error_reaches_the_caller(num_workers):
     assert not any(worker.is_alive() for worker in pool.workers)
 
 
-def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config):
-    """Same seed and environments, 0, 1 or 3 workers: the same episodes and weights."""
-    outcomes = []
-    for workers in (0, 1, 3):
-        base = tiny_config("--num_envs=3", "--max_time_steps=60", save_name=f"w{workers}")
-        study = Study(dataclasses.replace(base, num_workers=workers))
-        study.run()
-        episodes = {k: v for k, v in study.log.columns.items() if k != "wall_time"}
-        outcomes.append((episodes, [p.detach().clone() for p in study.policy.parameters()]))
-    (episodes, weights), *others = outcomes
+def study_outcome(config) -> tuple[dict[str, list], list[torch.Tensor]]:
+    """A study's episodes (but their wall times) and final weights."""
+    study = Study(config)
+    study.run()
+    assert not any(worker.is_alive() for worker in study.walkers.workers)
+    episodes = {k: v for k, v in study.log.columns.items() if k != "wall_time"}
+    return episodes, [p.detach().clone() for p in study.policy.parameters()]
+
+
+@pytest.mark.parametrize("mode", ["--lockstep=false", "--lockstep=true", "--policy_lag=true"])
+def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config, mode):
+    """Same seed and environments, 0, 1 or 3 workers, rollouts in the workers or in lockstep
+    with the trainer: the same episodes and weights. With policy lag too (the next batch
+    collected during the update, by the policy before it), which is another study."""
+    base = tiny_config("--num_envs=3", "--max_time_steps=60", mode)
+    (episodes, weights), *others = [
+        study_outcome(dataclasses.replace(base, num_workers=workers, save_name=f"w{workers}"))
+        for workers in (0, 1, 3)]
     assert len(episodes["reward"]) >= 3
     for other_episodes, other_weights in others:
         assert other_episodes == episodes
         assert all(torch.equal(a, b) for a, b in zip(weights, other_weights, strict=True))
+    if mode == "--policy_lag=true":
+        # The second batch came from the first policy rather than the updated one.
+        synchronous = study_outcome(dataclasses.replace(base, policy_lag=False))
+        assert synchronous[0]["reward"] != episodes["reward"]
+
+
+def test_a_stop_during_an_update_with_policy_lag_leaves_no_worker_behind(tiny_config,
+                                                                         monkeypatch):
+    """The next batch is under way in the workers while the update runs: a stop then ends it,
+    the study keeps its one trained batch, and the workers are gone."""
+    study = Study(tiny_config("--num_envs=4", "--num_workers=2", "--policy_lag=true",
+                              "--batch_size=4000", "--total_frames=100000"))
+    update = Study.update
+
+    def update_then_stop(self, *args):
+        self.stop_signal = 15
+        return update(self, *args)
+
+    monkeypatch.setattr(Study, "update", update_then_stop)
+    outcome = study.run()
+    assert outcome.frames == 4000 and outcome.stopped_by_signal == 15
+    assert not any(worker.is_alive() for worker in study.walkers.workers)
+
+
+def test_close_ends_a_rollout_under_way_in_the_workers():
+    pool = WalkerPool(ENV_ID, SHORT, 3, 2, rollout_steps=20_000)
+    try:
+        pool.reset(range(pool.num_envs))
+        pool.start_rollout(PolicySnapshot(ActorCritic(pool.observation_shape[0], 4, (8,))),
+                           20_000)
+    finally:
+        started = time.monotonic()
+        pool.close()
+    # Not waiting for 20,000 steps (a minute), nor for the grace before a kill.
+    assert time.monotonic() - started < CLOSE_GRACE_S
+    assert all(worker.describe_exit() == "exited with status 0" for worker in pool.workers)
+
+
+def test_policy_passes_do_not_depend_on_how_the_walkers_are_split():
+    """Matrix products round a row by its place in the block it is computed with: the blocked
+    passes give every walker the same numbers whichever rows a process computes."""
+    num_envs, obs_dim = 37, 28  # blocks of 16: slices below cross block boundaries
+    torch.manual_seed(0)
+    policy = PolicySnapshot(ActorCritic(obs_dim, 4, (32, 32)))
+    norm_obs = policy.normalize(np.random.default_rng(0).normal(
+        size=(num_envs, obs_dim)).astype(np.float32) * 3)
+    everyone = BlockedPolicy(policy, slice(0, num_envs), obs_dim)
+    mean, value = everyone.mean_action(norm_obs), everyone.value(norm_obs)
+    for rows in (slice(0, 5), slice(5, 19), slice(14, 33), slice(36, 37), slice(16, 32)):
+        part = BlockedPolicy(policy, rows, obs_dim)
+        assert np.array_equal(part.mean_action(norm_obs[rows]), mean[rows])
+        assert np.array_equal(part.value(norm_obs[rows]), value[rows])
+    # Not a vacuous check: plain matrix products on the same rows do round differently.
+    rows = slice(5, 19)
+    assert not all(np.array_equal(policy.value(norm_obs[r]), policy.value(norm_obs)[r])
+                   for r in (rows, slice(0, 1), slice(14, 33)))
+
+
+def rollout_samples(num_workers: int, lockstep: bool, stop_requested=lambda: False,
+                    steps: int = 40) -> dict[str, np.ndarray] | None:
+    """One rollout of 3 short-episode walkers under a fixed random policy, shorter than the
+    longest the pool was made for (as a study's last batch can be)."""
+    torch.manual_seed(3)
+    pool = WalkerPool(ENV_ID, SHORT, 3, num_workers, stop_requested, rollout_steps=steps + 5,
+                      lockstep=lockstep)
+    try:
+        pool.reset(range(1, 1 + pool.num_envs))
+        policy = PolicySnapshot(ActorCritic(pool.observation_shape[0], 4, (16, 16)))
+        pool.samples["noise"][:steps] = random_actions(steps, 3, seed=2) * 0.5
+        pool.start_rollout(policy, steps)
+        samples = pool.finish_rollout()
+        return None if samples is None else {k: v.copy() for k, v in samples.items()}
+    finally:
+        pool.close()
+        assert not any(worker.is_alive() for worker in pool.workers)
+
+
+def test_rollouts_in_workers_match_lockstep_and_in_process():
+    in_process = rollout_samples(0, False)
+    assert in_process["truncated"].sum() >= 3  # episodes ended and restarted within it
+    assert all(len(array) == 40 for array in in_process.values())
+    for workers, lockstep in ((2, False), (3, False), (2, True)):
+        samples = rollout_samples(workers, lockstep)
+        for name, array in in_process.items():
+            assert np.array_equal(samples[name], array), (workers, lockstep, name)
+
+
+def test_a_stop_ends_a_rollout_in_the_workers_early():
+    """The workers end it themselves at their next step: nobody is killed for it."""
+    asked = []
+
+    def stop_requested() -> bool:
+        asked.append(True)
+        return len(asked) > 1
+
+    started = time.monotonic()
+    assert rollout_samples(2, False, stop_requested, steps=20_000) is None
+    assert time.monotonic() - started < 20  # 20,000 steps of 2 walkers would take a minute
