@@ -233,8 +233,9 @@ def test_a_stop_during_an_update_with_policy_lag_leaves_no_worker_behind(tiny_co
     update = Study.update
 
     def update_then_stop(self, *args):
+        done = update(self, *args)
         self.stop_signal = 15
-        return update(self, *args)
+        return done
 
     monkeypatch.setattr(Study, "update", update_then_stop)
     outcome = study.run()
