@@ -408,8 +408,9 @@ FLAG_HELP = {
                 "walkers for a whole rollout. The same study either way",
     "policy_lag": "true: collect the next batch while the update runs, with the policy from "
                   "before that update (one update of lag; PPO's ratio uses the behaviour "
-                  "policy's log-probabilities). Faster with worker processes; another study, "
-                  "its effect on learning not measured yet",
+                  "policy's log-probabilities). Another study, its effect on learning not "
+                  "measured yet; it can only be faster where a core is left for the update "
+                  "(not on 2 cores with 2 workers, measured)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
