@@ -3,6 +3,8 @@
 from gymnasium.envs.registration import register, registry
 
 from envs.bipedal_custom import (
+    ACT_DIM,
+    BODY_OBS_DIM,
     DESIGN_PARAMETERS,
     LEG_LENGTH_RANGE,
     MAX_ABS_FALL_PENALTY,
@@ -26,6 +28,8 @@ if ENV_ID not in registry:
     register(id=ENV_ID, entry_point="envs.bipedal_custom:BipedalCustomLegLength")
 
 __all__ = [
+    "ACT_DIM",
+    "BODY_OBS_DIM",
     "DESIGN_PARAMETERS",
     "ENV_ID",
     "LEG_LENGTH_RANGE",

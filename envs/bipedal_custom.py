@@ -74,6 +74,9 @@ MAX_TIME_STEPS = 10**7
 """Episode lengths far beyond any course: a standing walker would never end its episode."""
 
 NUM_LIDAR = 10
+BODY_OBS_DIM = 14 + NUM_LIDAR
+"""Gymnasium's observation: hull, joints and contacts (14), lidar; design inputs follow it."""
+ACT_DIM = 4
 LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
 # Ray ends relative to the hull, as Gymnasium computes them (in float64; Box2D rounds the sum).
 LIDAR_REACH_X = [math.sin(angle) * LIDAR_RANGE for angle in LIDAR_ANGLES]
@@ -514,7 +517,7 @@ class BipedalCustomLegLength(BipedalWalker):
         vel = hull.linearVelocity
         hip_1, knee_1, hip_2, knee_2 = self.joints
         hull_angle = hull.angle
-        observation = np.empty(14 + NUM_LIDAR + len(self.design_observation),
+        observation = np.empty(BODY_OBS_DIM + len(self.design_observation),
                                dtype=np.float32)
         observation[:14] = (
             hull_angle,
@@ -532,8 +535,8 @@ class BipedalCustomLegLength(BipedalWalker):
             knee_2.speed / SPEED_KNEE,
             1.0 if self.legs[3].ground_contact else 0.0,
         )
-        observation[14:14 + NUM_LIDAR] = self._cast_lidar(x, y)
-        observation[14 + NUM_LIDAR:] = self.design_observation
+        observation[14:BODY_OBS_DIM] = self._cast_lidar(x, y)
+        observation[BODY_OBS_DIM:] = self.design_observation
         return observation, hull_angle
 
     def _cast_lidar(self, x: float, y: float) -> list[float]:
@@ -690,7 +693,7 @@ def designs_from_observations(observations: np.ndarray,
     for name, default in DESIGN_DEFAULTS.items():
         value = settings.get(name, default)
         values[name] = np.full(len(observations), np.nan if value is None else float(value))
-    for column, (name, (low, high)) in enumerate(inputs.items(), start=14 + NUM_LIDAR):
+    for column, (name, (low, high)) in enumerate(inputs.items(), start=BODY_OBS_DIM):
         if name in ranges:
             scaled = observations[:, column].astype(np.float64)
             values[name] = np.round(low + (scaled + 1.0) * 0.5 * (high - low), 4)

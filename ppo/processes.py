@@ -7,7 +7,7 @@ cover a child that is busy or was forked a moment before its parent died: on Lin
 sends it SIGKILL when its parent dies (PR_SET_PDEATHSIG), and a child waiting for a message
 checks every PARENT_CHECK_S that its parent is still the one that forked it.
 
-The parent side never blocks on a child: `ChildProcess.wait` and `stop` take bounds, and
+The parent side never blocks on a child: `ChildProcess.wait` takes a bound, and
 `kill` ends even a child stopped with SIGSTOP.
 """
 

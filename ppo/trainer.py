@@ -27,7 +27,6 @@ from ppo.checkpoint import (
     load_checkpoint,
     load_resume_checkpoint,
     policy_checkpoint,
-    save_policy,
 )
 from ppo.config import RUN_SETTINGS, Config, experiment_differences
 from ppo.diagnostics import UpdateLog
@@ -163,10 +162,6 @@ class Study:
             text for text in (self.source_choice,
                               transfer.prepare(policy, reward_scaler, config, self.schedules))
             if text)
-        if not all(torch.isfinite(t).all() for t in policy.state_dict().values()):
-            # NaN weights would give NaN actions, which crash Box2D inside the workers.
-            raise UsageError(f"--initial_model: {config.initial_model} holds NaN or infinite "
-                             f"weights; train from another model")
         self.learner = algorithm.make_learner(config, policy.to(config.device), reward_scaler,
                                               self.generator)
         self.log = EpisodeLog()
@@ -254,8 +249,7 @@ class Study:
             return
         if self.log.window_full:
             self.best_score = score
-        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score,
-                    self.learner.reward_scaler)
+        atomic_torch_save(self.policy_state(score), self.best_path)
 
     def write_results(self) -> tuple[Path, Path]:
         summary = {
@@ -421,10 +415,10 @@ def saved_schedules(state: dict[str, Any], config: Config) -> Schedules:
 def check_same_study(saved: dict[str, Any], config: Config) -> None:
     """A resumed study must be the experiment that was interrupted: only its run settings
     (budget, workers, device, folders...) may change."""
-    changed = experiment_differences(saved, config_as_plain_dict(config))
+    current = config_as_plain_dict(config)
+    changed = experiment_differences(saved, current)
     if changed:
         name = changed[0]
-        current = config_as_plain_dict(config)
         raise UsageError(f"--resume: the interrupted study used --{name}={saved.get(name)}, not "
                          f"{current.get(name)}; resume the same experiment (only "
                          f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "

@@ -87,3 +87,19 @@ def tiny_config(tmp_path: Path):
         return parse_config(tiny_flags(folder, *extra, save_name=save_name))
 
     return build
+
+
+def cli_in_process(argv: list[str]) -> int:
+    """`run.py ARGV` in this process: its exit status (argparse errors exit via SystemExit)."""
+    import run
+
+    try:
+        return run.cli(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def only_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {stderr!r}"
+    return lines[0]

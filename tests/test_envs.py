@@ -194,7 +194,11 @@ def test_leg_length_sets_leg_bodies_joints_and_start_height():
 @pytest.mark.parametrize("leg_length", [15, 34, 60])
 def test_walker_starts_standing_on_the_start_pad(leg_length):
     """Not dropped from the sky, not buried: feet on the ground, hull clear of it."""
-    env = make_walker(leg_length=leg_length)
+    assert_starts_standing(make_walker(leg_length=leg_length), longest_segment=leg_length)
+
+
+def assert_starts_standing(env, longest_segment: float) -> None:
+    """For seeds 0 and 1: both feet on the start pad, the hull above the longest segment."""
     for seed in (0, 1):
         obs, _ = env.reset(seed=seed)
         walker = env.unwrapped
@@ -204,7 +208,7 @@ def test_walker_starts_standing_on_the_start_pad(leg_length):
         assert 0 <= lowest_leg_point(walker) - TERRAIN_HEIGHT < 0.05
         hull = walker.hull
         hull_bottom = min((hull.transform * v)[1] for v in hull.fixtures[0].shape.vertices)
-        assert hull_bottom > TERRAIN_HEIGHT + leg_length / SCALE
+        assert hull_bottom > TERRAIN_HEIGHT + longest_segment / SCALE
 
 
 def test_terrain_length_scale_sets_course_length_and_finish_line():

@@ -21,7 +21,9 @@ import torch
 from conftest import (
     REPO_ROOT,
     SUBPROCESS_TIMEOUT_S,
+    cli_in_process,
     files_under,
+    only_line,
     run_py,
     start_run_py,
     subprocess_env,
@@ -30,7 +32,6 @@ from conftest import (
 
 import ppo.algorithm
 import ppo.checkpoint
-import run
 from envs import ENV_ID
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint
 from ppo.errors import UsageError
@@ -43,17 +44,6 @@ DIES_WITHIN_S = 10.0
 WORKERS = ("--num_envs=2", "--num_workers=2")
 
 
-def cli_in_process(argv: list[str]) -> int:
-    try:
-        return run.cli(argv)
-    except SystemExit as exit_info:
-        return exit_info.code
-
-
-def only_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {stderr!r}"
-    return lines[0]
 
 
 def is_running(pid: int) -> bool:

@@ -16,7 +16,9 @@ import pytest
 import torch
 from conftest import (
     SUBPROCESS_TIMEOUT_S,
+    cli_in_process,
     files_under,
+    only_line,
     run_py,
     start_run_py,
     tiny_flags,
@@ -25,7 +27,6 @@ from conftest import (
 import ppo.algorithm
 import ppo.checkpoint
 import ppo.trainer
-import run
 from ppo.algorithm import TrainingDiverged
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.network import ActorCritic
@@ -37,18 +38,6 @@ STOP_WITHIN_S = 10.0
 """'A few seconds', with slack for a loaded two-core machine."""
 
 
-def cli_in_process(argv: list[str]) -> int:
-    """`run.py ARGV` in this process: its exit status (argparse errors exit via SystemExit)."""
-    try:
-        return run.cli(argv)
-    except SystemExit as exit_info:
-        return exit_info.code
-
-
-def only_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {stderr!r}"
-    return lines[0]
 
 
 # ----- bad input -----------------------------------------------------------------------------

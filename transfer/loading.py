@@ -31,14 +31,21 @@ def model_dirs(models_dir: Path) -> list[Path]:
     return [Path(models_dir), REPO_MODELS_DIR]
 
 
-def available_models(models_dir: Path) -> list[str]:
-    """Names that `--initial_model` accepts as they stand (hidden temporary files excluded)."""
-    names = {
-        path.stem
+def model_files(models_dir: Path, include_resume: bool = True) -> list[Path]:
+    """`.pt` files in the model folders (hidden temporary files excluded), resume checkpoints
+    (`NAME.last.pt`) only if `include_resume`."""
+    return sorted(
+        path
         for directory in model_dirs(models_dir) if directory.is_dir()
-        for path in directory.glob("*.pt") if path.is_file() and not path.name.startswith(".")
-    }
-    return sorted(names)
+        for path in directory.glob("*.pt")
+        if path.is_file() and not path.name.startswith(".")
+        and (include_resume or not path.name.endswith(".last.pt"))
+    )
+
+
+def available_models(models_dir: Path) -> list[str]:
+    """Names that `--initial_model` accepts as they stand."""
+    return sorted({path.stem for path in model_files(models_dir)})
 
 
 def candidate_paths(name: str, models_dir: Path) -> list[Path]:

@@ -23,14 +23,16 @@ from typing import Any
 import numpy as np
 
 import envs
-from ppo.checkpoint import load_checkpoint, policy_from_checkpoint
+from ppo.checkpoint import architecture_of, load_checkpoint, policy_from_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
+from ppo.study_files import StudyFiles
 from transfer.loading import (
     check_design_inputs,
     checked_design_inputs,
     design_inputs_of,
     model_dirs,
+    model_files,
 )
 
 AUTO = "auto"
@@ -53,16 +55,6 @@ class Choice:
     """The ranking, for the console, the transfer summary and the results."""
 
 
-def model_files(models_dir: Path) -> list[Path]:
-    """Policies in the model folders: `.pt` files that are not resume checkpoints or temp files."""
-    return sorted(
-        path
-        for directory in model_dirs(models_dir) if directory.is_dir()
-        for path in directory.glob("*.pt")
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".last.pt")
-    )
-
-
 def readable_checkpoint(path: Path) -> dict[str, Any] | None:
     try:
         return load_checkpoint(path)
@@ -72,14 +64,15 @@ def readable_checkpoint(path: Path) -> dict[str, Any] | None:
 
 def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
     """Whether `checkpoint` fits the network and observations of the study `config` describes."""
-    if list(checkpoint.get("hidden_layers") or []) != list(config.hidden_layers):
+    architecture = architecture_of(checkpoint["state_dict"])
+    if architecture is None or architecture[2] != list(config.hidden_layers):
         return False
     try:
         inputs = checked_design_inputs(checkpoint, config.env_kwargs(), path, "initial_model")
         check_design_inputs(inputs, config.design_ranges(), path, "--initial_model")
     except UsageError:
         return False
-    return checkpoint.get("obs_dim") == 24 + len(inputs) and checkpoint.get("act_dim") == 4
+    return architecture[:2] == (envs.BODY_OBS_DIM + len(inputs), envs.ACT_DIM)
 
 
 def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
@@ -96,7 +89,7 @@ def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
 
 def rank_models(config: Config) -> list[Ranked]:
     ranked = []
-    for path in model_files(Path(config.models_dir)):
+    for path in model_files(Path(config.models_dir), include_resume=False):
         checkpoint = readable_checkpoint(path)
         if checkpoint is None or not compatible(checkpoint, config, path):
             continue
@@ -139,7 +132,8 @@ def resolve_initial_model(config: Config) -> Choice:
     """
     if config.initial_model.lower() != AUTO:
         return Choice(config, "")
-    last_path = Path(config.models_dir) / f"{config.save_name}.last.pt"
+    last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
+                           config.save_name).last
     if config.resume and last_path.is_file():
         saved = load_checkpoint(last_path, "resume").get("config", {})
         chosen = saved.get("initial_model") if isinstance(saved, dict) else None
@@ -167,7 +161,7 @@ def describe_model(path: Path, checkpoint: dict[str, Any] | None) -> str:
 
 
 def list_models(models_dir: Path) -> str:
-    files = model_files(models_dir)
+    files = model_files(models_dir, include_resume=False)
     if not files:
         return f"no policies in {', '.join(map(str, model_dirs(models_dir)))}"
     return "\n".join(describe_model(path, readable_checkpoint(path)) for path in files)
