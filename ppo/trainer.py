@@ -24,7 +24,6 @@ from ppo.checkpoint import (
     architecture_of,
     atomic_torch_save,
     config_as_plain_dict,
-    load_checkpoint,
     load_resume_checkpoint,
     policy_checkpoint,
 )
@@ -78,10 +77,10 @@ def walker_seeds(seed: int, num_envs: int, start: int = 0) -> list[int]:
     return [int(walker.generate_state(1, np.uint64)[0]) for walker in starts.spawn(num_envs)]
 
 
-def saved_design_inputs(path: Path, config: Config) -> dict[str, list[float]]:
+def saved_design_inputs(state: dict[str, Any], path: Path,
+                        config: Config) -> dict[str, list[float]]:
     """The design inputs an interrupted study ran with, from its resume checkpoint."""
-    return transfer.checked_design_inputs(load_checkpoint(path, "resume"), config.env_kwargs(),
-                                          path, "resume")
+    return transfer.checked_design_inputs(state, config.env_kwargs(), path, "resume")
 
 
 def check_outputs_and_device(config: Config) -> None:
@@ -130,16 +129,20 @@ class Study:
         self.results_dir = Path(config.results_dir)
         self.stop_signal: int | None = None
 
+        # Each file read once: the resume checkpoint, or the initial model a new study starts
+        # from (a resumed study restores its own weights).
+        resume_state = (load_resume_checkpoint(self.last_path)
+                        if config.resume and self.last_path.exists() else None)
+        source = None if config.resume else transfer.load_source(config)
         # The observation's layout is decided before the walkers exist: they append the design.
-        inputs = (saved_design_inputs(self.last_path, config)
-                  if config.resume and self.last_path.exists()
-                  else transfer.design_inputs(config))
+        inputs = (saved_design_inputs(resume_state, self.last_path, config)
+                  if resume_state is not None else transfer.design_inputs(config, source))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
                                   config.worker_processes, lambda: self.stop_signal is not None,
                                   config.steps_per_env, config.lockstep)
         try:
-            self._build(config)
+            self._build(config, source, resume_state)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
             self.committed = (self.frames, len(self.log))
             self.started = time.monotonic()
@@ -149,7 +152,8 @@ class Study:
             self.walkers.close()
             raise
 
-    def _build(self, config: Config) -> None:
+    def _build(self, config: Config, source: transfer.Source | None,
+               resume_state: dict[str, Any] | None) -> None:
         """The learner (its policy loaded and frozen for transfer) and the study's counters;
         both restored on resume."""
         obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
@@ -160,7 +164,8 @@ class Study:
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
             text for text in (self.source_choice,
-                              transfer.prepare(policy, reward_scaler, config, self.schedules))
+                              transfer.prepare(policy, reward_scaler, config, self.schedules,
+                                               source))
             if text)
         self.learner = algorithm.make_learner(config, policy.to(config.device), reward_scaler,
                                               self.generator)
@@ -173,7 +178,7 @@ class Study:
         self.episode_reward = np.zeros(config.num_envs)
         self.episode_length = np.zeros(config.num_envs, dtype=np.int64)
         if config.resume:
-            self._restore()
+            self._restore(resume_state)
             transfer.apply_thaw_schedule(policy, config.transfer_learning, self.schedules,
                                          self.frames)
         self.action_std = self.schedules.action_std_at(self.frames)
@@ -190,10 +195,9 @@ class Study:
     def wall_time(self) -> float:
         return self.elapsed_before + time.monotonic() - self.started
 
-    def _restore(self) -> None:
-        if not self.last_path.exists():
+    def _restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
             raise UsageError(f"--resume: no interrupted study {self.last_path} to resume")
-        state = load_resume_checkpoint(self.last_path)
         saved_inputs, saved_outputs, saved_layers = architecture_of(state["state_dict"])
         saved_optimizer = str(state["config"].get("optimizer"))
         if ((saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],

@@ -33,7 +33,7 @@ from conftest import (
 import ppo.algorithm
 import ppo.checkpoint
 from envs import ENV_ID
-from ppo.checkpoint import load_checkpoint, policy_from_checkpoint
+from ppo.checkpoint import load_checkpoint, load_resume_checkpoint, policy_from_checkpoint
 from ppo.errors import UsageError
 from ppo.locking import StudyLock
 from ppo.trainer import Study
@@ -466,7 +466,7 @@ def test_resume_fuzz_every_flipped_byte_resumes_or_is_one_usage_error(finished_s
         for position in positions(len(source), seed=1):
             study.last_path.write_bytes(flipped(source, position))
             try:
-                study._restore()
+                study._restore(load_resume_checkpoint(study.last_path))
             except UsageError as error:
                 assert str(error).startswith("--resume: ") and str(error).isprintable()
                 assert str(study.last_path) in str(error)

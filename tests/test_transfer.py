@@ -50,7 +50,8 @@ def fresh_scaler() -> RewardScaler:
 
 def prepare(policy: ActorCritic, config: Config, scaler: RewardScaler | None = None) -> str:
     """`transfer.prepare` as a study starting now calls it."""
-    return transfer.prepare(policy, scaler or fresh_scaler(), config, Schedules.resolve(config))
+    return transfer.prepare(policy, scaler or fresh_scaler(), config, Schedules.resolve(config),
+                            transfer.load_source(config))
 
 
 def thaw(policy: ActorCritic, config: Config, frame: int) -> list[str]:

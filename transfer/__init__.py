@@ -1,9 +1,12 @@
 """Transfer learning: start a study from a policy trained for another walker.
 
-The trainer calls two functions:
+The trainer calls these functions:
 
-- `prepare(policy, reward_scaler, config, schedules)` once, on the freshly built policy: loads
-  `--initial_model` (weights, observation normaliser and reward scaling statistics), applies
+- `load_source(config)` once: the `--initial_model` checkpoint, read and checked once for all
+  that follows.
+- `design_inputs(config, source)`: what the walkers append to their observations.
+- `prepare(policy, reward_scaler, config, schedules, source)` once, on the freshly built policy:
+  copies in the source's weights, observation normaliser and reward scaling statistics, applies
   `--reset_final_layer` and `--add_noise_layers`, freezes layers for `--transfer_learning`, and
   returns a summary to print ("" without a model).
 - `apply_thaw_schedule(policy, strategy, schedules, frame)` before every update: sets which
@@ -14,6 +17,7 @@ The optimiser is built over all parameters; frozen ones simply never get a gradi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +43,11 @@ from transfer.perturb import add_noise, reset_final_layer
 __all__ = [
     "add_noise",
     "apply_thaw_schedule",
+    "Source",
     "design_inputs",
     "first_trainable_layer",
     "load_initial_policy",
+    "load_source",
     "prepare",
     "reset_final_layer",
     "resolve_model_path",
@@ -49,23 +55,37 @@ __all__ = [
 ]
 
 
-def design_inputs(config: Config) -> dict[str, list[float]]:
+@dataclass(frozen=True)
+class Source:
+    """The `--initial_model` a study starts from: where it is, and its checked contents."""
+
+    path: Path
+    checkpoint: dict[str, Any]
+
+
+def load_source(config: Config) -> Source | None:
+    if not config.has_initial_model:
+        return None
+    path = resolve_model_path(config.initial_model, Path(config.models_dir))
+    return Source(path, load_checkpoint(path, "initial_model"))
+
+
+def design_inputs(config: Config, source: Source | None) -> dict[str, list[float]]:
     """What the study's walkers append to their observations: the initial model's design
     inputs if it has any (the transferred layers read the observation laid out and scaled as it
     was trained with, whatever design or narrower range the study runs), else the study's own
     ranges (empty: a fixed design, nothing appended)."""
     ranges = config.design_ranges()
-    if not config.has_initial_model:
+    if source is None:
         return ranges
-    path = resolve_model_path(config.initial_model, Path(config.models_dir))
-    source_inputs = checked_design_inputs(load_checkpoint(path, "initial_model"),
-                                          config.env_kwargs(), path, "initial_model")
-    check_design_inputs(source_inputs, ranges, path, "--initial_model")
+    source_inputs = checked_design_inputs(source.checkpoint, config.env_kwargs(), source.path,
+                                          "initial_model")
+    check_design_inputs(source_inputs, ranges, source.path, "--initial_model")
     return source_inputs
 
 
 def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
-            schedules: Schedules) -> str:
+            schedules: Schedules, source: Source | None) -> str:
     """Load, perturb and freeze `policy` as the transfer flags say; return a summary for the log.
 
     The reward scaler gets the statistics the initial model was trained with, when its
@@ -75,10 +95,10 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
     Reset and noise share one generator seeded by `--seed`, drawn in a fixed order (reset
     first), so a study is reproducible and its other random streams are untouched.
     """
-    if not config.has_initial_model:
+    if source is None:
         return ""
-    path = resolve_model_path(config.initial_model, Path(config.models_dir))
-    checkpoint = load_initial_policy(policy, path)
+    path, checkpoint = source.path, source.checkpoint
+    load_initial_policy(policy, checkpoint, path)
     scaling = load_reward_scaling(reward_scaler, checkpoint, path)
     generator = torch.Generator().manual_seed(config.seed)
     if config.reset_final_layer:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 import envs
-from ppo.checkpoint import architecture_of, load_checkpoint, scaler_problem
+from ppo.checkpoint import architecture_of, scaler_problem
 from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
@@ -103,14 +103,11 @@ def check_architecture(policy: ActorCritic, state_dict: dict[str, Any], path: Pa
         )
 
 
-def load_initial_policy(policy: ActorCritic, path: Path) -> dict[str, Any]:
-    """Copy weights and normaliser from the checkpoint at `path` into `policy`; return the
-    checkpoint for its metadata. Never runs code from the file (weights_only loading)."""
-    checkpoint = load_checkpoint(path, "initial_model")
+def load_initial_policy(policy: ActorCritic, checkpoint: dict[str, Any], path: Path) -> None:
+    """Copy weights and normaliser from `checkpoint` (loaded from `path`) into `policy`."""
     state_dict = checkpoint["state_dict"]
     check_architecture(policy, state_dict, path)
     policy.load_state_dict(state_dict)
-    return checkpoint
 
 
 def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
