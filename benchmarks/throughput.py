@@ -540,7 +540,7 @@ def format_report(report: dict) -> str:
             f" + {row['workers']} x {row['train_peak_rss_worker_mib']:.0f})"
         )
     lines += ["", "other modes (--lockstep=true: the same study, the training process choosing",
-              "every action; --policy_lag=true: another study, its learning not measured):"]
+              "every action; --policy_lag=true: another study, which learns slower):"]
     lines += [f"  {row['num_envs']} envs, {mode}, {summary['workers']} workers: "
               f"{summary['frames_per_s']:,.0f} f/s, train/machine {summary['over_machine']:.2f}, "
               f"peak PSS {summary['peak_tree_pss_mib']:.0f} MiB"
