@@ -408,10 +408,9 @@ FLAG_HELP = {
                 "walkers for a whole rollout. The same study either way",
     "policy_lag": "true: collect the next batch while the update runs, with the policy from "
                   "before that update (one update of lag; PPO's ratio uses the behaviour "
-                  "policy's log-probabilities). Another study, and a slower learner: at leg "
-                  "34 over 1.5M frames it reached a running average of 200 in 1 of 3 seeds "
-                  "(false: 3 of 3, by 1.05M). Faster only where a core is left for the "
-                  "update (not on 2 cores with 2 workers); see benchmarks/README.md",
+                  "policy's log-probabilities). Another study, which learns slower per "
+                  "frame (measured, benchmarks/README.md); faster per second only where a "
+                  "core is left for the update (not on 2 cores with 2 workers)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
     "minibatch_size": "frames per gradient step",
