@@ -5,8 +5,8 @@
         --grid seed=1,2,3 --fixed total_frames=300000 --fixed initial_model=leg_34_trained
 
 Every study is `run.cli(argv)` (the code path of `python run.py`) inside a Ray task. Ray runs
-locally by default (`ray.init()` with one CPU per core); `--address=auto` or
-`--address=ray://HOST:PORT` joins an existing cluster.
+locally by default (a Ray instance of its own, one CPU per core, even where another Ray runs
+on the machine); `--address=auto` or `--address=ray://HOST:PORT` joins an existing cluster.
 
 The grid
 - `--grid FLAG=V1,V2,...` (repeatable) varies any run.py flag; the sweep is the product of all

@@ -2,15 +2,28 @@
 # Trains the shipped design-conditioned policy trained_models/universal_24_46.pt: one policy for
 # every leg length from 24 to 46 (each walker draws a new length at every episode and observes
 # it), then evaluates it deterministically at every integer leg length in that range.
-# Resumable: run it again after an interruption.
+#   stage 1: 10M frames from scratch, noise 0.5 -> 0.1 over the first 6M (universal_24_46_stage1)
+#   stage 2: 6M more frames from stage 1's best policy at noise 0.1 (the shipped policy). Stage 1
+#            alone falls in 10-90% of deterministic episodes at most lengths; stage 2 in 0-30%
+#            from leg 30 up (README).
+# About 25 minutes on 2 cores with nothing else running. Resumable: run it again after an
+# interruption; a finished stage resumes to no work.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# An interrupted run resumes; otherwise the study starts again, replacing the shipped policy.
-again=--overwrite=true
-[ -f trained_models/universal_24_46.last.pt ] && again=--resume=true
-python run.py --save_name=universal_24_46 --leg_length=24:46 --seed=1 --total_frames=10e6 \
-    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 "$again" --quiet=true
+# Trains save_name with the given flags: resumes it if it has a resume checkpoint (a finished
+# study resumes to no work), otherwise starts it afresh, replacing any policy of that name.
+train() {
+    local name=$1; shift
+    local again=--overwrite=true
+    [ -f "trained_models/$name.last.pt" ] && again=--resume=true
+    python run.py --save_name="$name" "$@" "$again" --quiet=true
+}
+
+train universal_24_46_stage1 --leg_length=24:46 --seed=1 --total_frames=10e6 \
+    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6
+train universal_24_46 --leg_length=24:46 --initial_model=universal_24_46_stage1 --seed=2 \
+    --total_frames=6e6 --action_std=0.1
 
 # Zero-shot at every integer leg length from 24 to 46, 10 deterministic episodes each (seeds
 # 1000-1009), beside the fixed-design leg_34_trained; table and figure into docs/universal_*.

@@ -261,8 +261,10 @@ def start_ray(address: str | None = None) -> None:
         # Workers import run.py and the packages from this checkout, wherever the sweep started.
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                     os.environ.get("PYTHONPATH")]))
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+        # "local": a Ray of its own even where another runs on this machine (`ray start`,
+        # another sweep's cluster), which a bare ray.init() would join; --address=auto joins.
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
         return
     ray.init(address=address, log_to_driver=False, runtime_env={
         "working_dir": str(REPO_ROOT),

@@ -108,3 +108,21 @@ def test_a_resource_no_node_has_is_refused_rather_than_waited_for(tmp_path: Path
     assert code == 2
     assert "no node of the Ray cluster has 1 CPU and 1 gpu_node" in out
     assert not (tmp_path / "r" / "c__scratch.p").exists()
+
+
+def test_a_local_sweep_starts_its_own_ray_even_with_a_cluster_on_this_machine(tmp_path: Path,
+                                                                              two_nodes):
+    """Without --address a sweep must not join a Ray already running here (`ray start`, another
+    sweep's cluster): it would borrow nodes it was not given, or fail outright."""
+    cluster, _ = two_nodes
+    args = ["--name=l", "--grid=seed=1,2", *TINY_FIXED, f"--models_dir={tmp_path / 'm'}",
+            f"--results_dir={tmp_path / 'r'}", "--tensorboard=none"]
+    plan = sweep.sweep_from_args(sweep.build_parser().parse_args(args))
+    out = io.StringIO()
+    code = execution.run_sweep(plan, out)
+    assert code == 0, out.getvalue()
+    manifest = json.loads((tmp_path / "r" / "l_manifest.json").read_text())
+    cluster_nodes = {node.node_id for node in cluster.list_all_nodes()}
+    for entry in manifest["studies"]:
+        assert entry["status"] == "done", entry
+        assert entry["node"] not in cluster_nodes
