@@ -43,5 +43,5 @@ COPY . .
 RUN mkdir -p results trained_models runs && chmod 1777 results trained_models runs
 
 # No VOLUME: it would leave an anonymous volume behind after every run and protect nothing.
-# Mount the host's results/, trained_models/ (it holds the sample policy) and runs/ instead.
+# Mount the host's results/, trained_models/ (it holds the shipped policies) and runs/ instead.
 ENTRYPOINT ["/usr/local/bin/python", "/app/run.py"]

@@ -6,7 +6,8 @@
 
 Every study is `run.cli(argv)` (the code path of `python run.py`) inside a Ray task. Ray runs
 locally by default (a Ray instance of its own, one CPU per core, even where another Ray runs
-on the machine); `--address=auto` or `--address=ray://HOST:PORT` joins an existing cluster.
+on the machine or RAY_ADDRESS names one); `--address=auto` or `--address=ray://HOST:PORT`
+joins an existing cluster.
 
 The grid
 - `--grid FLAG=V1,V2,...` (repeatable) varies any run.py flag; the sweep is the product of all
