@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +108,16 @@ class UpdateDiagnostics:
         return dict(zip((*MINIBATCH_METRICS, "explained_variance"), numbers, strict=True))
 
 
+def columns_to_csv(columns: dict[str, list[float]], names: Sequence[str]) -> str:
+    """CSV text of equally long columns, a header row of `names` first (the updates' and the
+    episodes' logs alike)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(zip(*(columns[name] for name in names), strict=True))
+    return text.getvalue()
+
+
 class UpdateLog:
     """Columns of UPDATE_COLUMNS, one entry per update, as saved in checkpoints and results."""
 
@@ -130,8 +141,4 @@ class UpdateLog:
         return {name: values[-1] for name, values in self.columns.items()}
 
     def to_csv(self) -> str:
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(UPDATE_COLUMNS)
-        writer.writerows(zip(*(self.columns[name] for name in UPDATE_COLUMNS), strict=True))
-        return text.getvalue()
+        return columns_to_csv(self.columns, UPDATE_COLUMNS)

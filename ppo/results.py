@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import pickle
 from collections import deque
@@ -13,7 +11,7 @@ from typing import Any
 
 from envs import DESIGN_PARAMETERS
 from ppo.checkpoint import atomic_write_bytes
-from ppo.diagnostics import UpdateLog
+from ppo.diagnostics import UpdateLog, columns_to_csv
 from ppo.study_files import StudyFiles
 
 DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
@@ -71,11 +69,7 @@ class EpisodeLog:
         return len(self.recent) == SCORE_WINDOW
 
     def to_csv(self) -> str:
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(zip(*(self.columns[name] for name in COLUMNS), strict=True))
-        return text.getvalue()
+        return columns_to_csv(self.columns, COLUMNS)
 
 
 def write_results(results_dir: Path, save_name: str, log: EpisodeLog,
