@@ -584,7 +584,8 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-QUICK = {"repeats": 2, "num_envs": [8], "skip_sb3": True, "skip_tensorboard": True}
+QUICK = {"repeats": 2, "num_envs": [8], "skip_sb3": True, "skip_tensorboard": True,
+         "modes": []}
 """--quick: the default study only, no SB3, no TensorBoard study, two repeats."""
 
 

@@ -114,7 +114,8 @@ def stop(process: subprocess.Popen) -> None:
 def run_ours(name: str, flags: list[str], threshold: float, seed: int, folder: Path) -> dict:
     """One `python run.py` study, stopped once its results file shows the threshold."""
     command = [sys.executable, "run.py", f"--save_name=ttw_{name}", *flags, f"--seed={seed}",
-               f"--models_dir={folder}", f"--results_dir={folder}", "--quiet=true"]
+               f"--models_dir={folder}", f"--results_dir={folder}", "--tensorboard=none",
+               "--quiet=true"]  # as throughput.py measures: no events
     results = folder / f"ttw_{name}.p"  # written atomically, from the first batch on
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT)

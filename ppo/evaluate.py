@@ -272,7 +272,7 @@ def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,
     """The body being shown (drawn anew each episode for a design range), episode, return."""
     of = f"/{episodes}" if episodes else ""
     design = env.unwrapped.design
-    body = (f"leg length {env.unwrapped.leg_length:g}" if design.thigh_length == design.shin_length
+    body = (f"leg length {design.thigh_length:g}" if design.thigh_length == design.shin_length
             else f"thigh {design.thigh_length:g} shin {design.shin_length:g}")
     return [f"{body}    episode {episode + 1}{of}",
             f"step {step}    return {episode_return:.1f}"]

@@ -46,8 +46,8 @@ def run_study(argv: list[str], log_name: str, inputs: dict[str, bytes] | None = 
         if scratch is not None:
             written = ((str(path.relative_to(scratch)), path) for path in scratch.rglob("*")
                        if path.is_file() and not path.name.startswith("."))
-            files = {relative: path.read_bytes() for relative, path in written
-                     if (inputs or {}).get(relative) != path.read_bytes()}
+            files = {relative: data for relative, path in written
+                     if (data := path.read_bytes()) != (inputs or {}).get(relative)}
         node = ray.get_runtime_context().get_node_id()
         return {"status": status, "log_tail": tail, "files": files, "node": node}
     finally:

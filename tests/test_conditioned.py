@@ -19,9 +19,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, files_under, run_py, tiny_flags
+from conftest import REPO_ROOT, cli_in_process, files_under, only_line, run_py, tiny_flags
 
-import run
 from envs import ENV_ID
 from ppo import evaluate, video
 from ppo.checkpoint import load_checkpoint, save_policy
@@ -40,24 +39,14 @@ SHIPPED_WALKER = REPO_ROOT / "trained_models" / "leg_34_trained.pt"
 
 def cli(folder: Path, *flags: str, save_name: str = "tiny") -> int:
     """`run.py` on a tiny budget writing under `folder`; later flags override earlier ones."""
-    return exit_status(tiny_flags(folder, *BUDGET, *flags, save_name=save_name))
-
-
-def exit_status(argv: list[str]) -> int:
-    """run.py's entry point in this process; a refused flag exits through argparse."""
-    try:
-        return run.cli(argv)
-    except SystemExit as stop:
-        return stop.code
+    return cli_in_process(tiny_flags(folder, *BUDGET, *flags, save_name=save_name))
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], flag: str) -> str:
     """The single line run.py wrote to stderr, checked to name `flag`."""
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line, got:\n{err}"
-    assert lines[0].startswith("run.py: error:") and f"--{flag}" in lines[0], lines[0]
-    return lines[0]
+    line = only_line(capsys.readouterr().err)
+    assert line.startswith("run.py: error:") and f"--{flag}" in line, line
+    return line
 
 
 def fixed_design_policy(path: Path, *design_flags: str) -> Path:
@@ -252,7 +241,9 @@ def test_a_fixed_design_policy_reads_no_design(tmp_path):
 @pytest.mark.parametrize("leg, ranges", [("30", {}), ("28:32", {"leg_length": [28.0, 32.0]})])
 def test_a_conditioned_policy_fine_tunes_at_one_design_or_a_narrower_range(
         conditioned, tmp_path, leg, ranges):
-    assert cli(tmp_path, f"--initial_model={conditioned}", f"--leg_length={leg}") == 0
+    # Another seed than the source's: a fresh network would start elsewhere.
+    assert cli(tmp_path, f"--initial_model={conditioned}", f"--leg_length={leg}",
+               "--seed=2") == 0
     tuned = load_checkpoint(tmp_path / "m" / "tiny.pt")
     assert tuned["obs_dim"] == 25
     assert tuned["env"]["design_ranges"] == ranges
@@ -392,7 +383,7 @@ def test_list_models_describes_each_policy_and_skips_resume_checkpoints(conditio
     shutil.copyfile(conditioned.with_name("universal.last.pt"), models / "universal.last.pt")
     fixed_design_policy(models / "fixed.pt", "--leg_length=30", "--motor_torque=100")
     before = files_under(tmp_path)
-    assert exit_status(["--list_models=true", f"--models_dir={models}"]) == 0
+    assert cli_in_process(["--list_models=true", f"--models_dir={models}"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert not any(".last.pt" in line for line in lines)
     by_path = {line.split(": ", 1)[0]: line for line in lines}

@@ -587,7 +587,8 @@ def test_a_write_error_during_training_is_one_line_and_keeps_the_previous_files(
 MOUNT_SCRIPT = r"""
 set -u
 mount -t tmpfs -o size=2m tmpfs "$MNT" || exit 77
-"$@" --models_dir="$MNT/m" --results_dir="$MNT/r" >"$OUT/stdout" 2>"$OUT/stderr" &
+"$@" --models_dir="$MNT/m" --results_dir="$MNT/r" --tensorboard="$OUT/runs" \
+    >"$OUT/stdout" 2>"$OUT/stderr" &
 study=$!
 for _ in $(seq 1200); do [ -f "$MNT/r/long.p" ] && break; sleep 0.1; done
 dd if=/dev/zero of="$MNT/filler" bs=4k >/dev/null 2>&1
@@ -612,7 +613,8 @@ def test_disk_full_on_a_real_tmpfs(tmp_path: Path):
     flags = tiny_flags(Path("set-by-the-script"), "--total_frames=1e6", *WORKERS,
                        save_name="long")
     study = [sys.executable, "run.py",
-             *(flag for flag in flags if not flag.startswith(("--models_dir", "--results_dir")))]
+             *(flag for flag in flags
+               if not flag.startswith(("--models_dir", "--results_dir", "--tensorboard")))]
     for namespace in attempts:
         done = subprocess.run([*namespace, "bash", "-c", MOUNT_SCRIPT, "mount", *study],
                               cwd=REPO_ROOT, capture_output=True, text=True,

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 import envs
+import transfer
 from ppo.checkpoint import architecture_of, load_checkpoint, policy_from_checkpoint
 from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.study_files import StudyFiles
 from transfer.loading import (
-    check_design_inputs,
-    checked_design_inputs,
     design_inputs_of,
     model_dirs,
     model_files,
@@ -68,8 +67,7 @@ def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
     if architecture is None or architecture[2] != list(config.hidden_layers):
         return False
     try:
-        inputs = checked_design_inputs(checkpoint, config.env_kwargs(), path, "initial_model")
-        check_design_inputs(inputs, config.design_ranges(), path, "--initial_model")
+        inputs = transfer.design_inputs(config, transfer.Source(path, checkpoint))
     except UsageError:
         return False
     return architecture[:2] == (envs.BODY_OBS_DIM + len(inputs), envs.ACT_DIM)
@@ -79,10 +77,7 @@ def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
     """Mean return of `AUTO_EPISODES` deterministic episodes on the study's walker."""
     from ppo.evaluate import play  # evaluation imports transfer: import it when used
 
-    try:
-        policy = policy_from_checkpoint(checkpoint).eval()
-    except (KeyError, RuntimeError, TypeError, ValueError):
-        return -math.inf
+    policy = policy_from_checkpoint(checkpoint).eval()  # load_checkpoint checked it
     episodes = play(config, policy, AUTO_EPISODES, design_inputs=design_inputs_of(checkpoint))
     return float(np.mean([episode.episode_return for episode in episodes]))
 
