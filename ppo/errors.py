@@ -27,7 +27,6 @@ class OutputError(StudyFailed):
     def __init__(self, path: object, error: OSError) -> None:
         reason = error.strerror or type(error).__name__
         super().__init__(f"cannot write {path}: {reason} (errno {error.errno})")
-        self.path = path
 
 
 class Interrupted(KeyboardInterrupt):

@@ -26,6 +26,7 @@ from ppo.checkpoint import (
     config_as_plain_dict,
     load_resume_checkpoint,
     policy_checkpoint,
+    save_policy,
 )
 from ppo.config import RUN_SETTINGS, Config, experiment_differences
 from ppo.diagnostics import UpdateLog
@@ -253,7 +254,8 @@ class Study:
             return
         if self.log.window_full:
             self.best_score = score
-        atomic_torch_save(self.policy_state(score), self.best_path)
+        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score,
+                    self.learner.reward_scaler)
 
     def write_results(self) -> tuple[Path, Path]:
         summary = {

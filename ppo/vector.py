@@ -141,7 +141,6 @@ class WorkerLost(StudyFailed):
 
     def __init__(self, worker: int, pid: int, how: str) -> None:
         super().__init__(f"walker worker {worker} (PID {pid}) {how}")
-        self.worker = worker
 
 
 class StepInterrupted(Exception):
