@@ -379,7 +379,8 @@ FLAG_HELP = {
     "gamma": "reward discount rate, in (0, 1]",
     "batch_size": "frames collected (across all workers) before each training phase",
     "train_steps": "gradient steps (each on one minibatch) per batch",
-    "action_std": "standard deviation of the exploration noise on actions (fixed)",
+    "action_std": "standard deviation of the exploration noise on actions (fixed; not with a "
+                  "schedule)",
     "action_std_start": "noise std at the start of a linear schedule (set all three to use it)",
     "action_std_final": "noise std at the end of the schedule",
     "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs; "
@@ -554,7 +555,7 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(config.max_grad_norm > 0, "max_grad_norm", "must be positive")
     require(config.action_std > 0 and math.isfinite(config.action_std), "action_std",
             "must be a positive number")
-    validate_schedule(config, require)
+    validate_schedule(config, given, require)
     validate_transfer(config, given, require)
     validate_policy_modes(config, require)
     try:
@@ -602,11 +603,14 @@ def validate_memory(config: Config) -> None:
                      f"got {format_value(getattr(config, flag))}")
 
 
-def validate_schedule(config: Config, require) -> None:
+def validate_schedule(config: Config, given: set[str], require) -> None:
     schedule = (config.action_std_start, config.action_std_final, config.action_std_end)
     some_set = any(v is not None for v in schedule)
     require(not some_set or all(v is not None for v in schedule), "action_std_start",
             "the schedule needs all of --action_std_start, --action_std_final, --action_std_end")
+    require(not some_set or "action_std" not in given, "action_std",
+            "has no effect with a noise schedule (--action_std_start/_final/_end); give one "
+            "or the other")
     if some_set:
         require(0 < config.action_std_start < math.inf, "action_std_start",
                 "must be a positive number")

@@ -111,6 +111,7 @@ BAD_INPUTS = [
     ((*SCHEDULE, "--action_std_end=1.5"), "action_std_end"),
     ((*SCHEDULE, "--action_std_end=-0.1"), "action_std_end"),
     (("--action_std_start=0.8",), "action_std"),  # half a schedule
+    (("--action_std=0.3", *SCHEDULE, "--action_std_end=0.5"), "action_std"),  # it would be ignored
     (("--action_std_start=inf", "--action_std_final=0.2", "--action_std_end=0.5"),
      "action_std_start"),
     (("--render=maybe",), "render"),
