@@ -177,8 +177,7 @@ def compare(members: list[GroupMetrics], settings: Settings, bootstrap: Bootstra
         if baseline:
             jumpstart = bootstrap.difference(metrics.values("initial"),
                                              scratch.values("initial"), f"{name}|jumpstart")
-            improvement = bootstrap.improvement(metrics.values("auc"), scratch.values("auc"),
-                                                f"{name}|improvement")
+            improvement = improvement_over(metrics, scratch, bootstrap)
             ratio = bootstrap.ratio(metrics.values("auc"), scratch.values("auc"),
                                     f"{name}|ratio", floor)
             scratch_times, scratch_censored = scratch.time_to_threshold()
@@ -231,7 +230,13 @@ def pairwise_improvements(members: list[GroupMetrics], bootstrap: Bootstrap
                           ) -> list[Improvement]:
     """Every ordered pair of different groups of a panel, in the panel's order."""
     return [Improvement(a.group.panel_label, a.group.label, b.group.label,
-                        bootstrap.improvement(a.values("auc"), b.values("auc"),
-                                              f"{a.group.panel_label}|{a.group.label}|beats|"
-                                              f"{b.group.label}"))
+                        improvement_over(a, b, bootstrap))
             for a in members for b in members if a is not b]
+
+
+def improvement_over(better: GroupMetrics, than: GroupMetrics, bootstrap: Bootstrap) -> Estimate:
+    """P(better's AUC > than's), resampled from one named stream, so that the metrics table and
+    the pairwise table print the same interval for the same pair."""
+    return bootstrap.improvement(better.values("auc"), than.values("auc"),
+                                 f"{better.group.panel_label}|{better.group.label}|beats|"
+                                 f"{than.group.label}")
