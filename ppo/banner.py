@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ppo.config import Config
 from ppo.evaluate import describe_walker
+from ppo.study_files import StudyFiles
 from ppo.tensorboard_log import tensorboard_folder
 
 
@@ -20,17 +21,16 @@ def describe_stepping(config: Config) -> str:
     return f"{walkers} in {workers} worker process{'es' if workers > 1 else ''}"
 
 
-def describe_study(config: Config, transfer_summary: str, best_path: Path) -> str:
+def describe_study(config: Config, transfer_summary: str, files: StudyFiles) -> str:
     """The header of a training study; `transfer_summary` is `transfer.prepare`'s ("" when
     training from scratch)."""
     origin = "from scratch" if not config.has_initial_model else "by transfer"
-    results = Path(config.results_dir) / config.save_name
     lines = [
         f"study {config.save_name}: {config.total_frames:,} frames {origin}, seed {config.seed}, "
         f"{describe_stepping(config)}",
         describe_walker(config),
-        f"files: {best_path} (the best policy; {best_path.stem}.last.pt to --resume), "
-        f"{results}.p, .csv and _updates.csv",
+        f"files: {files.best} (the best policy; {files.last.name} to --resume), "
+        f"{files.results}, {files.csv.name} and {files.result('updates').name}",
     ]
     folder = tensorboard_folder(config)
     if folder is not None:

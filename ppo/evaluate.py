@@ -46,7 +46,7 @@ from ppo.checkpoint import (
 from ppo.config import Config
 from ppo.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
 from ppo.network import ActorCritic
-from ppo.study_files import RESULT_SUFFIXES, check_output_file
+from ppo.study_files import StudyFiles, check_output_file
 from transfer import resolve_model_path
 from transfer.loading import design_inputs_of
 
@@ -232,7 +232,7 @@ def evaluate(config: Config) -> int:
     `mean_return=<float>`."""
     policy, checkpoint, path = load_policy(config)
     name = config.save_name or path.stem  # without --save_name: named after the policy
-    results_path = Path(config.results_dir) / f"{name}{RESULT_SUFFIXES['evaluation']}"
+    results_path = StudyFiles(Path(config.models_dir), Path(config.results_dir), name).evaluation
     check_output_file(results_path, "results_dir")  # before the episodes, not after them
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))

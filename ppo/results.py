@@ -72,11 +72,10 @@ class EpisodeLog:
         return columns_to_csv(self.columns, COLUMNS)
 
 
-def write_results(results_dir: Path, save_name: str, log: EpisodeLog,
-                  summary: dict[str, Any], updates: UpdateLog) -> tuple[Path, Path]:
+def write_results(files: StudyFiles, log: EpisodeLog, summary: dict[str, Any],
+                  updates: UpdateLog) -> tuple[Path, Path]:
     """`<save_name>.p` (a dict: the `summary` keys plus `episodes` and `updates`), the
     episodes as `<save_name>.csv` and the updates as `<save_name>_updates.csv`."""
-    files = StudyFiles(models_dir=Path(), results_dir=results_dir, save_name=save_name)
     payload = {**summary,
                "episodes": {name: list(values) for name, values in log.columns.items()},
                "updates": {name: list(values) for name, values in updates.columns.items()}}

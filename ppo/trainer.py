@@ -125,18 +125,16 @@ class Study:
         self.config = config
         self.source_choice = source_choice
         self.generator = seed_everything(config.seed)
-        files = study_files(config)
-        self.best_path, self.last_path = files.best, files.last
-        self.results_dir = Path(config.results_dir)
+        self.files = study_files(config)
         self.stop_signal: int | None = None
 
         # Each file read once: the resume checkpoint, or the initial model a new study starts
         # from (a resumed study restores its own weights).
-        resume_state = (load_resume_checkpoint(self.last_path)
-                        if config.resume and self.last_path.exists() else None)
+        resume_state = (load_resume_checkpoint(self.files.last)
+                        if config.resume and self.files.last.exists() else None)
         source = None if config.resume else transfer.load_source(config)
         # The observation's layout is decided before the walkers exist: they append the design.
-        inputs = (saved_design_inputs(resume_state, self.last_path, config)
+        inputs = (saved_design_inputs(resume_state, self.files.last, config)
                   if resume_state is not None else transfer.design_inputs(config, source))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
@@ -198,7 +196,7 @@ class Study:
 
     def _restore(self, state: dict[str, Any] | None) -> None:
         if state is None:
-            raise UsageError(f"--resume: no interrupted study {self.last_path} to resume")
+            raise UsageError(f"--resume: no interrupted study {self.files.last} to resume")
         saved_inputs, saved_outputs, saved_layers = architecture_of(state["state_dict"])
         saved_optimizer = str(state["config"].get("optimizer"))
         if ((saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],
@@ -206,7 +204,7 @@ class Study:
                 or saved_layers != list(self.config.hidden_layers)
                 or saved_optimizer.lower() != self.config.optimizer.lower()):
             raise UsageError(
-                f"--resume: {self.last_path} was saved with other network settings "
+                f"--resume: {self.files.last} was saved with other network settings "
                 f"(hidden_layers {saved_layers}, optimizer {saved_optimizer})")
         check_same_study(state["config"], self.config)
         try:
@@ -219,7 +217,7 @@ class Study:
             self.generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
         except Exception as error:  # noqa: BLE001 (a damaged file fails in any of these)
-            raise UsageError(f"--resume: {self.last_path}: damaged, its saved state does not "
+            raise UsageError(f"--resume: {self.files.last}: damaged, its saved state does not "
                              f"load ({type(error).__name__})") from None
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
@@ -239,7 +237,7 @@ class Study:
             "config": config_as_plain_dict(self.config),
             "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
-        }, self.last_path)
+        }, self.files.last)
 
     def policy_state(self, score: float) -> dict[str, Any]:
         return policy_checkpoint(self.policy, self.env_settings(), self.frames, score,
@@ -254,7 +252,7 @@ class Study:
             return
         if self.log.window_full:
             self.best_score = score
-        save_policy(self.best_path, self.policy, self.env_settings(), self.frames, score,
+        save_policy(self.files.best, self.policy, self.env_settings(), self.frames, score,
                     self.learner.reward_scaler)
 
     def write_results(self) -> tuple[Path, Path]:
@@ -266,8 +264,7 @@ class Study:
             "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }
-        return write_results(self.results_dir, self.config.save_name, self.log, summary,
-                             self.update_log)
+        return write_results(self.files, self.log, summary, self.update_log)
 
     # ----- the loop ----------------------------------------------------------------------
 
@@ -290,10 +287,10 @@ class Study:
         batch as they were, unless a stop was requested: then it is part of the stop.
         """
         config = self.config
-        self.progress.message(describe_study(config, self.transfer_summary, self.best_path))
+        self.progress.message(describe_study(config, self.transfer_summary, self.files))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
-                                                  self.last_path, config.total_frames))
+                                                  self.files.last, config.total_frames))
         under_way: float | None = None  # the action std of the rollout under way, if any
         try:
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
@@ -340,7 +337,7 @@ class Study:
             self.tensorboard.close()
             self.progress.close()
         results_path, csv_path = self.write_results()
-        best_path = self.best_path if self.best_path.exists() else None
+        best_path = self.files.best if self.files.best.exists() else None
         return StudyOutcome(best_path, results_path, csv_path, self.frames, self.best_score,
                             len(self.log), self.stop_signal)
 
