@@ -5,6 +5,7 @@ from gymnasium.envs.registration import register, registry
 from envs.bipedal_custom import (
     ACT_DIM,
     BODY_OBS_DIM,
+    DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
     LEG_LENGTH_RANGE,
     MAX_ABS_FALL_PENALTY,
@@ -30,6 +31,7 @@ if ENV_ID not in registry:
 __all__ = [
     "ACT_DIM",
     "BODY_OBS_DIM",
+    "DESIGN_DEFAULTS",
     "DESIGN_PARAMETERS",
     "ENV_ID",
     "LEG_LENGTH_RANGE",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from envs import (
+    DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
     ENV_ID,
     MAX_ABS_FALL_PENALTY,
@@ -85,6 +86,11 @@ def default_num_workers(num_envs: int, cpus: int) -> int:
     return 0 if too_few or not CAN_FORK else workers
 
 
+def names_a_model(initial_model: str) -> bool:
+    """Whether an --initial_model value names a model (any case of "none" does not)."""
+    return initial_model.lower() != "none"
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of a study. Field names are the command-line flags.
@@ -101,11 +107,11 @@ class Config:
     record: str = run_setting("")
     eval_episodes: int = run_setting(0)
     env: str = experiment_setting(ENV_ID)
-    leg_length: DesignValue = experiment_setting(34.0)
-    thigh_length: DesignValue | None = experiment_setting(None)
-    shin_length: DesignValue | None = experiment_setting(None)
-    leg_width: DesignValue = experiment_setting(8.0)
-    motor_torque: DesignValue = experiment_setting(80.0)
+    leg_length: DesignValue = experiment_setting(DESIGN_DEFAULTS["leg_length"])
+    thigh_length: DesignValue | None = experiment_setting(DESIGN_DEFAULTS["thigh_length"])
+    shin_length: DesignValue | None = experiment_setting(DESIGN_DEFAULTS["shin_length"])
+    leg_width: DesignValue = experiment_setting(DESIGN_DEFAULTS["leg_width"])
+    motor_torque: DesignValue = experiment_setting(DESIGN_DEFAULTS["motor_torque"])
     terrain_length_scale: float = experiment_setting(2.0)
     fall_penalty: float = experiment_setting(-50.0)
     max_time_steps: int = experiment_setting(1500)
@@ -177,7 +183,7 @@ class Config:
 
     @property
     def has_initial_model(self) -> bool:
-        return self.initial_model.lower() != "none"
+        return names_a_model(self.initial_model)
 
     @property
     def runs_saved_policy(self) -> bool:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ppo.checkpoint import atomic_write_bytes
-from ppo.config import parse_config
+from ppo.config import names_a_model, parse_config
 from ppo.errors import UsageError
 from ppo.locking import StudyLock
 from sweeps.state import UNFINISHED, Paths, StudyRecord, Sweep, prepare, status_counts, study_argv
 from sweeps.task import run_study
 from transfer.loading import resolve_model_path
-from transfer.selection import AUTO, resolve_initial_model
+from transfer.selection import is_auto, resolve_initial_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +35,9 @@ def task_arguments(sweep: Sweep, study: StudyRecord, resume: bool) -> tuple[list
                    None if sweep.paths.tensorboard is None else Path("{scratch}/runs"))
     inputs: dict[str, bytes] = {}
     flags = dict(study.flags)
-    if flags.get("initial_model", "none") == AUTO:
+    if is_auto(flags.get("initial_model", "none")):
         flags["initial_model"] = choose_here(sweep, study, resume, files["log"])
-    if flags.get("initial_model", "none") != "none":
+    if names_a_model(flags.get("initial_model", "none")):
         # Sent as models/NAME.pt and named NAME, so the results record the same initial_model
         # as a local run (a path given as initial_model is recorded by its file name).
         source = resolve_model_path(flags["initial_model"], sweep.paths.models_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ppo.config import TRANSFER_FLAGS, TRANSFER_STRATEGIES, Config
+from ppo.config import TRANSFER_FLAGS, TRANSFER_STRATEGIES, Config, names_a_model
 from ppo.errors import UsageError
 
 STRATEGY = "strategy"
@@ -78,7 +78,7 @@ def parse_grid(grid_args: list[str], fixed_args: list[str]) -> tuple[dict[str, l
             raise SweepError(f"--grid strategy: {unknown[0]!r} is not one of {STRATEGIES}")
         if "transfer_learning" in grid or "transfer_learning" in fixed:
             raise SweepError("--grid strategy sets --transfer_learning; do not give both")
-        has_model = "initial_model" in grid or fixed.get("initial_model", "none") != "none"
+        has_model = "initial_model" in grid or names_a_model(fixed.get("initial_model", "none"))
         if any(value != SCRATCH for value in grid[STRATEGY]) and not has_model:
             raise SweepError("--grid strategy: transfer strategies need --fixed "
                              "initial_model=NAME (the policy to transfer from)")

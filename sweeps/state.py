@@ -27,6 +27,7 @@ from ppo.config import (
     config_from_settings,
     default_num_workers,
     experiment_differences,
+    names_a_model,
     parse_config,
     parse_count,
 )
@@ -34,7 +35,7 @@ from ppo.errors import UsageError
 from ppo.study_files import StudyFiles
 from sweeps.grid import SweepError, point_flags, save_name_of
 from transfer.loading import resolve_model_path
-from transfer.selection import AUTO
+from transfer.selection import is_auto
 
 CONFIG_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(Config)}
 UNFINISHED = ("failed", "invalid", "conflict", "interrupted")
@@ -244,7 +245,8 @@ def prepare(sweep: Sweep) -> list[tuple[StudyRecord, bool]]:
     for study in sweep.studies:
         argv = study_argv(study, sweep.paths, sweep.cpus_per_study)
         error = check_flags(argv)
-        if error is None and study.flags.get("initial_model", "none") not in ("none", AUTO):
+        model = study.flags.get("initial_model", "none")
+        if error is None and names_a_model(model) and not is_auto(model):
             error = check_initial_model(study.flags["initial_model"], sweep.paths.models_dir)
         if error is not None:
             study.status, study.error = "invalid", error

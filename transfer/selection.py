@@ -35,6 +35,12 @@ from transfer.loading import (
 )
 
 AUTO = "auto"
+
+
+def is_auto(initial_model: str) -> bool:
+    """Whether an --initial_model value asks for the ranking (in any case, as run.py takes it)."""
+    return initial_model.lower() == AUTO
+
 AUTO_EPISODES = 3
 """Episodes per candidate: enough to tell a walker from a faller, seconds per model."""
 
@@ -125,7 +131,7 @@ def resolve_initial_model(config: Config) -> Choice:
     A resumed study keeps the choice it made when it started, read from its resume checkpoint,
     so that it continues the same experiment.
     """
-    if config.initial_model.lower() != AUTO:
+    if not is_auto(config.initial_model):
         return Choice(config, "")
     last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
                            config.save_name).last
