@@ -160,14 +160,14 @@ def test_probability_of_improvement_counts_ties_as_half():
     assert (estimate.value, estimate.low, estimate.high) == (1.0, 1.0, 1.0)
 
 
-def test_intervals_are_scipys_percentile_bootstrap():
-    values = np.array([3.0, 8.0, 1.0, 9.0, 4.0])
-    bootstrap = Bootstrap(resamples=999, confidence=0.9, seed=5)
-    interval = scipy.stats.bootstrap((values,), np.mean, n_resamples=999, confidence_level=0.9,
-                                     method="percentile", rng=bootstrap.generator("m"))
-    estimate = bootstrap.mean(values, "m")
-    assert (estimate.low, estimate.high) == pytest.approx(
-        (interval.confidence_interval.low, interval.confidence_interval.high))
+def test_intervals_are_percentiles_of_means_resampled_with_replacement():
+    """Two values 0 and 1: a resample's mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4,
+    so the 95% percentile interval is [0, 1] and the 40% one (30th-70th) is [0.5, 0.5]."""
+    values = np.array([0.0, 1.0])
+    wide = Bootstrap(resamples=4000, confidence=0.95, seed=5).mean(values, "m")
+    narrow = Bootstrap(resamples=4000, confidence=0.4, seed=5).mean(values, "m")
+    assert (wide.value, wide.low, wide.high) == (0.5, 0.0, 1.0)
+    assert (narrow.low, narrow.high) == (0.5, 0.5)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():

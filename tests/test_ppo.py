@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,17 @@ import torch
 from conftest import run_py, tiny_flags
 
 from ppo.algorithm import (
+    Batch,
     RolloutBuffer,
     advantages_and_returns,
     compute_gae,
     gaussian_log_prob,
+    make_learner,
     ppo_loss,
+    update,
 )
 from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from ppo.config import Config
 from ppo.errors import UsageError
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
@@ -399,3 +404,29 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     header, rows = read_csv(results / "smoke.csv")
     assert header == list(episodes)
     assert rows == [list(row) for row in zip(*episodes.values(), strict=True)]
+
+
+def weight_change_after_one_update(max_grad_norm: float) -> float:
+    """Global norm of what one update (4 SGD steps at learning rate 0.1) moved the weights."""
+    config = replace(Config(save_name="clip"), optimizer="sgd", learning_rate=0.1,
+                     train_steps=4, minibatch_size=50, max_grad_norm=max_grad_norm)
+    torch.manual_seed(0)
+    policy = ActorCritic(24, 4, config.hidden_layers)
+    learner = make_learner(config, policy, RewardScaler(1, config.gamma),
+                           torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    batch = Batch(obs=rng.normal(size=(200, 24)).astype(np.float32),
+                  actions=rng.uniform(-1, 1, (200, 4)).astype(np.float32),
+                  log_probs=rng.normal(-3, 1, 200).astype(np.float32),
+                  advantages=rng.normal(size=200).astype(np.float32),
+                  returns=rng.normal(10, 5, 200).astype(np.float32))
+    before = [p.detach().clone() for p in policy.parameters()]
+    update(learner, batch, action_std=0.5)
+    return float(torch.sqrt(sum(((p.detach() - b) ** 2).sum()
+                                for p, b in zip(policy.parameters(), before, strict=True))))
+
+
+def test_max_grad_norm_bounds_every_step():
+    # SGD moves the weights by learning rate x the clipped gradient: at most 0.1 x 1e-3 a step.
+    assert weight_change_after_one_update(1e-3) <= 4 * 0.1 * 1e-3 * (1 + 1e-5)
+    assert weight_change_after_one_update(1e6) > 100 * 4 * 0.1 * 1e-3  # the unclipped steps

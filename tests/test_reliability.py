@@ -106,6 +106,7 @@ BAD_INPUTS = [
     (("--env=CartPole-v1",), "env"),
     (("--device=tpu",), "device"),
     (("--device=cuda:7",), "device"),  # not on this machine
+    (("--max_grad_norm=0",), "max_grad_norm"),
     (("--action_std=0",), "action_std"),
     (("--action_std=-0.5",), "action_std"),
     ((*SCHEDULE, "--action_std_end=1.5"), "action_std_end"),
