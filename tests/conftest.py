@@ -7,6 +7,7 @@ Every study a test starts writes into its own `tmp_path`, never into the reposit
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,9 @@ TINY_BUDGET = (
     "--max_time_steps=200",
 )
 """Two updates of a study: a few seconds."""
+TINY_FIXED = [f"--fixed={flag.removeprefix('--')}" for flag in TINY_BUDGET
+              if not flag.startswith("--quiet")]
+"""The same budget as sweep.py --fixed flags; the sweep sets quiet itself."""
 
 SUBPROCESS_TIMEOUT_S = 120
 """Generous: the suite may share two cores with a training job."""
@@ -103,3 +107,8 @@ def only_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {stderr!r}"
     return lines[0]
+
+
+def study_results(folder: Path, save_name: str = "tiny") -> dict:
+    """The results pickle of a study written under `folder` by `tiny_flags`."""
+    return pickle.loads((folder / "r" / f"{save_name}.p").read_bytes())

@@ -10,7 +10,6 @@ one or two updates, each in its own `tmp_path`; one bad flag also runs in a real
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import shutil
 from pathlib import Path
@@ -19,7 +18,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, cli_in_process, files_under, only_line, run_py, tiny_flags
+from conftest import (
+    REPO_ROOT,
+    cli_in_process,
+    files_under,
+    only_line,
+    run_py,
+    study_results,
+    tiny_flags,
+)
 
 from envs import ENV_ID
 from ppo import evaluate, video
@@ -58,10 +65,6 @@ def fixed_design_policy(path: Path, *design_flags: str) -> Path:
     save_policy(path, policy, {"env": ENV_ID, **config.env_kwargs(), "design_inputs": {}},
                 frames=1234, score=12.5)
     return path
-
-
-def results_of(folder: Path, save_name: str = "tiny") -> dict:
-    return pickle.loads((folder / "r" / f"{save_name}.p").read_bytes())
 
 
 def scaled(value: float, low: float, high: float) -> float:
@@ -252,7 +255,7 @@ def test_a_conditioned_policy_fine_tunes_at_one_design_or_a_narrower_range(
     # Two updates at learning rate 3e-4 move a weight by ~1e-3: the source's weights were loaded.
     source = load_checkpoint(conditioned)["state_dict"]["actor.0.weight"]
     assert (tuned["state_dict"]["actor.0.weight"] - source).abs().max() < 0.01
-    summary = results_of(tmp_path)["transfer"]
+    summary = study_results(tmp_path)["transfer"]
     assert f"transfer: design differs in leg_length 24:46 -> {leg}" in summary
 
 
@@ -288,7 +291,7 @@ def test_transfer_between_designs_that_differ_in_each_parameter(tmp_path, flag,
     fixed_design_policy(tmp_path / "m" / "source.pt", "--leg_length=34")
     assert cli(tmp_path, "--initial_model=source", "--transfer_learning=initialize", flag,
                *ONE_UPDATE) == 0
-    summary = results_of(tmp_path)["transfer"]
+    summary = study_results(tmp_path)["transfer"]
     assert f"transfer: design differs in {difference}" in summary
     name, value = flag.removeprefix("--").split("=")
     assert load_checkpoint(tmp_path / "m" / "tiny.pt")["env"][name] == float(value)
@@ -341,7 +344,7 @@ def test_auto_picks_the_policy_that_walks_and_records_the_choice(tmp_path):
     shutil.copyfile(SHIPPED_WALKER, walker)
     faller = fixed_design_policy(models / "faller.pt")
     assert cli(tmp_path, "--initial_model=auto", "--leg_length=34", "--max_time_steps=300") == 0
-    results = results_of(tmp_path)
+    results = study_results(tmp_path)
     summary = results["transfer"]  # the ranking, the choice, then what was loaded
     ranked = ranking(summary)
     assert str(walker) in ranked and str(faller) in ranked, summary

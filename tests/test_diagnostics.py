@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import math
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_py, tiny_flags
+from conftest import run_py, study_results, tiny_flags
 
 from ppo import algorithm
 from ppo.diagnostics import (
@@ -134,11 +133,6 @@ def test_update_log_round_trips_its_columns_and_refuses_incomplete_rows():
 # ----- a whole study: header, files, events ------------------------------------------------------
 
 
-def load_results(folder: Path, save_name: str = "tiny") -> dict:
-    with open(folder / "r" / f"{save_name}.p", "rb") as handle:
-        return pickle.load(handle)
-
-
 def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
     done = run_py(tiny_flags(tmp_path, "--quiet=false", "--learning_rate=1e-3"))
     assert done.returncode == 0, done.stderr
@@ -154,7 +148,7 @@ def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
     assert f"tensorboard: {tmp_path / 'runs' / 'tiny'}" in header
     assert "resumed" not in done.stdout
 
-    updates = load_results(tmp_path)["updates"]
+    updates = study_results(tmp_path)["updates"]
     assert tuple(updates) == UPDATE_COLUMNS
     assert all(len(values) == 2 for values in updates.values())
     assert updates["frames"] == [1000, 2000]
@@ -173,7 +167,7 @@ def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
     scalars = event_scalars(tmp_path / "runs" / "tiny")
     assert set(scalars) == CLEANRL_TAGS
     assert set(EPISODE_TAGS.values()) | set(UPDATE_TAGS.values()) == CLEANRL_TAGS
-    episodes = load_results(tmp_path)["episodes"]
+    episodes = study_results(tmp_path)["episodes"]
     assert [step for step, _ in scalars["charts/episodic_return"]] == episodes["frames"]
     assert [value for _, value in scalars["charts/episodic_return"]] == pytest.approx(
         episodes["reward"], rel=1e-6)
@@ -193,7 +187,7 @@ def test_a_resumed_study_continues_its_curves_without_duplicated_steps(tmp_path:
     assert (f"resumed at 1,000 frames of 2,000 from {tmp_path / 'm' / 'tiny.last.pt'}"
             in resumed.stdout)
 
-    results = load_results(tmp_path)
+    results = study_results(tmp_path)
     assert results["updates"]["frames"] == [1000, 2000]
     assert len(list((tmp_path / "runs" / "tiny").iterdir())) == 2, "one events file per run"
     steps = served_steps(tmp_path / "runs" / "tiny")
@@ -227,7 +221,7 @@ def test_tensorboard_none_writes_no_events_but_keeps_the_diagnostics(tmp_path: P
     outcome = train(tiny_config("--tensorboard=none", "--total_frames=1000"))
     assert outcome.frames == 1000
     assert not (tmp_path / "runs").exists()
-    assert load_results(tmp_path)["updates"]["frames"] == [1000]
+    assert study_results(tmp_path)["updates"]["frames"] == [1000]
 
 
 def test_an_unwritable_tensorboard_folder_is_refused_before_anything_is_written(

@@ -26,6 +26,7 @@ from conftest import (
     only_line,
     run_py,
     start_run_py,
+    study_results,
     subprocess_env,
     tiny_flags,
 )
@@ -109,17 +110,10 @@ def study_files_intact(folder: Path, save_name: str = "long") -> dict:
     """Every file of the study loads; no temporary file is left. The last checkpoint."""
     policy_from_checkpoint(load_checkpoint(folder / "m" / f"{save_name}.pt"))
     last = ppo.checkpoint.load_resume_checkpoint(folder / "m" / f"{save_name}.last.pt")
-    results = run_results(folder, save_name)
+    results = study_results(folder, save_name)
     assert results["frames"] >= last["frames"] > 0
     assert not [name for name in files_under(folder) if Path(name).name.startswith(".")]
     return last
-
-
-def run_results(folder: Path, save_name: str) -> dict:
-    import pickle
-
-    with open(folder / "r" / f"{save_name}.p", "rb") as handle:
-        return pickle.load(handle)
 
 
 # ----- workers never outlive or block the trainer ------------------------------------------------
@@ -265,7 +259,7 @@ def test_a_stop_during_a_long_update_is_honoured_within_seconds(tiny_config, mon
     stopper.join()
     assert updating.is_set() and stopped - asked[0] < DIES_WITHIN_S
     assert outcome.stopped_by_signal == signal.SIGINT and outcome.frames == 0
-    assert not study.last_path.exists()
+    assert not study.files.last.exists()
 
 
 # ----- one study per name, and never over another -------------------------------------------------
@@ -327,10 +321,10 @@ def test_an_earlier_study_is_not_overwritten_unless_told(tmp_path: Path, capfd):
 
     assert cli_in_process(tiny_flags(tmp_path, "--total_frames=1000", "--seed=5",
                                      "--overwrite=true")) == 0
-    assert run_results(tmp_path, "tiny")["config"]["seed"] == 5  # replaced
+    assert study_results(tmp_path, "tiny")["config"]["seed"] == 5  # replaced
     assert cli_in_process(tiny_flags(tmp_path, "--total_frames=2000", "--seed=5",
                                      "--resume=true")) == 0  # the new study resumes
-    assert run_results(tmp_path, "tiny")["frames"] == 2000
+    assert study_results(tmp_path, "tiny")["frames"] == 2000
 
 
 def test_a_results_file_alone_also_blocks_a_new_study(tmp_path: Path, capfd):
@@ -359,12 +353,12 @@ def test_stale_temporaries_of_a_killed_study_are_removed_on_resume_and_no_others
 
 def test_the_budget_is_never_exceeded_the_last_batch_is_shortened(tmp_path: Path, capfd):
     assert cli_in_process(tiny_flags(tmp_path, "--total_frames=1500")) == 0
-    assert run_results(tmp_path, "tiny")["frames"] == 1500
+    assert study_results(tmp_path, "tiny")["frames"] == 1500
     assert torch.load(tmp_path / "m" / "tiny.last.pt", weights_only=True)["frames"] == 1500
     # A budget smaller than one batch is one short batch; 3 walkers: whole steps only.
     assert cli_in_process(tiny_flags(tmp_path, "--total_frames=400", "--num_envs=3",
                                      save_name="small")) == 0
-    assert run_results(tmp_path, "small")["frames"] == 399
+    assert study_results(tmp_path, "small")["frames"] == 399
 
 
 def test_a_study_without_a_finished_episode_prints_no_policy_path(tmp_path: Path, capfd):
@@ -460,16 +454,16 @@ def test_resume_fuzz_every_flipped_byte_resumes_or_is_one_usage_error(finished_s
                                                                       tmp_path: Path, tiny_config):
     source = (finished_study / "m" / "tiny.last.pt").read_bytes()
     study = Study(tiny_config("--total_frames=1000"))
-    study.last_path.parent.mkdir(parents=True)
+    study.files.last.parent.mkdir(parents=True)
     outcomes = {"refused": 0, "resumed": 0}
     try:
         for position in positions(len(source), seed=1):
-            study.last_path.write_bytes(flipped(source, position))
+            study.files.last.write_bytes(flipped(source, position))
             try:
-                study._restore(load_resume_checkpoint(study.last_path))
+                study._restore(load_resume_checkpoint(study.files.last))
             except UsageError as error:
                 assert str(error).startswith("--resume: ") and str(error).isprintable()
-                assert str(study.last_path) in str(error)
+                assert str(study.files.last) in str(error)
                 outcomes["refused"] += 1
                 continue
             outcomes["resumed"] += 1

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import math
-import pickle
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_py, tiny_flags
+from conftest import run_py, study_results, tiny_flags
 
 from ppo.algorithm import (
     Batch,
@@ -297,11 +296,6 @@ def test_load_checkpoint_rejects_files_that_are_not_policies(tmp_path: Path):
 # ----- whole studies -------------------------------------------------------------------------
 
 
-def load_results(folder: Path, save_name: str = "tiny") -> dict:
-    with open(folder / "r" / f"{save_name}.p", "rb") as handle:
-        return pickle.load(handle)
-
-
 @pytest.mark.parametrize("num_envs", [1, 2])
 def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs: int):
     """In-process, so the second run is not slowed by interpreter start-up."""
@@ -310,7 +304,7 @@ def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs
         config = tiny_config(f"--num_envs={num_envs}", "--seed=7", folder=tmp_path / name)
         outcome = train(config)
         assert outcome.frames == 2000 and outcome.stopped_by_signal is None
-        runs.append((load_results(tmp_path / name),
+        runs.append((study_results(tmp_path / name),
                      torch.load(tmp_path / name / "m" / "tiny.last.pt", weights_only=True)))
     (first, first_last), (second, second_last) = runs
     assert len(first["episodes"]["reward"]) > 0
@@ -343,7 +337,7 @@ def test_a_different_seed_gives_different_results(tmp_path: Path, tiny_config):
     rewards = []
     for seed in (1, 2):
         train(tiny_config("--total_frames=1000", f"--seed={seed}", folder=tmp_path / str(seed)))
-        rewards.append(load_results(tmp_path / str(seed))["episodes"]["reward"])
+        rewards.append(study_results(tmp_path / str(seed))["episodes"]["reward"])
     assert rewards[0] != rewards[1]
 
 
@@ -377,7 +371,7 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     last = torch.load(models / "smoke.last.pt", weights_only=True)
     assert last["frames"] == 2000 and "optimizer" in last
 
-    document = load_results(tmp_path, "smoke")
+    document = study_results(tmp_path, "smoke")
     assert set(document) == {"config", "frames", "best_score", "wall_time", "schedules",
                              "transfer", "episodes", "updates"}
     assert document["schedules"] == {"action_std_start": 0.8, "action_std_final": 0.2,

@@ -11,17 +11,12 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import TINY_BUDGET
+from conftest import TINY_FIXED
 
 import sweep
 from ppo.checkpoint import save_policy
 from ppo.network import ActorCritic
 from sweeps import execution, grid, state
-
-TINY_FIXED = [f"--fixed={flag.removeprefix('--')}" for flag in TINY_BUDGET
-              if not flag.startswith("--quiet")]
-"""The conftest budget (two updates of 1000 frames, one walker) as --fixed flags; the sweep
-sets quiet itself."""
 
 
 def folders(tmp_path: Path) -> list[str]:

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_BUDGET
+from conftest import TINY_FIXED, study_results
 
 import sweep
 from ppo.checkpoint import load_checkpoint, save_policy
 from ppo.network import ActorCritic
 from sweeps import execution
-
-TINY_FIXED = [f"--fixed={flag.removeprefix('--')}" for flag in TINY_BUDGET
-              if not flag.startswith("--quiet")]
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +51,6 @@ def run(tmp_path: Path, address: str, *extra: str) -> tuple[int, dict, str]:
     return code, manifest, out.getvalue()
 
 
-def read_results(path: Path) -> dict:
-    with path.open("rb") as handle:
-        return pickle.load(handle)
-
-
 def test_studies_pinned_to_the_second_node_run_there_and_their_files_come_back(tmp_path: Path,
                                                                               two_nodes):
     cluster, second_node = two_nodes
@@ -75,7 +66,7 @@ def test_studies_pinned_to_the_second_node_run_there_and_their_files_come_back(t
         assert entry["node"] == second_node  # not the head, where the sweep itself runs
         assert set(entry["files"]) == {"results", "csv", "updates", "log", "model",
                                        "checkpoint", "tensorboard"}
-    results = read_results(tmp_path / "r" / "c__initialize.p")
+    results = study_results(tmp_path, "c__initialize")
     # It trained in the node's scratch folder, not in these folders: everything here came back.
     assert "sweep-" in results["config"]["models_dir"]
     assert results["config"]["initial_model"] == "source"  # the model was sent along
@@ -94,7 +85,7 @@ def test_studies_pinned_to_the_second_node_run_there_and_their_files_come_back(t
         assert entry["status"] == "done" and entry["resumed"] and entry["frames"] == 3000
         assert entry["node"] == second_node
     last = torch.load(tmp_path / "m" / "c__scratch.last.pt", weights_only=True)
-    assert last["frames"] == 3000 and len(read_results(tmp_path / "r" / "c__scratch.p")[
+    assert last["frames"] == 3000 and len(study_results(tmp_path, "c__scratch")[
         "episodes"]["reward"]) == len(last["episodes"]["reward"])
     assert len(list((tmp_path / "runs" / "c__scratch").iterdir())) == 2  # one per run of it
 
