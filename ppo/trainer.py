@@ -197,16 +197,15 @@ class Study:
     def _restore(self, state: dict[str, Any] | None) -> None:
         if state is None:
             raise UsageError(f"--resume: no interrupted study {self.files.last} to resume")
-        saved_inputs, saved_outputs, saved_layers = architecture_of(state["state_dict"])
-        saved_optimizer = str(state["config"].get("optimizer"))
-        if ((saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],
-                                              self.walkers.action_shape[0])
-                or saved_layers != list(self.config.hidden_layers)
-                or saved_optimizer.lower() != self.config.optimizer.lower()):
-            raise UsageError(
-                f"--resume: {self.files.last} was saved with other network settings "
-                f"(hidden_layers {saved_layers}, optimizer {saved_optimizer})")
+        # Hidden layers and optimizer are experiment settings: check_same_study compares them.
         check_same_study(state["config"], self.config)
+        saved_inputs, saved_outputs, _ = architecture_of(state["state_dict"])
+        if (saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],
+                                             self.walkers.action_shape[0]):
+            raise UsageError(f"--resume: {self.files.last} was saved for {saved_inputs} "
+                             f"observations and {saved_outputs} actions, these walkers have "
+                             f"{self.walkers.observation_shape[0]} and "
+                             f"{self.walkers.action_shape[0]}")
         try:
             self.policy.load_state_dict(state["state_dict"])
             self.learner.optimizer.load_state_dict(state["optimizer"])
