@@ -144,6 +144,7 @@ class Study:
             self._build(config, source, resume_state)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
             self.committed = (self.frames, len(self.log))
+            self.written: tuple[int, int] | None = None  # what the results files hold, if known
             self.started = time.monotonic()
             self.last_update = (self.frames, self.started)
             self.progress = Progress(config.total_frames, config.quiet, self.frames)
@@ -263,7 +264,9 @@ class Study:
             "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
         }
-        return write_results(self.files, self.log, summary, self.update_log)
+        paths = write_results(self.files, self.log, summary, self.update_log)
+        self.written = (self.frames, len(self.log))
+        return paths
 
     # ----- the loop ----------------------------------------------------------------------
 
@@ -335,10 +338,11 @@ class Study:
             self.walkers.close()
             self.tensorboard.close()
             self.progress.close()
-        results_path, csv_path = self.write_results()
+        if self.written != (self.frames, len(self.log)):  # else the last batch's files stand
+            self.write_results()
         best_path = self.files.best if self.files.best.exists() else None
-        return StudyOutcome(best_path, results_path, csv_path, self.frames, self.best_score,
-                            len(self.log), self.stop_signal)
+        return StudyOutcome(best_path, self.files.results, self.files.csv, self.frames,
+                            self.best_score, len(self.log), self.stop_signal)
 
     def start_rollout(self) -> float | None:
         """Start a rollout of the policy as it is now, as long as the budget leaves room for
