@@ -38,12 +38,10 @@ def main(config: Config) -> int:
     config = choice.config
     if choice.report and config.runs_saved_policy:
         print(choice.report, flush=True)  # training prints it in its transfer summary
-    if config.render:
-        return evaluate.watch(config)
-    if config.record:
-        return evaluate.record(config)
-    if config.eval_episodes > 0:
-        return evaluate.evaluate(config)
+    if config.runs_saved_policy:
+        run_policy = {"render": evaluate.watch, "record": evaluate.record,
+                      "eval_episodes": evaluate.evaluate}[config.mode]
+        return run_policy(config)
     outcome = train(config, source_choice=choice.report)
     if outcome.best_path is not None:
         print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
@@ -93,7 +91,7 @@ def run(argv: list[str] | None) -> int:
         print(f"run.py: error: {error}", file=sys.stderr)
         return 2
     except StudyFailed as error:
-        print(f"run.py: {activity(config)} stopped: {error}", file=sys.stderr)
+        print(f"run.py: {ACTIVITIES[config.mode]} stopped: {error}", file=sys.stderr)
         return 1
     except MemoryError:
         print(f"run.py: error: --batch_size: {config.batch_size:,} frames do not fit in memory; "
@@ -101,12 +99,9 @@ def run(argv: list[str] | None) -> int:
         return 2
 
 
-def activity(config: Config) -> str:
-    if config.render:
-        return "watching"
-    if config.record:
-        return "recording"
-    return "evaluation" if config.eval_episodes > 0 else "training"
+ACTIVITIES = {"render": "watching", "record": "recording", "eval_episodes": "evaluation",
+              "train": "training"}
+"""Config.mode -> what a failure message says was under way."""
 
 
 if __name__ == "__main__":

@@ -186,9 +186,19 @@ class Config:
         return names_a_model(self.initial_model)
 
     @property
+    def mode(self) -> str:
+        """What this run does, named by the flag that asked for it: "render", "record" or
+        "eval_episodes" (a saved policy, in that precedence), else "train"."""
+        if self.render:
+            return "render"
+        if self.record:
+            return "record"
+        return "eval_episodes" if self.eval_episodes > 0 else "train"
+
+    @property
     def runs_saved_policy(self) -> bool:
         """--render, --record and --eval_episodes run a saved policy instead of training."""
-        return self.render or bool(self.record) or self.eval_episodes > 0
+        return self.mode != "train"
 
     def design_ranges(self) -> dict[str, list[float]]:
         """The design parameters given as ranges, redrawn by every walker at every reset."""

@@ -89,20 +89,13 @@ def policy_path(config: Config) -> Path:
                          f"--initial_model") from None
 
 
-def mode_flag(config: Config) -> str:
-    """The flag that asked for this run of a saved policy, for messages."""
-    if config.render:
-        return "render"
-    return "record" if config.record else "eval_episodes"
-
-
 def load_policy(config: Config) -> tuple[ActorCritic, dict[str, Any], Path]:
     """The policy the flags name, checked to fit the walker, in eval mode; its checkpoint; path.
 
     Any file that is not a usable policy is one UsageError line naming the mode's flag.
     """
     path = policy_path(config)
-    flag = mode_flag(config)
+    flag = config.mode
     checkpoint = load_checkpoint(path, flag)
     policy_inputs, policy_outputs, _ = architecture_of(checkpoint["state_dict"])
     try:
