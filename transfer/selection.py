@@ -41,6 +41,7 @@ def is_auto(initial_model: str) -> bool:
     """Whether an --initial_model value asks for the ranking (in any case, as run.py takes it)."""
     return initial_model.lower() == AUTO
 
+
 AUTO_EPISODES = 3
 """Episodes per candidate: enough to tell a walker from a faller, seconds per model."""
 
@@ -135,12 +136,15 @@ def resolve_initial_model(config: Config) -> Choice:
         return Choice(config, "")
     last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
                            config.save_name).last
-    if config.resume and last_path.is_file():
-        saved = load_checkpoint(last_path, "resume").get("config", {})
-        chosen = saved.get("initial_model") if isinstance(saved, dict) else None
-        if isinstance(chosen, str):
-            return Choice(dataclasses.replace(config, initial_model=chosen),
-                          f"auto: resumed with the policy chosen at the start, {chosen}")
+    if not config.resume:
+        return choose_initial_model(config)
+    if not last_path.is_file():  # nothing to resume: the study says so, no ranking first
+        return Choice(config, "")
+    saved = load_checkpoint(last_path, "resume").get("config", {})
+    chosen = saved.get("initial_model") if isinstance(saved, dict) else None
+    if isinstance(chosen, str):
+        return Choice(dataclasses.replace(config, initial_model=chosen),
+                      f"auto: resumed with the policy chosen at the start, {chosen}")
     return choose_initial_model(config)
 
 
