@@ -156,6 +156,7 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     """The WalkerPool a study of `num_envs` would use, stepped with random actions only."""
     import numpy as np
 
+    from ppo.trainer import walker_seeds
     from ppo.vector import WalkerPool
 
     with tempfile.TemporaryDirectory() as folder:
@@ -165,7 +166,7 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 4)).astype(
         np.float32)
     try:
-        pool.reset(range(seed, seed + num_envs))
+        pool.reset(walker_seeds(seed, num_envs))
         started = time.perf_counter()
         for step_actions in actions:
             pool.step(step_actions)
@@ -539,12 +540,14 @@ def format_report(report: dict) -> str:
             f"PSS {row['train_peak_tree_pss_mib']:.0f} (RSS: {row['train_peak_rss_main_mib']:.0f}"
             f" + {row['workers']} x {row['train_peak_rss_worker_mib']:.0f})"
         )
-    lines += ["", "other modes (--lockstep=true: the same study, the training process choosing",
-              "every action; --policy_lag=true: another study, which learns slower):"]
-    lines += [f"  {row['num_envs']} envs, {mode}, {summary['workers']} workers: "
-              f"{summary['frames_per_s']:,.0f} f/s, train/machine {summary['over_machine']:.2f}, "
-              f"peak PSS {summary['peak_tree_pss_mib']:.0f} MiB"
-              for row in report["training"] for mode, summary in row["modes"].items()]
+    modes = [f"  {row['num_envs']} envs, {mode}, {summary['workers']} workers: "
+             f"{summary['frames_per_s']:,.0f} f/s, train/machine {summary['over_machine']:.2f}, "
+             f"peak PSS {summary['peak_tree_pss_mib']:.0f} MiB"
+             for row in report["training"] for mode, summary in row["modes"].items()]
+    if modes:
+        lines += ["", "other modes (--lockstep=true: the same study, the training process "
+                  "choosing", "every action; --policy_lag=true: another study, which learns "
+                  "slower):", *modes]
     lines += [
         "goals: train/machine >= 0.7 at 8 walkers, ours/SB3 >= 2 (ratios: medians over",
         "repeats of figures taken one after the other)",
