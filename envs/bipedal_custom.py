@@ -290,8 +290,7 @@ class BipedalCustomLegLength(BipedalWalker):
         self.fall_penalty = float(fall_penalty)
         self.max_time_steps = int(max_time_steps)
         self.design_ranges = ordered_ranges(design_ranges or {})
-        self.design_inputs = (self.design_ranges if design_inputs is None
-                              else ordered_ranges(design_inputs))
+        self.design_inputs = observed_inputs(design_ranges, design_inputs)
         self.fixed_parameters = {"leg_length": float(leg_length), "thigh_length": thigh_length,
                                  "shin_length": shin_length, "leg_width": float(leg_width),
                                  "motor_torque": float(motor_torque)}
@@ -647,6 +646,14 @@ def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[flo
             for name in DESIGN_PARAMETERS if name in ranges}
 
 
+def observed_inputs(design_ranges: Mapping[str, Sequence[float]] | None,
+                    design_inputs: Mapping[str, Sequence[float]] | None
+                    ) -> dict[str, tuple[float, float]]:
+    """What a walker appends to its observations: its design inputs if it was given some (a
+    conditioned policy's layout), else its own ranges."""
+    return ordered_ranges((design_ranges or {}) if design_inputs is None else design_inputs)
+
+
 def design_of(settings: Mapping[str, Any]) -> dict[str, str]:
     """The design in walker settings (constructor arguments, as checkpoints record them) as
     text: parameter -> '34' or '24:46' (a range). Missing parameters (older checkpoints) take
@@ -665,9 +672,7 @@ def design_of(settings: Mapping[str, Any]) -> dict[str, str]:
 def describe_design(settings: Mapping[str, Any]) -> str:
     """E.g. 'leg_length 24:46, leg_width 8, motor_torque 80 (observes leg_length)'."""
     text = ", ".join(f"{name} {value}" for name, value in design_of(settings).items())
-    inputs = settings.get("design_inputs")
-    if inputs is None:
-        inputs = settings.get("design_ranges") or {}
+    inputs = observed_inputs(settings.get("design_ranges"), settings.get("design_inputs"))
     return text + (f" (observes {', '.join(inputs)})" if inputs else "")
 
 
@@ -687,8 +692,7 @@ def designs_from_observations(observations: np.ndarray,
     the observation is float32); the rest are the fixed values in `settings`.
     """
     ranges = settings.get("design_ranges") or {}
-    inputs = settings.get("design_inputs")
-    inputs = ordered_ranges(ranges if inputs is None else inputs)
+    inputs = observed_inputs(ranges, settings.get("design_inputs"))
     values = {}
     for name, default in DESIGN_DEFAULTS.items():
         value = settings.get(name, default)
