@@ -422,7 +422,8 @@ FLAG_HELP = {
                    f"(0 for fewer than 4 walkers or 1 core)",
     "lockstep": "true: the training process chooses every step's actions and the workers step "
                 "in lock-step with it (slower); false: each worker runs the policy on its own "
-                "walkers for a whole rollout. The same study either way",
+                "walkers for a whole rollout. The same study either way; no effect without "
+                "worker processes (fewer than 4 walkers by default)",
     "policy_lag": "true: collect the next batch while the update runs, with the policy from "
                   "before that update (one update of lag; PPO's ratio uses the behaviour "
                   "policy's log-probabilities). Another study, which learns slower per "
