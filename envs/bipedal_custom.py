@@ -51,6 +51,9 @@ MAX_SHIN_TO_THIGH = 2.0
 """A shin at most twice the thigh: a longer one under a short thigh starts with its feet in the
 air (measured: thigh 10 with shin 30, thigh 14 with shin 45)."""
 
+MAX_DRAWS = 1000
+"""Draws of a ranged body before giving up on one that stands (see `_draw_design`)."""
+
 LEG_LENGTH_RANGE = DESIGN_PARAMETERS["leg_length"]
 """Supported leg lengths, in drawing units (Gymnasium's walker has 34)."""
 
@@ -115,6 +118,21 @@ class WalkerDesign:
 
         return cls(segment("thigh_length"), segment("shin_length"), float(values["leg_width"]),
                    float(values["motor_torque"]))
+
+    @property
+    def leg_length(self) -> float:
+        """The mean of the two segments: the leg length of a body whose segments are equal, and
+        what a policy conditioned on `leg_length` is told of a body whose segments differ."""
+        return (self.thigh_length + self.shin_length) / 2
+
+    def value(self, name: str) -> float:
+        """The body's value of design parameter `name` (what a design input observes)."""
+        return float(getattr(self, name))
+
+    @property
+    def stands(self) -> bool:
+        """Whether the body starts standing: a shin at most MAX_SHIN_TO_THIGH times the thigh."""
+        return self.shin_length <= MAX_SHIN_TO_THIGH * self.thigh_length
 
 
 def scale_to_unit(value: float, low: float, high: float) -> float:
@@ -322,17 +340,26 @@ class BipedalCustomLegLength(BipedalWalker):
         self.lower_leg_fd = self._leg_fixture(width=0.8 * leg_w, height=self.shin_height)
         self.motor_torque = design.motor_torque
         self.torque_cost = TORQUE_COST_PER_TORQUE * design.motor_torque
-        observed = {**parameters, "thigh_length": design.thigh_length,
-                    "shin_length": design.shin_length}
+        # What a conditioned policy is told is read off the body just built, never off flags.
         self.design_observation = np.array(
-            [scale_to_unit(observed[name], *bounds) for name, bounds in self.design_inputs.items()],
-            dtype=np.float32)
+            [scale_to_unit(design.value(name), *bounds)
+             for name, bounds in self.design_inputs.items()], dtype=np.float32)
 
     def _draw_design(self) -> None:
-        """A new body for this episode: each ranged parameter uniformly in its range."""
-        drawn = {name: float(self.np_random.uniform(low, high))
-                 for name, (low, high) in self.design_ranges.items()}
-        self._set_design({**self.fixed_parameters, **drawn})
+        """A new body for this episode: each ranged parameter uniformly in its range, among the
+        bodies that start standing (drawn again until one does; `check_proportions` made sure
+        the ranges hold some). Ranges where almost none stands end, after MAX_DRAWS, with the
+        last draw's shin cut to the longest that stands."""
+        for _ in range(MAX_DRAWS):
+            drawn = {name: float(self.np_random.uniform(low, high))
+                     for name, (low, high) in self.design_ranges.items()}
+            parameters = {**self.fixed_parameters, **drawn}
+            body = WalkerDesign.from_parameters(parameters)
+            if body.stands:
+                break
+        else:
+            parameters["shin_length"] = MAX_SHIN_TO_THIGH * body.thigh_length
+        self._set_design(parameters)
 
     @staticmethod
     def _leg_fixture(width: float, height: float) -> fixtureDef:
@@ -621,8 +648,10 @@ def check_design_range(argument: str, name: str, bounds: Sequence[float]) -> Non
 
 def check_proportions(design: Mapping[str, float | None],
                       design_ranges: Mapping[str, Sequence[float]]) -> None:
-    """The longest shin the design can draw is at most MAX_SHIN_TO_THIGH times its shortest
-    thigh (a segment that follows `leg_length` takes its value or range)."""
+    """Every body must start standing (a shin at most MAX_SHIN_TO_THIGH times its thigh): a
+    fixed body must, and ranges must hold such bodies, which are the only ones drawn (a segment
+    that follows `leg_length` takes its value or range). A `leg_length` range must also change
+    the body: not with both segments set."""
     def follows_leg(name: str) -> bool:
         return design[name] is None and name not in design_ranges
 
@@ -630,13 +659,29 @@ def check_proportions(design: Mapping[str, float | None],
         source = "leg_length" if follows_leg(name) else name
         return float(design_ranges[source][end] if source in design_ranges else design[source])
 
+    if "leg_length" in design_ranges and not (follows_leg("thigh_length")
+                                              or follows_leg("shin_length")):
+        raise InvalidWalkerArgument(
+            "leg_length", "a single value when thigh_length and shin_length are both given "
+            "(a range could not change the body)",
+            "{:g}:{:g}".format(*design_ranges["leg_length"]))
     if follows_leg("thigh_length") and follows_leg("shin_length"):
         return  # equal segments
-    shortest_thigh, longest_shin = extreme("thigh_length", 0), extreme("shin_length", 1)
+    if not ranged_body(design_ranges):
+        shortest_thigh, longest_shin = extreme("thigh_length", 0), extreme("shin_length", 1)
+        allowed = f"({shortest_thigh:g}) so the walker starts standing"
+    else:  # the shortest shin under the longest thigh is the body most likely to stand
+        shortest_thigh, longest_shin = extreme("thigh_length", 1), extreme("shin_length", 0)
+        allowed = f"({shortest_thigh:g}) for some drawn body, so that walkers start standing"
     if longest_shin > MAX_SHIN_TO_THIGH * shortest_thigh:
         raise InvalidWalkerArgument(
-            "shin_length", f"at most {MAX_SHIN_TO_THIGH:g} x thigh_length "
-            f"({shortest_thigh:g}) so the walker starts standing", longest_shin)
+            "shin_length", f"at most {MAX_SHIN_TO_THIGH:g} x thigh_length {allowed}",
+            longest_shin)
+
+
+def ranged_body(design_ranges: Mapping[str, Sequence[float]]) -> bool:
+    """Whether the segment lengths are drawn (a range of leg_length, thigh or shin)."""
+    return any(name in design_ranges for name in ("leg_length", "thigh_length", "shin_length"))
 
 
 def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:

@@ -77,13 +77,15 @@ class ActorCritic(nn.Module):
     The actor's output is the mean action, squashed by tanh into the walker's action range
     [-1, 1] (the tanh is the actor's last module, so every user of the actor gets it);
     exploration noise has a std set by the study (fixed or scheduled), not learned, as in the
-    spec. `hidden_layers` applies to both networks.
+    spec. `hidden_layers` applies to both networks. The normaliser's statistics follow only
+    the first `tracked_inputs` observation columns (all by default): see `RunningNormalizer`.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_layers: Sequence[int]) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden_layers: Sequence[int],
+                 tracked_inputs: int | None = None) -> None:
         super().__init__()
         self.hidden_layers = tuple(hidden_layers)
-        self.obs_normalizer = RunningNormalizer(obs_dim)
+        self.obs_normalizer = RunningNormalizer(obs_dim, tracked_inputs)
         self.actor = mlp([obs_dim, *hidden_layers, act_dim], output_gain=OUTPUT_GAINS["actor"],
                          squash_output=True)
         self.critic = mlp([obs_dim, *hidden_layers, 1], output_gain=OUTPUT_GAINS["critic"])

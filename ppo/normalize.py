@@ -33,21 +33,32 @@ class RunningNormalizer(nn.Module):
 
     The statistics are buffers, so they live in the policy's state_dict: a policy saved
     without the normaliser it was trained with would see inputs on the wrong scale.
+
+    Only the first `tracked` columns follow the data; the others keep the statistics they have
+    (mean 0 and variance 1 when new, a loaded policy's otherwise). A walker's design inputs
+    come after its body's observation, already scaled to [-1, 1]: were their statistics to follow
+    the data, fine-tuning at one design would shrink their variance towards 0 and the same body
+    would read as ever more extreme values to the policy.
     """
 
-    def __init__(self, size: int, epsilon: float = 1e-8) -> None:
+    def __init__(self, size: int, tracked: int | None = None, epsilon: float = 1e-8) -> None:
         super().__init__()
         self.epsilon = epsilon
+        self.tracked = size if tracked is None else min(tracked, size)
         self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("var", torch.ones(size, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
 
     def update(self, batch: np.ndarray) -> None:
-        """Fold a batch of raw observations, shape (n, size), into the statistics."""
-        batch_t = torch.as_tensor(batch, dtype=torch.float64, device=self.mean.device)
-        self.mean, self.var, self.count = merge_moments(
-            self.mean, self.var, self.count, batch_t.mean(dim=0),
+        """Fold a batch of raw observations, shape (n, size), into the tracked statistics."""
+        batch_t = torch.as_tensor(batch[:, :self.tracked], dtype=torch.float64,
+                                  device=self.mean.device)
+        tracked = slice(0, self.tracked)
+        mean, var, self.count = merge_moments(
+            self.mean[tracked], self.var[tracked], self.count, batch_t.mean(dim=0),
             batch_t.var(dim=0, unbiased=False), batch_t.shape[0])
+        self.mean = torch.cat([mean, self.mean[self.tracked:]])
+        self.var = torch.cat([var, self.var[self.tracked:]])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         std = torch.sqrt(self.var + self.epsilon).to(obs.dtype)

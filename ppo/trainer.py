@@ -157,7 +157,9 @@ class Study:
         """The learner (its policy loaded and frozen for transfer) and the study's counters;
         both restored on resume."""
         obs_dim, act_dim = self.walkers.observation_shape[0], self.walkers.action_shape[0]
-        policy = ActorCritic(obs_dim, act_dim, config.hidden_layers)
+        # Design inputs keep the statistics they start with (see RunningNormalizer).
+        policy = ActorCritic(obs_dim, act_dim, config.hidden_layers,
+                             tracked_inputs=envs.BODY_OBS_DIM)
         reward_scaler = RewardScaler(config.num_envs, config.gamma)
         # Fixed now, in frames, for the study's whole life (a resumed one restores its own).
         self.schedules = Schedules.resolve(config)

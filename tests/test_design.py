@@ -197,12 +197,6 @@ def test_the_ends_of_each_supported_range_are_accepted(name):
     (dict(thigh_length=30, shin_length=70), 30, 70),
     (dict(leg_length=12, shin_length=25), 12, 25),  # the thigh follows leg_length
     (dict(leg_length=60, thigh_length=25), 25, 60),  # the shin follows leg_length
-    # A range's extremes: the shortest thigh it can draw under the longest shin.
-    (dict(design_ranges={"thigh_length": (15, 40)}), 15, 34),
-    (dict(thigh_length=20, design_ranges={"shin_length": (20, 41)}), 20, 41),
-    (dict(design_ranges={"thigh_length": (20, 40), "shin_length": (30, 45)}), 20, 45),
-    (dict(shin_length=30, design_ranges={"leg_length": (14, 40)}), 14, 30),
-    (dict(thigh_length=20, design_ranges={"leg_length": (30, 50)}), 20, 50),
 ], ids=str)
 def test_shin_longer_than_twice_the_thigh_is_refused(kwargs, thigh, shin):
     with pytest.raises(ValueError, match=rf"^shin_length must be at most 2 x thigh_length "
@@ -210,15 +204,41 @@ def test_shin_longer_than_twice_the_thigh_is_refused(kwargs, thigh, shin):
         make_walker(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, thigh, shin", [
+    # Ranges where no body stands: even the longest thigh under the shortest shin does not.
+    (dict(design_ranges={"thigh_length": (10, 15)}), 15, 34),
+    (dict(thigh_length=12, design_ranges={"shin_length": (25, 41)}), 12, 25),
+    (dict(design_ranges={"thigh_length": (10, 14), "shin_length": (30, 45)}), 14, 30),
+    (dict(shin_length=50, design_ranges={"leg_length": (14, 20)}), 20, 50),
+], ids=str)
+def test_ranges_where_no_body_stands_are_refused(kwargs, thigh, shin):
+    with pytest.raises(ValueError, match=rf"^shin_length must be at most 2 x thigh_length "
+                       rf"\({thigh:g}\) for some drawn body, .* got {shin:g}(\.0)?$"):
+        make_walker(**kwargs)
+
+
+def test_a_leg_length_range_that_cannot_change_the_body_is_refused():
+    with pytest.raises(ValueError, match=r"^leg_length must be a single value when "
+                       r"thigh_length and shin_length are both given"):
+        make_walker(thigh_length=30, shin_length=30, design_ranges={"leg_length": (24, 46)})
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(thigh_length=10, shin_length=20),
     dict(thigh_length=20, design_ranges={"shin_length": (20, 40)}),
     dict(design_ranges={"thigh_length": (20, 40), "shin_length": (30, 40)}),
     dict(design_ranges={"leg_length": (10, 70)}),  # equal segments, whatever the draw
+    # Ranges whose corners hold bodies that would not stand: only standing ones are drawn.
+    dict(design_ranges={"thigh_length": (15, 40)}),
+    dict(design_ranges={"thigh_length": (10, 70), "shin_length": (10, 70)}),
+    dict(thigh_length=20, design_ranges={"leg_length": (30, 50)}),
 ], ids=str)
 def test_shin_up_to_twice_the_thigh_is_accepted(kwargs):
-    obs, _ = make_walker(**kwargs).reset(seed=0)
-    assert obs[8] == 1.0 and obs[13] == 1.0
+    walker = make_walker(**kwargs)
+    for seed in range(20):
+        obs, _ = walker.reset(seed=seed)
+        assert walker.unwrapped.design.stands
+        assert obs[8] == 1.0 and obs[13] == 1.0
 
 
 @pytest.mark.parametrize("argument", ["design_ranges", "design_inputs"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import envs
@@ -92,15 +93,16 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
     checkpoint has them: the critic learnt returns on that scale, and a fresh scaler would
     change the scale of its targets under it.
 
-    Reset and noise share one generator seeded by `--seed`, drawn in a fixed order (reset
-    first), so a study is reproducible and its other random streams are untouched.
+    Reset and noise share one generator, drawn in a fixed order (reset first), from a stream of
+    `SeedSequence(--seed)` of its own (`transfer_seed`): a study is reproducible, and neither
+    its exploration noise nor its walkers draw the same numbers.
     """
     if source is None:
         return ""
     path, checkpoint = source.path, source.checkpoint
     load_initial_policy(policy, checkpoint, path)
     scaling = load_reward_scaling(reward_scaler, checkpoint, path)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(transfer_seed(config.seed))
     if config.reset_final_layer:
         reset_final_layer(policy, generator)
     if config.add_noise_layers:
@@ -111,6 +113,16 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
              describe_schedule(config.transfer_learning, schedules,
                                len(linear_layers(policy.actor)))]
     return "\n".join(line for line in lines if line)
+
+
+TRANSFER_STREAM = 2**32
+"""The spawn key of the transfer generator's stream: the walkers' streams are keyed by update
+counts (`walker_seeds`), which never reach it; the study's own generator is seeded by `--seed`."""
+
+
+def transfer_seed(seed: int) -> int:
+    return int(np.random.SeedSequence(seed, spawn_key=(TRANSFER_STREAM,))
+               .generate_state(1, np.uint64)[0])
 
 
 def describe_source(path: Path, checkpoint: dict[str, Any]) -> str:
