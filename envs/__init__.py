@@ -1,9 +1,11 @@
-"""The walkers: importing this package registers them with Gymnasium."""
+"""The walkers: importing this package registers them with Gymnasium.
+
+`design` declares what a walker is built from (its design parameters, once each) and checks and
+describes designs; `walker` is the physics, built from a `design.WalkerDesign`."""
 
 from gymnasium.envs.registration import register, registry
 
-from envs.bipedal_custom import (
-    ACT_DIM,
+from envs.design import (
     BODY_OBS_DIM,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
@@ -12,7 +14,6 @@ from envs.bipedal_custom import (
     MAX_TERRAIN_LENGTH_SCALE,
     MAX_TIME_STEPS,
     MIN_TERRAIN_LENGTH_SCALE,
-    BipedalCustomLegLength,
     InvalidWalkerArgument,
     WalkerDesign,
     check_walker_arguments,
@@ -20,13 +21,16 @@ from envs.bipedal_custom import (
     design_differences,
     design_of,
     designs_from_observations,
+    outside_training,
+    outside_warning,
 )
+from envs.walker import ACT_DIM, BipedalCustomLegLength
 
 ENV_ID = "Bipedal_Custom_Leg_Length-v0"
 
 if ENV_ID not in registry:
     # No max_episode_steps: the walker truncates itself after its `max_time_steps` argument.
-    register(id=ENV_ID, entry_point="envs.bipedal_custom:BipedalCustomLegLength")
+    register(id=ENV_ID, entry_point="envs.walker:BipedalCustomLegLength")
 
 __all__ = [
     "ACT_DIM",
@@ -47,4 +51,6 @@ __all__ = [
     "design_differences",
     "design_of",
     "designs_from_observations",
+    "outside_training",
+    "outside_warning",
 ]

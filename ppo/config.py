@@ -575,6 +575,7 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_schedule(config, given, require)
     validate_transfer(config, given, require)
     validate_policy_modes(config, require)
+    validate_leg_length(config, given, require)
     try:
         # A study from scratch observes its own ranges: check them as design inputs too.
         check_walker_arguments(**config.env_kwargs(), design_inputs=config.design_ranges())
@@ -589,6 +590,20 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_memory(config)
     require(config.total_frames >= config.num_envs, "total_frames",
             f"must be at least num_envs={config.num_envs} (one step of every walker)")
+
+
+def validate_leg_length(config: Config, given: set[str], require) -> None:
+    """With both segments given, the body's leg length is their mean: a --leg_length that says
+    otherwise cannot change the body, so it is refused rather than shown beside a body it is
+    not (a range of it is refused by the walker's own check)."""
+    leg, thigh, shin = config.leg_length, config.thigh_length, config.shin_length
+    if "leg_length" not in given or isinstance(leg, DesignRange):
+        return
+    if any(segment is None or isinstance(segment, DesignRange) for segment in (thigh, shin)):
+        return
+    require(math.isclose(leg, (thigh + shin) / 2), "leg_length",
+            f"must be left out when --thigh_length and --shin_length are both given, or equal "
+            f"their mean ({(thigh + shin) / 2:g}), the body's leg length")
 
 
 def validate_workers(config: Config, require) -> None:

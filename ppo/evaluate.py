@@ -131,7 +131,8 @@ def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> s
     differences = envs.design_differences(trained_env, config.env_kwargs()) if trained_env else []
     if differences:
         line += f"\nzero-shot transfer: {', '.join(differences)}"
-    return line
+    warning = envs.outside_warning(path.name, trained_env, config.env_kwargs())
+    return line + (f"\n{warning}" if trained_env and warning else "")
 
 
 def describe_walker(config: Config) -> str:

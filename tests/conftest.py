@@ -41,7 +41,6 @@ def tiny_flags(tmp_path: Path, *extra: str, save_name: str = "tiny") -> list[str
     """Flags for a tiny study writing under `tmp_path`; later flags in `extra` override."""
     return [
         f"--save_name={save_name}",
-        "--leg_length=34",
         *TINY_BUDGET,
         f"--models_dir={tmp_path / 'm'}",
         f"--results_dir={tmp_path / 'r'}",

@@ -25,7 +25,7 @@ from test_envs import (
 )
 
 from envs import DESIGN_PARAMETERS, InvalidWalkerArgument, WalkerDesign
-from envs.bipedal_custom import MAX_SHIN_TO_THIGH
+from envs.design import MAX_SHIN_TO_THIGH
 
 BASE_OBSERVATION_SIZE = 24
 DEFAULT_DESIGN = dict(thigh_length=34, shin_length=34, leg_width=8, motor_torque=80)
@@ -137,7 +137,7 @@ def test_design_attributes_describe_the_body():
     design = walker.design
     assert (design.thigh_length, design.shin_length) == (40, 50)  # the thigh follows leg_length
     assert (design.leg_width, design.motor_torque) == (12, 100)
-    assert walker.leg_length == 40
+    assert walker.leg_length == 45  # the body's: the mean of its segments, not the flag
     assert walker.parameters["shin_length"] == 50
     assert walker.design_observation.shape == (0,)
 
@@ -404,7 +404,7 @@ def test_pickling_keeps_the_design_arguments():
     copy = pickle.loads(pickle.dumps(make_walker(**kwargs).unwrapped))
     assert copy.design == WalkerDesign(thigh_length=26, shin_length=44, leg_width=11.5,
                                        motor_torque=140)
-    assert copy.leg_length == 30
+    assert copy.parameters["leg_length"] == 30 and copy.leg_length == 35  # the mean segment
     assert copy.design_inputs == {"leg_length": (24, 46)}
     assert copy.observation_space.shape == (BASE_OBSERVATION_SIZE + 1,)
 

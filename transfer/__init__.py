@@ -108,7 +108,13 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
     if config.add_noise_layers:
         add_noise(policy, config.add_noise_layers, config.add_noise_alpha, generator)
     apply_thaw_schedule(policy, config.transfer_learning, schedules, frame=0)
+    # Fine-tuning a fixed-design policy on another design is the transfer itself: the summary
+    # says it. A conditioned one is told the body, which may lie outside what it learned.
+    source_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    outside = (envs.outside_warning(path.name, source_env, config.env_kwargs())
+               if design_inputs_of(checkpoint) else "")
     lines = [describe_source(path, checkpoint), scaling, describe_designs(checkpoint, config),
+             outside,
              describe_changes(config),
              describe_schedule(config.transfer_learning, schedules,
                                len(linear_layers(policy.actor)))]

@@ -1,13 +1,12 @@
-"""Gymnasium's BipedalWalker whose body is a design: thigh and shin lengths, leg width and motor
-torque are parameters, fixed or redrawn at every reset, and the course length and fall penalty too.
+"""Gymnasium's BipedalWalker whose body is a design (envs/design.py): thigh and shin lengths, leg
+width and motor torque are parameters, fixed or redrawn at every reset, and the course length and
+fall penalty too. This module is the physics; what a design is, and its checks, live in design.py.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import Box2D
@@ -20,7 +19,6 @@ from gymnasium.envs.box2d.bipedal_walker import (
     INITIAL_RANDOM,
     LEG_DOWN,
     LIDAR_RANGE,
-    MOTORS_TORQUE,
     SCALE,
     SPEED_HIP,
     SPEED_KNEE,
@@ -35,50 +33,20 @@ from gymnasium.envs.box2d.bipedal_walker import (
 )
 from gymnasium.utils import EzPickle
 
-DESIGN_PARAMETERS: dict[str, tuple[float, float]] = {
-    "leg_length": (10.0, 70.0),
-    "thigh_length": (10.0, 70.0),
-    "shin_length": (10.0, 70.0),
-    "leg_width": (2.0, 20.0),
-    "motor_torque": (20.0, 200.0),
-}
-"""The walker's design parameters and their supported ranges, in Gymnasium's units: lengths and
-widths in drawing units (1/SCALE world units), torque as Gymnasium's MOTORS_TORQUE. Every corner
-of the box starts standing on the start pad (tests/test_design.py). The order is the order in which
-ranged parameters are drawn at a reset and appended to the observation."""
+from envs.design import (
+    BODY_OBS_DIM,
+    DESIGN_DEFAULTS,
+    DESIGN_PARAMETERS,
+    MAX_DRAWS,
+    MAX_SHIN_TO_THIGH,
+    NUM_LIDAR,
+    WalkerDesign,
+    check_walker_arguments,
+    observed_inputs,
+    ordered_ranges,
+    scale_to_unit,
+)
 
-MAX_SHIN_TO_THIGH = 2.0
-"""A shin at most twice the thigh: a longer one under a short thigh starts with its feet in the
-air (measured: thigh 10 with shin 30, thigh 14 with shin 45)."""
-
-MAX_DRAWS = 1000
-"""Draws of a ranged body before giving up on one that stands (see `_draw_design`)."""
-
-LEG_LENGTH_RANGE = DESIGN_PARAMETERS["leg_length"]
-"""Supported leg lengths, in drawing units (Gymnasium's walker has 34)."""
-
-DEFAULT_LEG_WIDTH = 8.0
-"""Gymnasium's LEG_W in drawing units; the shin is 0.8 of it wide, as there."""
-
-DESIGN_DEFAULTS: dict[str, float | None] = {
-    "leg_length": 34.0, "thigh_length": None, "shin_length": None,
-    "leg_width": DEFAULT_LEG_WIDTH, "motor_torque": float(MOTORS_TORQUE),
-}
-"""The default walker's design (Gymnasium's body); None: the segment follows leg_length."""
-
-MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
-"""Below this the finish line would lie on the start pad."""
-MAX_TERRAIN_LENGTH_SCALE = 100.0
-"""A course 100 times Gymnasium's: building it takes about a second per reset and 13 MB per
-walker; far longer courses only hang the study building terrain no episode reaches the end of."""
-MAX_ABS_FALL_PENALTY = 1e6
-"""Larger penalties overflow the reward scaling's running variance (it squares returns)."""
-MAX_TIME_STEPS = 10**7
-"""Episode lengths far beyond any course: a standing walker would never end its episode."""
-
-NUM_LIDAR = 10
-BODY_OBS_DIM = 14 + NUM_LIDAR
-"""Gymnasium's observation: hull, joints and contacts (14), lidar; design inputs follow it."""
 ACT_DIM = 4
 LIDAR_ANGLES = [1.5 * i / NUM_LIDAR for i in range(NUM_LIDAR)]
 # Ray ends relative to the hull, as Gymnasium computes them (in float64; Box2D rounds the sum).
@@ -98,46 +66,6 @@ WALKER_COLOURS = {
            (102 - side * 25, 51 - side * 25, 76 - side * 25))
     for side in (-1, +1)
 }
-
-
-@dataclass(frozen=True)
-class WalkerDesign:
-    """One body: what the physics is built from. Lengths and width in drawing units."""
-
-    thigh_length: float
-    shin_length: float
-    leg_width: float
-    motor_torque: float
-
-    @classmethod
-    def from_parameters(cls, values: Mapping[str, float]) -> WalkerDesign:
-        """`thigh_length` and `shin_length` default to `leg_length` (both segments)."""
-        def segment(name: str) -> float:
-            value = values.get(name)
-            return float(values["leg_length"] if value is None else value)
-
-        return cls(segment("thigh_length"), segment("shin_length"), float(values["leg_width"]),
-                   float(values["motor_torque"]))
-
-    @property
-    def leg_length(self) -> float:
-        """The mean of the two segments: the leg length of a body whose segments are equal, and
-        what a policy conditioned on `leg_length` is told of a body whose segments differ."""
-        return (self.thigh_length + self.shin_length) / 2
-
-    def value(self, name: str) -> float:
-        """The body's value of design parameter `name` (what a design input observes)."""
-        return float(getattr(self, name))
-
-    @property
-    def stands(self) -> bool:
-        """Whether the body starts standing: a shin at most MAX_SHIN_TO_THIGH times the thigh."""
-        return self.shin_length <= MAX_SHIN_TO_THIGH * self.thigh_length
-
-
-def scale_to_unit(value: float, low: float, high: float) -> float:
-    """`value` in [low, high] -> [-1, 1]; 0 for a degenerate range."""
-    return 0.0 if high == low else 2.0 * (value - low) / (high - low) - 1.0
 
 
 class LidarRay(Box2D.b2.rayCastCallback):
@@ -285,33 +213,30 @@ class BipedalCustomLegLength(BipedalWalker):
     def __init__(
         self,
         render_mode: str | None = None,
-        leg_length: float = 34.0,
         terrain_length_scale: float = 2.0,
         fall_penalty: float = -50.0,
         max_time_steps: int = 1500,
-        thigh_length: float | None = None,
-        shin_length: float | None = None,
-        leg_width: float = DEFAULT_LEG_WIDTH,
-        motor_torque: float = MOTORS_TORQUE,
         design_ranges: Mapping[str, Sequence[float]] | None = None,
         design_inputs: Mapping[str, Sequence[float]] | None = None,
+        **design: float | None,
     ) -> None:
-        check_walker_arguments(leg_length, terrain_length_scale, fall_penalty, max_time_steps,
-                               thigh_length, shin_length, leg_width, motor_torque,
-                               design_ranges, design_inputs)
+        """`design`: a value per declared design parameter (envs.design.DECLARED), by name;
+        the ones left out take their defaults."""
+        check_walker_arguments(terrain_length_scale, fall_penalty, max_time_steps,
+                               design_ranges, design_inputs, **design)
         super().__init__(render_mode=render_mode, hardcore=False)
-        EzPickle.__init__(
-            self, render_mode, leg_length, terrain_length_scale, fall_penalty, max_time_steps,
-            thigh_length, shin_length, leg_width, motor_torque, design_ranges, design_inputs,
-        )
+        EzPickle.__init__(self, render_mode=render_mode,
+                          terrain_length_scale=terrain_length_scale, fall_penalty=fall_penalty,
+                          max_time_steps=max_time_steps, design_ranges=design_ranges,
+                          design_inputs=design_inputs, **design)
         self.terrain_length_scale = float(terrain_length_scale)
         self.fall_penalty = float(fall_penalty)
         self.max_time_steps = int(max_time_steps)
         self.design_ranges = ordered_ranges(design_ranges or {})
         self.design_inputs = observed_inputs(design_ranges, design_inputs)
-        self.fixed_parameters = {"leg_length": float(leg_length), "thigh_length": thigh_length,
-                                 "shin_length": shin_length, "leg_width": float(leg_width),
-                                 "motor_torque": float(motor_torque)}
+        self.fixed_parameters = {
+            name: None if (value := design.get(name, default)) is None else float(value)
+            for name, default in DESIGN_DEFAULTS.items()}
         self.observation_space = self._observation_space_with_inputs()
 
         self.num_terrain_steps = round(TERRAIN_LENGTH * self.terrain_length_scale)
@@ -332,7 +257,7 @@ class BipedalCustomLegLength(BipedalWalker):
         ones), torques, and the observed design inputs."""
         self.parameters = parameters
         self.design = design = WalkerDesign.from_parameters(parameters)
-        self.leg_length = float(parameters["leg_length"])
+        self.leg_length = design.leg_length
         self.thigh_height = design.thigh_length / SCALE
         self.shin_height = design.shin_length / SCALE
         leg_w = design.leg_width / SCALE
@@ -576,177 +501,3 @@ class BipedalCustomLegLength(BipedalWalker):
         return [ray.fraction for ray in self.lidar]
 
 
-class InvalidWalkerArgument(ValueError):
-    """An argument the walker cannot use; `argument` names it, so callers can name their flag."""
-
-    def __init__(self, argument: str, allowed: str, value: object) -> None:
-        super().__init__(f"{argument} must be {allowed}, got {value}")
-        self.argument = argument
-        self.allowed = allowed
-        self.value = value
-
-
-def check_walker_arguments(
-    leg_length: float,
-    terrain_length_scale: float,
-    fall_penalty: float,
-    max_time_steps: int,
-    thigh_length: float | None = None,
-    shin_length: float | None = None,
-    leg_width: float = DEFAULT_LEG_WIDTH,
-    motor_torque: float = MOTORS_TORQUE,
-    design_ranges: Mapping[str, Sequence[float]] | None = None,
-    design_inputs: Mapping[str, Sequence[float]] | None = None,
-) -> None:
-    """Raise InvalidWalkerArgument naming the allowed range for any argument we cannot use."""
-    design = {"leg_length": leg_length, "thigh_length": thigh_length,
-              "shin_length": shin_length, "leg_width": leg_width, "motor_torque": motor_torque}
-    for name, value in design.items():
-        if value is not None:
-            check_design_value(name, value)
-    for argument, ranges in (("design_ranges", design_ranges), ("design_inputs", design_inputs)):
-        for name, bounds in (ranges or {}).items():
-            check_design_range(argument, name, bounds)
-    check_proportions(design, design_ranges or {})
-    if not (math.isfinite(terrain_length_scale)
-            and MIN_TERRAIN_LENGTH_SCALE <= terrain_length_scale <= MAX_TERRAIN_LENGTH_SCALE):
-        raise InvalidWalkerArgument("terrain_length_scale",
-                                    f"a number in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
-                                    f"{MAX_TERRAIN_LENGTH_SCALE:g}]", terrain_length_scale)
-    if not (math.isfinite(fall_penalty) and abs(fall_penalty) <= MAX_ABS_FALL_PENALTY):
-        raise InvalidWalkerArgument("fall_penalty", f"a number in [{-MAX_ABS_FALL_PENALTY:g}, "
-                                    f"{MAX_ABS_FALL_PENALTY:g}]", fall_penalty)
-    if not (math.isfinite(max_time_steps) and int(max_time_steps) == max_time_steps
-            and 1 <= max_time_steps <= MAX_TIME_STEPS):
-        raise InvalidWalkerArgument("max_time_steps", f"an integer in [1, {MAX_TIME_STEPS:g}]",
-                                    max_time_steps)
-
-
-def check_design_value(name: str, value: float) -> None:
-    low, high = DESIGN_PARAMETERS[name]
-    if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
-        raise InvalidWalkerArgument(name, f"a number in [{low:g}, {high:g}]", value)
-
-
-def check_design_range(argument: str, name: str, bounds: Sequence[float]) -> None:
-    """A (low, high) pair of a known design parameter, inside its supported range."""
-    if name not in DESIGN_PARAMETERS:
-        raise InvalidWalkerArgument(argument, f"keyed by design parameters "
-                                    f"({', '.join(DESIGN_PARAMETERS)})", name)
-    if not (isinstance(bounds, Sequence | np.ndarray) and len(bounds) == 2):
-        raise InvalidWalkerArgument(name, "a (low, high) range", bounds)
-    for value in bounds:
-        check_design_value(name, value)
-    if bounds[0] > bounds[1]:
-        raise InvalidWalkerArgument(name, "a range LOW:HIGH with LOW <= HIGH",
-                                    f"{bounds[0]:g}:{bounds[1]:g}")
-    if argument == "design_inputs" and bounds[0] == bounds[1]:
-        # An input scaled from a single point would read 0 whatever the design.
-        raise InvalidWalkerArgument(name, "an input range LOW:HIGH with LOW < HIGH",
-                                    f"{bounds[0]:g}:{bounds[1]:g}")
-
-
-def check_proportions(design: Mapping[str, float | None],
-                      design_ranges: Mapping[str, Sequence[float]]) -> None:
-    """Every body must start standing (a shin at most MAX_SHIN_TO_THIGH times its thigh): a
-    fixed body must, and ranges must hold such bodies, which are the only ones drawn (a segment
-    that follows `leg_length` takes its value or range). A `leg_length` range must also change
-    the body: not with both segments set."""
-    def follows_leg(name: str) -> bool:
-        return design[name] is None and name not in design_ranges
-
-    def extreme(name: str, end: int) -> float:
-        source = "leg_length" if follows_leg(name) else name
-        return float(design_ranges[source][end] if source in design_ranges else design[source])
-
-    if "leg_length" in design_ranges and not (follows_leg("thigh_length")
-                                              or follows_leg("shin_length")):
-        raise InvalidWalkerArgument(
-            "leg_length", "a single value when thigh_length and shin_length are both given "
-            "(a range could not change the body)",
-            "{:g}:{:g}".format(*design_ranges["leg_length"]))
-    if follows_leg("thigh_length") and follows_leg("shin_length"):
-        return  # equal segments
-    if not ranged_body(design_ranges):
-        shortest_thigh, longest_shin = extreme("thigh_length", 0), extreme("shin_length", 1)
-        allowed = f"({shortest_thigh:g}) so the walker starts standing"
-    else:  # the shortest shin under the longest thigh is the body most likely to stand
-        shortest_thigh, longest_shin = extreme("thigh_length", 1), extreme("shin_length", 0)
-        allowed = f"({shortest_thigh:g}) for some drawn body, so that walkers start standing"
-    if longest_shin > MAX_SHIN_TO_THIGH * shortest_thigh:
-        raise InvalidWalkerArgument(
-            "shin_length", f"at most {MAX_SHIN_TO_THIGH:g} x thigh_length {allowed}",
-            longest_shin)
-
-
-def ranged_body(design_ranges: Mapping[str, Sequence[float]]) -> bool:
-    """Whether the segment lengths are drawn (a range of leg_length, thigh or shin)."""
-    return any(name in design_ranges for name in ("leg_length", "thigh_length", "shin_length"))
-
-
-def ordered_ranges(ranges: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
-    """In DESIGN_PARAMETERS order, so that draws and observation layout do not depend on how the
-    caller ordered its dict."""
-    return {name: (float(ranges[name][0]), float(ranges[name][1]))
-            for name in DESIGN_PARAMETERS if name in ranges}
-
-
-def observed_inputs(design_ranges: Mapping[str, Sequence[float]] | None,
-                    design_inputs: Mapping[str, Sequence[float]] | None
-                    ) -> dict[str, tuple[float, float]]:
-    """What a walker appends to its observations: its design inputs if it was given some (a
-    conditioned policy's layout), else its own ranges."""
-    return ordered_ranges((design_ranges or {}) if design_inputs is None else design_inputs)
-
-
-def design_of(settings: Mapping[str, Any]) -> dict[str, str]:
-    """The design in walker settings (constructor arguments, as checkpoints record them) as
-    text: parameter -> '34' or '24:46' (a range). Missing parameters (older checkpoints) take
-    their defaults; a segment that follows leg_length is left out."""
-    ranges = settings.get("design_ranges") or {}
-    design = {}
-    for name, default in DESIGN_DEFAULTS.items():
-        if name in ranges:
-            low, high = ranges[name]
-            design[name] = f"{low:g}:{high:g}"
-        elif (value := settings.get(name, default)) is not None:
-            design[name] = f"{value:g}"
-    return design
-
-
-def describe_design(settings: Mapping[str, Any]) -> str:
-    """E.g. 'leg_length 24:46, leg_width 8, motor_torque 80 (observes leg_length)'."""
-    text = ", ".join(f"{name} {value}" for name, value in design_of(settings).items())
-    inputs = observed_inputs(settings.get("design_ranges"), settings.get("design_inputs"))
-    return text + (f" (observes {', '.join(inputs)})" if inputs else "")
-
-
-def design_differences(source: Mapping[str, Any], target: Mapping[str, Any]) -> list[str]:
-    """'leg_length 34 -> 30' for each design parameter in which two walkers differ."""
-    before, after = design_of(source), design_of(target)
-    return [f"{name} {before.get(name, '=leg_length')} -> {after.get(name, '=leg_length')}"
-            for name in DESIGN_DEFAULTS if before.get(name) != after.get(name)]
-
-
-def designs_from_observations(observations: np.ndarray,
-                              settings: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The body each observation was taken on: (n, obs_dim) observations of walkers built from
-    `settings` (constructor arguments) -> parameter -> (n,) values, segments resolved.
-
-    Ranged parameters are read back from the design inputs (each episode's own draw, to 1e-4:
-    the observation is float32); the rest are the fixed values in `settings`.
-    """
-    ranges = settings.get("design_ranges") or {}
-    inputs = observed_inputs(ranges, settings.get("design_inputs"))
-    values = {}
-    for name, default in DESIGN_DEFAULTS.items():
-        value = settings.get(name, default)
-        values[name] = np.full(len(observations), np.nan if value is None else float(value))
-    for column, (name, (low, high)) in enumerate(inputs.items(), start=BODY_OBS_DIM):
-        if name in ranges:
-            scaled = observations[:, column].astype(np.float64)
-            values[name] = np.round(low + (scaled + 1.0) * 0.5 * (high - low), 4)
-    for segment in ("thigh_length", "shin_length"):
-        follows_leg = np.isnan(values[segment])
-        values[segment][follows_leg] = values["leg_length"][follows_leg]
-    return values
