@@ -1,0 +1,161 @@
+"""Reliability III (issue #26): studies stopped before their first checkpoint, checkpoints
+with malformed metadata or flipped bits, sweeps sharing a folder, analysis edge cases."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import cli_in_process, files_under, only_line, tiny_flags
+
+from ppo.checkpoint import load_checkpoint
+from ppo.errors import UsageError
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "trained_models" / "leg_34_trained.pt"
+
+
+def with_metadata(path: Path, **changes) -> Path:
+    """A copy of the shipped policy at `path` with top-level or `env` entries replaced."""
+    checkpoint = torch.load(SHIPPED, weights_only=True)
+    env = dict(checkpoint["env"])
+    env.update(changes.pop("env", {}))
+    checkpoint.update(changes, env=env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, path)
+    return path
+
+
+# ----- 2. malformed metadata ------------------------------------------------------------------
+
+MALFORMED = {
+    "range as text": {"env": {"design_ranges": {"leg_length": "24:46"}}},
+    "length as text": {"env": {"leg_length": "34"}},
+    "inputs as list": {"env": {"design_inputs": [24.0, 46.0]}},
+    "range of three": {"env": {"design_inputs": {"leg_length": [24.0, 30.0, 46.0]}}},
+    "unknown parameter": {"env": {"design_ranges": {"arm_length": [1.0, 2.0]}}},
+    "steps as float": {"env": {"max_time_steps": 1500.5}},
+    "length out of range": {"env": {"leg_length": 1e9}},
+    "nan length": {"env": {"leg_length": float("nan")}},
+    "bool penalty": {"env": {"fall_penalty": True}},
+    "foreign walker": {"env": {"env": "CartPole-v1"}},
+    "env as text": {"env": "leg 34"},
+    "frames as text": {"frames": "2990000"},
+    "score as text": {"score": "good"},
+    "versions as list": {"versions": ["2.0"]},
+    "format from the future": {"format_version": 99},
+}
+
+
+def malformed(path: Path, case: str) -> Path:
+    changes = dict(MALFORMED[case])
+    if isinstance(changes.get("env"), str):
+        checkpoint = torch.load(SHIPPED, weights_only=True)
+        checkpoint["env"] = changes["env"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(checkpoint, path)
+        return path
+    return with_metadata(path, **changes)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_metadata_is_refused_when_loading(tmp_path: Path, case: str):
+    path = malformed(tmp_path / "bad.pt", case)
+    with pytest.raises(UsageError, match="--initial_model: .*bad.pt: "):
+        load_checkpoint(path, "initial_model")
+
+
+def test_the_shipped_policies_pass_the_metadata_checks():
+    for path in (REPO / "trained_models").glob("*.pt"):
+        load_checkpoint(path, "initial_model")
+
+
+@pytest.mark.parametrize("case", ["range as text", "length as text"])
+@pytest.mark.parametrize("mode", ["evaluate", "fine-tune"])
+def test_malformed_metadata_is_one_line_in_evaluation_and_fine_tuning(
+        tmp_path: Path, capfd, case: str, mode: str):
+    path = malformed(tmp_path / "in" / "bad.pt", case)
+    extra = ["--eval_episodes=1"] if mode == "evaluate" else []
+    before = files_under(tmp_path)
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path / "out", f"--initial_model={path}", *extra))
+    stderr = capfd.readouterr().err
+    assert code == 2, stderr
+    assert "bad.pt" in only_line(stderr) and "Traceback" not in stderr
+    assert files_under(tmp_path) == before
+
+
+def test_list_models_lists_a_malformed_file_as_unreadable_and_goes_on(tmp_path: Path, capfd):
+    models = tmp_path / "m"
+    malformed(models / "a_bad.pt", "range as text")
+    shutil.copy(SHIPPED, models / "b_good.pt")
+    capfd.readouterr()
+    assert cli_in_process([f"--models_dir={models}", "--list_models"]) == 0
+    out = capfd.readouterr().out
+    bad_line = next(line for line in out.splitlines() if "a_bad.pt" in line)
+    assert "unreadable" in bad_line and "design_ranges" in bad_line
+    assert any("b_good.pt" in line and "leg_length 34" in line for line in out.splitlines())
+
+
+def test_auto_skips_a_malformed_file_and_says_so(tmp_path: Path, capfd):
+    models = tmp_path / "m"
+    malformed(models / "a_bad.pt", "length as text")
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path, "--initial_model=auto", "--eval_episodes=1"))
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert any("skipped" in line and "a_bad.pt" in line for line in out.splitlines()), out
+
+
+# ----- 3. flipped bits ------------------------------------------------------------------------
+
+
+def test_every_bit_flip_in_a_checkpoint_is_refused_or_changes_nothing(tmp_path: Path):
+    """The archive's CRC32s are checked before torch reads it: a flip either makes loading a
+    one-line UsageError or (in bytes nothing reads: timestamps, padding) loads the same."""
+    original = load_checkpoint(SHIPPED)
+    data = SHIPPED.read_bytes()
+    rng = random.Random(26)
+    positions = rng.sample(range(len(data)), 300)
+    refused = 0
+    for position in positions:
+        flipped = bytearray(data)
+        flipped[position] ^= 1 << rng.randrange(8)
+        copy = tmp_path / "flipped.pt"
+        copy.write_bytes(bytes(flipped))
+        try:
+            loaded = load_checkpoint(copy, "initial_model")
+        except UsageError as error:
+            assert "\n" not in str(error)
+            refused += 1
+            continue
+        assert loaded.keys() == original.keys(), position
+        for key, value in original.items():
+            if key == "state_dict":
+                assert all(torch.equal(value[name], loaded[key][name]) for name in value)
+            else:
+                assert loaded[key] == value, (position, key)
+    assert refused > 250  # nearly every byte of the file is read and checked
+
+
+def test_a_flipped_weight_is_refused_by_evaluation(tmp_path: Path, capfd):
+    import zipfile
+
+    with zipfile.ZipFile(SHIPPED) as archive:
+        member = archive.getinfo("archive/data/3")
+    data = bytearray(SHIPPED.read_bytes())
+    header = member.header_offset
+    name_length = int.from_bytes(data[header + 26:header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28:header + 30], "little")
+    data[header + 30 + name_length + extra_length + 100] ^= 0x04  # a bit of a weight
+    copy = tmp_path / "in" / "flipped.pt"
+    copy.parent.mkdir()
+    copy.write_bytes(bytes(data))
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path / "out", f"--initial_model={copy}",
+                                     "--eval_episodes=1"))
+    line = only_line(capfd.readouterr().err)
+    assert code == 2 and "checksum" in line and "flipped.pt" in line
