@@ -115,6 +115,12 @@ class StudyFiles:
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]
 
+    def stopped_before_first_checkpoint(self) -> bool:
+        """Whether the study left results but nothing to resume from or lose: it was stopped
+        during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
+        return (not self.last.exists() and not self.best.exists()
+                and any(path.exists() for path in self.training_outputs))
+
     def check_fresh_start(self, overwrite: bool) -> None:
         """Refuse to start a new study over an existing one, unless `overwrite` is set."""
         existing = self.existing_outputs()

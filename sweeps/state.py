@@ -176,6 +176,8 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
     if files["checkpoint"].exists():
         return "resume", None
     leftovers = paths.study_files(study.save_name).existing_outputs()
+    if paths.study_files(study.save_name).stopped_before_first_checkpoint():
+        return "fresh", None  # run.py starts it afresh: nothing of it can be lost
     if leftovers:  # run.py would refuse to start over them
         return "conflict", (f"{leftovers[0]} exists but {files['checkpoint'].name} does not, "
                             f"so the study cannot resume; use another --name or move the old "

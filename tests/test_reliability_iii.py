@@ -3,13 +3,24 @@ with malformed metadata or flipped bits, sweeps sharing a folder, analysis edge 
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli_in_process, files_under, only_line, tiny_flags
+from conftest import (
+    SUBPROCESS_TIMEOUT_S,
+    cli_in_process,
+    files_under,
+    only_line,
+    start_run_py,
+    study_results,
+    tiny_flags,
+)
 
 from ppo.checkpoint import load_checkpoint
 from ppo.errors import UsageError
@@ -159,3 +170,72 @@ def test_a_flipped_weight_is_refused_by_evaluation(tmp_path: Path, capfd):
                                      "--eval_episodes=1"))
     line = only_line(capfd.readouterr().err)
     assert code == 2 and "checksum" in line and "flipped.pt" in line
+
+
+# ----- 1. a study stopped during its first batch ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stopped_in_first_batch(tmp_path_factory) -> Path:
+    """A study SIGTERMed a second into its first (long) batch: results, no checkpoint."""
+    folder = tmp_path_factory.mktemp("first_batch")
+    process = start_run_py(tiny_flags(folder, "--total_frames=1e6", "--batch_size=200000",
+                                      "--minibatch_size=1000"))
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    try:
+        while not (folder / "runs" / "tiny").is_dir():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 143, stderr
+    assert (folder / "r" / "tiny.p").exists() and not (folder / "m" / "tiny.last.pt").exists()
+    assert not (folder / "m" / "tiny.pt").exists()  # no untrained policy left behind
+    return folder
+
+
+@pytest.mark.parametrize("extra", [(), ("--resume=true",)], ids=["plain", "resume"])
+def test_a_study_stopped_before_its_first_checkpoint_starts_afresh(
+        stopped_in_first_batch: Path, tmp_path: Path, capfd, extra: tuple[str, ...]):
+    folder = tmp_path / "study"
+    shutil.copytree(stopped_in_first_batch, folder)
+    old_events = set((folder / "runs" / "tiny").iterdir())
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(folder, *extra))
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert "afresh" in out
+    results = study_results(folder)
+    assert results["frames"] == 2000 and (folder / "m" / "tiny.last.pt").exists()
+    new_events = set((folder / "runs" / "tiny").iterdir())
+    assert new_events and not old_events & new_events  # replaced
+
+
+def test_a_policy_without_a_checkpoint_is_still_not_replaced(tmp_path: Path, capfd):
+    """The shipped models have no `.last.pt`: a study of their name must not replace them."""
+    (tmp_path / "m").mkdir()
+    shutil.copy(SHIPPED, tmp_path / "m" / "tiny.pt")
+    capfd.readouterr()
+    assert cli_in_process(tiny_flags(tmp_path)) == 2
+    assert "--overwrite=true" in only_line(capfd.readouterr().err)
+    assert (tmp_path / "m" / "tiny.pt").read_bytes() == SHIPPED.read_bytes()
+
+
+# ----- 4. the study's TensorBoard folder ------------------------------------------------------
+
+
+def test_a_file_where_the_studys_tensorboard_folder_goes_is_bad_input(tmp_path: Path, capfd):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").write_text("not a folder")
+    before = files_under(tmp_path)
+    capfd.readouterr()
+    assert cli_in_process(tiny_flags(tmp_path)) == 2
+    line = only_line(capfd.readouterr().err)
+    assert line.startswith("run.py: error: --tensorboard: ") and "runs/tiny" in line
+    assert files_under(tmp_path) == before

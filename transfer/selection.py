@@ -146,7 +146,8 @@ def resolve_initial_model(config: Config) -> Choice:
         return Choice(config, "")
     last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
                            config.save_name).last
-    if not config.resume:
+    files = StudyFiles(Path(config.models_dir), Path(config.results_dir), config.save_name)
+    if not config.resume or files.stopped_before_first_checkpoint():  # a new study
         return choose_initial_model(config)
     if not last_path.is_file():  # nothing to resume: the study says so, no ranking first
         return Choice(config, "")
