@@ -165,3 +165,11 @@ def check_output_file(path: Path, flag: str) -> None:
     if len(temporary_path(path).name.encode()) > MAX_FILE_NAME_BYTES:
         raise UsageError(f"--{flag}: the file name {path.name[:40]}... is too long")
     check_output_folder(str(path.parent), flag)
+    if path.parent.is_dir():  # try it: permissions do not tell (root, read-only mounts, /proc)
+        probe = temporary_path(path)
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as error:
+            raise UsageError(f"--{flag}: cannot write {path} ({error.strerror or error}); name "
+                             f"a file in a writable folder") from None
+        probe.unlink(missing_ok=True)

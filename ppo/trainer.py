@@ -224,6 +224,10 @@ class Study:
         except Exception as error:  # noqa: BLE001 (a damaged file fails in any of these)
             raise UsageError(f"--resume: {self.files.last}: damaged, its saved state does not "
                              f"load ({type(error).__name__})") from None
+        if self.config.total_frames < state["frames"]:
+            raise UsageError(f"--total_frames: the interrupted study has already trained on "
+                             f"{state['frames']:,} frames; give at least that many (more "
+                             f"extend it), got {self.config.total_frames:,}")
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
         self.transfer_summary = state.get("transfer", "")
@@ -294,7 +298,9 @@ class Study:
         batch as they were, unless a stop was requested: then it is part of the stop.
         """
         config = self.config
-        self.progress.message(describe_study(config, self.transfer_summary, self.files))
+        # A resumed study loaded nothing now: its transfer summary is that of its start.
+        summary = "" if config.resume else self.transfer_summary
+        self.progress.message(describe_study(config, summary, self.files))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.files.last, config.total_frames))

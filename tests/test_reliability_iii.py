@@ -239,3 +239,58 @@ def test_a_file_where_the_studys_tensorboard_folder_goes_is_bad_input(tmp_path: 
     line = only_line(capfd.readouterr().err)
     assert line.startswith("run.py: error: --tensorboard: ") and "runs/tiny" in line
     assert files_under(tmp_path) == before
+
+
+# ----- 7. smaller ones ------------------------------------------------------------------------
+
+
+def test_record_to_an_unwritable_path_is_bad_input_before_any_episode(tmp_path: Path, capfd):
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path, "--initial_model=leg_34_trained",
+                                     "--record=/proc/walk.gif"))
+    out, err = capfd.readouterr()
+    assert code == 2 and only_line(err).startswith("run.py: error: --record: ")
+    assert "episode" not in out
+
+
+def test_resuming_with_a_smaller_budget_than_done_is_refused(tmp_path: Path, capfd):
+    assert cli_in_process(tiny_flags(tmp_path)) == 0
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path, "--resume=true", "--total_frames=1000"))
+    line = only_line(capfd.readouterr().err)
+    assert code == 2 and "--total_frames" in line and "2,000" in line
+
+
+def test_a_resumed_studys_banner_does_not_say_it_loaded_its_source_again(tmp_path: Path,
+                                                                         capfd):
+    flags = ("--initial_model=leg_34_trained", "--quiet=false")
+    assert cli_in_process(tiny_flags(tmp_path, *flags)) == 0
+    assert "transfer: loaded" in capfd.readouterr().out
+    assert cli_in_process(tiny_flags(tmp_path, *flags, "--resume=true",
+                                     "--total_frames=3000")) == 0
+    out = capfd.readouterr().out
+    assert "resumed at 2,000 frames" in out and "loaded" not in out
+
+
+def test_a_single_point_range_may_be_evaluated(tmp_path: Path, capfd):
+    code = cli_in_process(tiny_flags(tmp_path, "--initial_model=leg_34_trained",
+                                     "--leg_length=30:30", "--eval_episodes=1"))
+    assert code == 0, capfd.readouterr().err
+
+
+def test_an_evaluation_report_of_another_design_is_not_silently_replaced(tmp_path: Path, capfd):
+    def evaluate(*extra: str) -> int:
+        return cli_in_process(tiny_flags(tmp_path, "--initial_model=leg_34_trained",
+                                         "--eval_episodes=1", *extra, save_name="")[1:])
+
+    assert evaluate("--leg_length=34") == 0
+    report = tmp_path / "r" / "leg_34_trained_eval.json"
+    first = report.read_bytes()
+    assert evaluate("--leg_length=34", "--seed=5") == 0  # a rerun of the same evaluation
+    capfd.readouterr()
+    assert evaluate("--leg_length=30") == 2
+    assert "--overwrite" in only_line(capfd.readouterr().err)
+    assert evaluate("--leg_length=30", "--save_name=on_30") == 0
+    assert (tmp_path / "r" / "on_30_eval.json").exists()
+    assert evaluate("--leg_length=30", "--overwrite=true") == 0
+    assert report.read_bytes() != first
