@@ -294,3 +294,74 @@ def test_an_evaluation_report_of_another_design_is_not_silently_replaced(tmp_pat
     assert (tmp_path / "r" / "on_30_eval.json").exists()
     assert evaluate("--leg_length=30", "--overwrite=true") == 0
     assert report.read_bytes() != first
+
+
+# ----- 5. sweeps ------------------------------------------------------------------------------
+
+
+def sweep_plan(tmp_path: Path, *args: str):
+    import sweep
+
+    return sweep.sweep_from_args(sweep.build_parser().parse_args(
+        ["--name=t", *args, f"--models_dir={tmp_path / 'm'}", f"--results_dir={tmp_path / 'r'}",
+         f"--tensorboard={tmp_path / 'runs'}"]))
+
+
+def test_a_range_written_two_ways_is_one_study_name(tmp_path: Path):
+    from sweeps.grid import SweepError
+
+    names = [sweep_plan(tmp_path, f"--grid=leg_length={value}").studies[0].save_name
+             for value in ("24:46", "24.0:46.0", "24.00:4.6e1")]
+    assert names == ["t__leg24-46"] * 3
+    with pytest.raises(SweepError, match="same study name"):
+        sweep_plan(tmp_path, "--grid=leg_length=24:46,24.0:46.0")
+
+
+def test_an_evaluation_report_of_another_policy_does_not_count_as_done(tmp_path: Path, capfd):
+    from sweeps import state
+
+    flags = ("--grid=leg_length=30", "--fixed=eval_episodes=1", "--fixed=max_time_steps=50",
+             "--fixed=initial_model=leg_34_trained")
+    plan = sweep_plan(tmp_path, *flags)
+    study = plan.studies[0]
+    # The same evaluation, written by run.py itself: done.
+    assert cli_in_process(state.study_argv(study, plan.paths, 1)) == 0
+    assert state.prepare(plan) == [] and study.status == "skipped"
+    # The same save_name evaluated with another policy: not done.
+    other = sweep_plan(tmp_path, *flags[:3], "--fixed=initial_model=universal_24_46")
+    assert state.prepare(other) == []
+    assert other.studies[0].status == "conflict"
+    assert "another policy" in other.studies[0].error
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused_and_touches_nothing(tmp_path: Path, capfd):
+    import sweep
+
+    args = ["--name=t", "--grid=seed=1", f"--models_dir={tmp_path / 'm'}",
+            f"--results_dir={tmp_path / 'r'}", f"--tensorboard={tmp_path / 'runs'}"]
+    with sweep.sweep_lock(sweep_plan(tmp_path, "--grid=seed=1")):
+        before = files_under(tmp_path)
+        capfd.readouterr()
+        assert sweep.cli(args) == 2
+        line = only_line(capfd.readouterr().err)
+        assert line.startswith("sweep.py: error: --name: sweep t is already running")
+        assert f"PID {os.getpid()}" in line
+        assert files_under(tmp_path) == before  # no manifest written
+
+
+def test_sweep_py_reports_an_unknown_flag_in_one_line(capfd):
+    import sweep
+
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.cli(["--name=t", "--grid=seed=1", "--bogus=1"])
+    assert exit_info.value.code == 2
+    assert "--bogus" in only_line(capfd.readouterr().err)
+
+
+def test_sweep_py_stopped_by_sigterm_exits_143_as_run_py_does():
+    from ppo.errors import interrupt_exit_status
+    from sweeps import execution
+
+    with pytest.raises(KeyboardInterrupt) as stop:
+        execution.interrupt(signal.SIGTERM, None)
+    assert interrupt_exit_status(stop.value) == 143
