@@ -365,3 +365,62 @@ def test_sweep_py_stopped_by_sigterm_exits_143_as_run_py_does():
     with pytest.raises(KeyboardInterrupt) as stop:
         execution.interrupt(signal.SIGTERM, None)
     assert interrupt_exit_status(stop.value) == 143
+
+
+# ----- 6. analyze.py --------------------------------------------------------------------------
+
+
+def test_analyze_writes_into_results_by_default_not_docs():
+    import analyze
+
+    assert analyze.build_parser().parse_args([]).out == "results"
+
+
+def test_analyze_out_naming_a_file_is_one_line(tmp_path: Path, capfd):
+    from test_analyze import write_synthetic
+
+    import analyze
+
+    write_synthetic(tmp_path / "r")
+    (tmp_path / "taken").write_text("a file")
+    capfd.readouterr()
+    assert analyze.cli([str(tmp_path / "r" / "*.p"), "--out", str(tmp_path / "taken")]) == 2
+    assert "--out" in only_line(capfd.readouterr().err)
+
+
+@pytest.mark.parametrize("rewards", [[0, float("inf"), 0, 0], [float("nan")] * 4],
+                         ids=["one inf", "all nan"])
+def test_non_finite_rewards_are_bad_input(tmp_path: Path, capfd, rewards):
+    from test_analyze import FRAMES, config, write_results
+
+    import analyze
+
+    write_results(tmp_path / "r", config("scratch", 1), FRAMES, rewards)
+    capfd.readouterr()
+    code = analyze.cli([str(tmp_path / "r" / "*.p"), "--out", str(tmp_path / "out")])
+    out, err = capfd.readouterr()
+    assert code == 2 and "not finite" in only_line(err)
+    assert "frames to" not in out and not (tmp_path / "out").exists()
+
+
+BLOCK_EXTRAS = ("import sys; [sys.modules.__setitem__(name, None) for name in "
+                "('scipy', 'matplotlib', 'ray')]; import analyze; "
+                "sys.exit(analyze.cli(sys.argv[1:]))")
+
+
+def test_analyze_without_the_extras_says_what_to_install(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from test_analyze import write_synthetic
+
+    def analyze_without_extras(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", BLOCK_EXTRAS, *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+
+    shown = analyze_without_extras("--help")
+    assert shown.returncode == 0 and "--out" in shown.stdout, shown.stderr
+    write_synthetic(tmp_path / "r")
+    done = analyze_without_extras(str(tmp_path / "r" / "*.p"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "pip install -r requirements-extra.txt" in only_line(done.stderr)
