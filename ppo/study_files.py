@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +119,14 @@ class StudyFiles:
     def stopped_before_first_checkpoint(self) -> bool:
         """Whether the study left results but nothing to resume from or lose: it was stopped
         during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
-        return (not self.last.exists() and not self.best.exists()
-                and any(path.exists() for path in self.training_outputs))
+        if self.last.exists() or self.best.exists():
+            return False
+        try:  # our own results file (pickle is trusted here, as by the sweep and the analysis)
+            with self.results.open("rb") as handle:
+                results = pickle.load(handle)
+        except Exception:  # noqa: BLE001 (missing, or not a results file: someone else's)
+            return False
+        return isinstance(results, dict) and results.get("frames") == 0
 
     def check_fresh_start(self, overwrite: bool) -> None:
         """Refuse to start a new study over an existing one, unless `overwrite` is set."""

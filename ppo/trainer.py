@@ -299,7 +299,9 @@ class Study:
         """
         config = self.config
         # A resumed study loaded nothing now: its transfer summary is that of its start.
-        summary = "" if config.resume else self.transfer_summary
+        summary = self.transfer_summary if not config.resume else "\n".join(
+            line for line in self.transfer_summary.splitlines()
+            if not line.startswith(("transfer: loaded", "auto:")))
         self.progress.message(describe_study(config, summary, self.files))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,

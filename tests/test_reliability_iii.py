@@ -269,7 +269,7 @@ def test_a_resumed_studys_banner_does_not_say_it_loaded_its_source_again(tmp_pat
     assert cli_in_process(tiny_flags(tmp_path, *flags, "--resume=true",
                                      "--total_frames=3000")) == 0
     out = capfd.readouterr().out
-    assert "resumed at 2,000 frames" in out and "loaded" not in out
+    assert "resumed at 2,000 frames" in out and "transfer: loaded" not in out
 
 
 def test_a_single_point_range_may_be_evaluated(tmp_path: Path, capfd):
