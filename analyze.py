@@ -11,7 +11,8 @@ exports written by `--export`. Studies that differ only by seed (and execution f
 other settings are equal (e.g. the same leg length). Metric definitions: analysis/metrics.py,
 also written under the table.
 
-Writes into --out (default docs/), each name starting with --prefix:
+Writes into --out (default results/; the committed figures in docs/ are written with --out docs),
+each name starting with --prefix:
 - learning_curves.png: one panel per compared setting (e.g. leg length), mean running average
   over seeds with a bootstrap band;
 - transfer_metrics.md: the metrics table with intervals, and the definitions used;
@@ -25,19 +26,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from analysis.data import InputError, export, group_studies, load_inputs
-from analysis.metrics import (
-    Settings,
-    compare,
-    pairwise_improvements,
-    panel_metrics,
-    panels,
-    ratio_floor_used,
-)
-from analysis.report import definitions, improvement_table, metrics_table, zero_shot_table
-from analysis.stats import Bootstrap
-from analysis.zero_shot import zero_shot_lines
 from envs import DESIGN_PARAMETERS
+
+EXTRA_INSTALL = "pip install -r requirements-extra.txt"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="*", default=["results/*.p"],
                         help="results files, manifests, eval reports or exports (globs allowed; "
                              "default: results/*.p)")
-    parser.add_argument("--out", default="docs", help="folder for the figures and tables")
+    parser.add_argument("--out", default="results",
+                        help="folder for the figures and tables (default: results)")
     parser.add_argument("--prefix", default="", help="prefix of every file written")
     parser.add_argument("--window", type=int, default=100,
                         help="episodes in the running average (run.py's score uses 100)")
@@ -92,6 +84,34 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"analyze.py: error: {problem}", file=sys.stderr)
         return 2
     try:
+        return analyze(args, argv)
+    except ModuleNotFoundError as error:  # scipy (statistics); matplotlib is optional
+        package = (error.name or "scipy").split(".")[0]
+        print(f"analyze.py: error: the {package} package is not installed; the analysis needs "
+              f"it: {EXTRA_INSTALL}", file=sys.stderr)
+        return 2
+
+
+def analyze(args: argparse.Namespace, argv: list[str] | None) -> int:
+    from analysis.data import InputError, export, group_studies, load_inputs
+    from analysis.metrics import (
+        Settings,
+        compare,
+        pairwise_improvements,
+        panel_metrics,
+        panels,
+        ratio_floor_used,
+    )
+    from analysis.report import definitions, improvement_table, metrics_table, zero_shot_table
+    from analysis.stats import Bootstrap
+    from analysis.zero_shot import zero_shot_lines
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"analyze.py: error: --out: {out} exists and is not a folder; name a folder",
+              file=sys.stderr)
+        return 2
+    try:
         studies, evaluations = load_inputs(args.inputs)
     except InputError as error:
         print(f"analyze.py: error: {error}", file=sys.stderr)
@@ -109,8 +129,12 @@ def cli(argv: list[str] | None = None) -> int:
     settings = Settings(args.window, args.jumpstart_episodes, args.asymptote_fraction,
                         args.threshold, args.points, args.ratio_floor)
     bootstrap = Bootstrap(args.resamples, args.confidence, args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"analyze.py: error: --out: cannot make {out} ({error.strerror or error})",
+              file=sys.stderr)
+        return 2
     command = shlex.join(["python", "analyze.py", *(sys.argv[1:] if argv is None else argv)])
     written = []
     if args.export:
@@ -121,8 +145,7 @@ def cli(argv: list[str] | None = None) -> int:
         from analysis import plots
     except ImportError:
         plots = None
-        print("matplotlib is not installed (pip install -r requirements-extra.txt): "
-              "tables only, no PNG")
+        print(f"matplotlib is not installed ({EXTRA_INSTALL}): tables only, no PNG")
 
     if studies:
         groups = group_studies(studies)

@@ -34,7 +34,12 @@ Each study's output goes to `<results_dir>/<save_name>.log`. The manifest
 each study's status, flags and files.
 
 Evaluation sweeps: with `--fixed eval_episodes=N` every study is `run.py --eval_episodes=N`
-(no training) and is complete once its `<save_name>_eval.json` holds N episodes. With
+(no training) and is complete once its `<save_name>_eval.json` holds N episodes of the same
+policy, walker and seed (a report of another is a `conflict`).
+
+One sweep of a name runs on a results folder at a time (a lock, `.<name>.sweep.lock`): a
+second is refused in one line (exit status 2). Ctrl-C stops a sweep with exit status 130,
+SIGTERM with 143, as they stop run.py. With
 `--initial_model` that is a zero-shot sweep, e.g. the shipped policy on many walkers:
 
     python sweep.py --name zeroshot --grid leg_length=20,25,30,34,40,45,50 \
@@ -69,14 +74,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ppo.config import OneLineErrorParser
 from ppo.errors import StudyFailed, UsageError
+from ppo.locking import StudyLock
 from sweeps.execution import run_sweep
 from sweeps.grid import SweepError, parse_grid
 from sweeps.state import Paths, Sweep, expand, prepare, study_argv
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="sweep.py",
         description="Run a grid of run.py studies as Ray tasks (see the module docstring).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -180,10 +187,36 @@ def cli(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        return run_sweep(sweep)
+        with sweep_lock(sweep):
+            return run_sweep(sweep)
+    except UsageError as error:
+        print(f"sweep.py: error: {error}", file=sys.stderr)
+        return 2
     except StudyFailed as error:  # e.g. the manifest cannot be written: disk full
         print(f"sweep.py: stopped: {error}", file=sys.stderr)
         return 1
+
+
+def sweep_lock(sweep: Sweep) -> StudyLock:
+    """One sweep of a name per results folder at a time: a second one would run the same
+    studies and rewrite the same manifest (`.NAME.sweep.lock` beside it, see ppo.locking)."""
+    return SweepLock(sweep.paths.results_dir / f".{sweep.name}.sweep.lock", sweep.name,
+                     sweep.paths.results_dir)
+
+
+class SweepLock(StudyLock):
+    def __init__(self, path: Path, name: str, folder: Path) -> None:
+        super().__init__(path, name)
+        self.folder = folder
+
+    def _acquire(self) -> int | None:
+        try:
+            return super()._acquire()
+        except UsageError as error:
+            holder = re.search(r"\(PID [^)]*\)", str(error))
+            raise UsageError(f"--name: sweep {self.save_name} is already running on "
+                             f"{self.folder} {holder[0] if holder else ''}; wait for it to end, "
+                             f"or stop it, or use another --name or --results_dir") from None
 
 
 if __name__ == "__main__":

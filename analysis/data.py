@@ -55,6 +55,15 @@ class StudyResult:
     """Its noise and thaw schedules in frames (`ppo.schedules`); None in files from before
     they were saved."""
 
+    def __post_init__(self) -> None:
+        """A reward that is not a finite number cannot come from an episode: the file is
+        damaged, and one inf would make every running average through it pass any threshold."""
+        bad = np.flatnonzero(~np.isfinite(self.rewards))
+        if bad.size:
+            raise ValueError(f"{bad.size} of its {self.rewards.size} episode rewards are not "
+                             f"finite numbers (the first, episode {bad[0] + 1}: "
+                             f"{self.rewards[bad[0]]})")
+
     @property
     def seed(self) -> int:
         return int(self.config.get("seed", 0))

@@ -12,6 +12,8 @@ import pickle
 import platform
 import re
 import secrets
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import gymnasium
 import numpy as np
 import torch
 
+import envs
 from ppo.errors import OutputError, UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
@@ -141,7 +144,7 @@ def load_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
     Checks only what loading and running the policy need: other keys may come and go.
     """
     checkpoint = read_checkpoint(path, flag)
-    problem = policy_problem(checkpoint)
+    problem = policy_problem(checkpoint) or metadata_problem(checkpoint)
     if problem:
         raise checkpoint_error(flag, path, problem)
     return checkpoint
@@ -152,7 +155,16 @@ def read_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
     if path.exists() and not path.is_file():  # a folder; a FIFO would block the read forever
         raise checkpoint_error(flag, path, "not a regular file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise checkpoint_error(flag, path, "no such file") from None
+    except OSError as error:
+        raise checkpoint_error(flag, path, f"cannot be read ({error.strerror or error})") from None
+    damage = archive_problem(data)
+    if damage:
+        raise checkpoint_error(flag, path, damage)
+    try:
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise checkpoint_error(flag, path, f"refused to load, it is not a plain weights file "
                                            f"({unpickling_cause(error)})") from None
@@ -164,6 +176,37 @@ def read_checkpoint(path: Path, flag: str | None = None) -> dict[str, Any]:
     if not isinstance(checkpoint, dict):
         raise checkpoint_error(flag, path, "not a transfer_rl policy checkpoint")
     return checkpoint
+
+
+def archive_problem(data: bytes) -> str | None:
+    """What makes `data` not an intact torch zip archive, or None.
+
+    Every member of the archive carries a CRC32 of its bytes: a flipped bit in the pickled
+    metadata or in a tensor is caught here, where torch.load would read it silently. The
+    structure is checked too: one central directory that ends the file, and members whose
+    local headers agree with it (torch reads offsets and sizes from the central directory).
+    What no check covers (a timestamp, a comment) changes nothing that is loaded.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if not members:
+                return "not a readable checkpoint, the file is damaged or of another kind " \
+                       "(an empty archive)"
+            for member in members:
+                with archive.open(member) as stream:  # checks the local header's name
+                    content = stream.read()
+                if len(content) != member.file_size or zlib.crc32(content) != member.CRC:
+                    return (f"damaged: the archive member {member.filename} does not match "
+                            f"its checksum")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError,
+            OSError, ValueError, RuntimeError, UnicodeDecodeError, zlib.error) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        if "CRC" in reason:
+            return f"damaged: an archive member does not match its checksum ({reason})"
+        return (f"not a readable checkpoint, the file is damaged or of another kind "
+                f"({reason})")
+    return None
 
 
 def checkpoint_error(flag: str | None, path: Path, problem: str) -> UsageError:
@@ -230,6 +273,94 @@ def policy_problem(checkpoint: dict[str, Any]) -> str | None:
             return f"damaged: {key} holds values beyond +-{MAX_ABS_WEIGHT:g}"
     if (state_dict["obs_normalizer.var"] < 0).any() or state_dict["obs_normalizer.count"] <= 0:
         return "damaged: its observation normaliser has a negative variance or count"
+    return None
+
+
+def is_number(value: Any) -> bool:
+    """A real number as checkpoints store them (bools are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+WALKER_NUMBERS = ("terrain_length_scale", "fall_penalty", "max_time_steps")
+
+
+def walker_settings_problem(env: Any) -> str | None:
+    """What is wrong with a checkpoint's walker settings (its `env` entry), or None.
+
+    As strict as the flags that made them: the walker's id, every design parameter a number in
+    its range (a segment may be None: it follows leg_length), every range and design input a
+    pair of such numbers under a design parameter's name, the course settings in their ranges.
+    Settings that older checkpoints lack take their defaults; unknown ones are refused.
+    """
+    if not isinstance(env, dict):
+        return "its walker settings (env) are not a table of settings"
+    known = {"env", *envs.DESIGN_PARAMETERS, *WALKER_NUMBERS, "design_ranges", "design_inputs"}
+    unknown = [key for key in env if key not in known]
+    if unknown:
+        return f"its walker settings (env) hold an unknown entry {str(unknown[0])[:40]!r}"
+    if "env" in env and env["env"] != envs.ENV_ID:
+        return f"its walker settings (env) name the walker {str(env['env'])[:40]!r}, not " \
+               f"{envs.ENV_ID}"
+    for name in (*envs.DESIGN_PARAMETERS, *WALKER_NUMBERS):
+        value = env.get(name)
+        optional = name in ("thigh_length", "shin_length")
+        if name in env and not (is_number(value) or (optional and value is None)):
+            return f"its walker setting {name} is not a number (got {type(value).__name__})"
+        if name == "max_time_steps" and name in env and not isinstance(value, int):
+            return "its walker setting max_time_steps is not a whole number"
+    for table in ("design_ranges", "design_inputs"):
+        ranges = env.get(table)
+        if table not in env or (table == "design_inputs" and ranges is None):
+            continue
+        if not isinstance(ranges, dict):
+            return f"its walker setting {table} is not a table of ranges"
+        for name, bounds in ranges.items():
+            if name not in envs.DESIGN_PARAMETERS:
+                return f"its walker setting {table} names {str(name)[:40]!r}, not a design " \
+                       f"parameter"
+            if not (isinstance(bounds, list | tuple) and len(bounds) == 2
+                    and all(is_number(bound) for bound in bounds)):
+                return f"its walker setting {table}[{name}] is not a pair of numbers LOW:HIGH"
+    defaults = {"leg_length": envs.DESIGN_DEFAULTS["leg_length"], "terrain_length_scale": 2.0,
+                "fall_penalty": -50.0, "max_time_steps": 1500}
+    arguments = {**defaults, **{key: value for key, value in env.items() if key != "env"}}
+    try:
+        envs.check_walker_arguments(**arguments)
+    except (envs.InvalidWalkerArgument, TypeError, ValueError) as error:
+        argument = getattr(error, "argument", None)
+        if argument is None:
+            return f"its walker settings (env) are not valid ({error})"
+        return f"its walker setting {argument} must be {error.allowed}, got {error.value}"
+    return None
+
+
+def metadata_problem(checkpoint: dict[str, Any]) -> str | None:
+    """What is wrong with the metadata a policy checkpoint carries besides its tensors, or None.
+
+    Each field is checked as strictly as the flag or the code that made it: a checkpoint is
+    bad input like a flag, so a wrong type is refused here in one line, not a traceback later.
+    """
+    version = checkpoint.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) \
+            or not 1 <= version <= FORMAT_VERSION:
+        return f"damaged or from a newer version: format_version {str(version)[:20]!r} is not " \
+               f"in [1, {FORMAT_VERSION}]"
+    frames = checkpoint.get("frames", 0)
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+        return "damaged: its frame count is not a whole number >= 0"
+    score = checkpoint.get("score", 0.0)
+    if not is_number(score) or math.isnan(score) or score == math.inf:
+        return "damaged: its score is not a number"
+    versions = checkpoint.get("versions", {})
+    if not isinstance(versions, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in versions.items()):
+        return "damaged: its library versions are not text"
+    if "reward_scaler" in checkpoint and scaler_problem(checkpoint["reward_scaler"]):
+        return scaler_problem(checkpoint["reward_scaler"])
+    if "env" in checkpoint:
+        problem = walker_settings_problem(checkpoint["env"])
+        if problem:
+            return f"damaged: {problem}"
     return None
 
 

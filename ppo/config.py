@@ -437,7 +437,8 @@ FLAG_HELP = {
     "quiet": "true: no progress display",
     "resume": "true: continue an interrupted study from its last checkpoint",
     "overwrite": "true: start the study again, replacing the files of an earlier study of this "
-                 "save_name (without it, a name already used is refused)",
+                 "save_name (without it, a name already used is refused); with --eval_episodes, "
+                 "replace an evaluation report of another policy or walker",
     "models_dir": "folder for trained policies",
     "results_dir": "folder for results files",
     "tensorboard": "folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
@@ -577,8 +578,11 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_policy_modes(config, require)
     validate_leg_length(config, given, require)
     try:
-        # A study from scratch observes its own ranges: check them as design inputs too.
-        check_walker_arguments(**config.env_kwargs(), design_inputs=config.design_ranges())
+        # A study from scratch observes its own ranges: check them as design inputs too. A
+        # saved policy observes its own inputs, whatever range it is run over (30:30 too).
+        scratch = not config.runs_saved_policy and not config.has_initial_model
+        check_walker_arguments(**config.env_kwargs(),
+                               design_inputs=config.design_ranges() if scratch else None)
     except InvalidWalkerArgument as error:
         value = error.value if isinstance(error.value, str) else format_value(error.value)
         raise UsageError(f"--{error.argument}: must be {error.allowed}, got {value}") from None

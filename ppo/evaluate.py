@@ -228,6 +228,10 @@ def evaluate(config: Config) -> int:
     name = config.save_name or path.stem  # without --save_name: named after the policy
     results_path = StudyFiles(Path(config.models_dir), Path(config.results_dir), name).evaluation
     check_output_file(results_path, "results_dir")  # before the episodes, not after them
+    walker = {"env": config.env, **config.env_kwargs(),
+              "design_inputs": design_inputs_of(checkpoint)}
+    if not config.overwrite:
+        check_same_evaluation(results_path, path, walker)
     print(describe_policy(path, checkpoint, config))
     print(describe_walker(config))
     results = []
@@ -247,8 +251,7 @@ def evaluate(config: Config) -> int:
         "policy": str(path),
         "policy_env": checkpoint.get("env"),
         "policy_frames": checkpoint.get("frames"),
-        "env": {"env": config.env, **config.env_kwargs(),
-                "design_inputs": design_inputs_of(checkpoint)},
+        "env": walker,
         "seed": config.seed,
         "deterministic": True,
         "summary": summary,
@@ -259,6 +262,23 @@ def evaluate(config: Config) -> int:
     print(f"results: {results_path}")
     print(f"mean_return={summary['mean_return']!r}")
     return 0
+
+
+def check_same_evaluation(results_path: Path, policy: Path, walker: dict[str, Any]) -> None:
+    """An evaluation report is replaced only by one of the same policy on the same walker (a
+    rerun, perhaps with other episodes); another's is refused unless --overwrite=true."""
+    if not results_path.exists():
+        return
+    try:
+        report = json.loads(results_path.read_text())
+        same = (Path(report["policy"]).resolve() == policy.resolve()
+                and report["env"] == json.loads(json.dumps(walker)))
+    except (OSError, ValueError, TypeError, KeyError):
+        same = False
+    if not same:
+        raise UsageError(f"--overwrite: {results_path} holds the evaluation of another policy "
+                         f"or walker; keep both with another --save_name, or replace it with "
+                         f"--overwrite=true")
 
 
 def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,

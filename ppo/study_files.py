@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,18 @@ class StudyFiles:
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]
 
+    def stopped_before_first_checkpoint(self) -> bool:
+        """Whether the study left results but nothing to resume from or lose: it was stopped
+        during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
+        if self.last.exists() or self.best.exists():
+            return False
+        try:  # our own results file (pickle is trusted here, as by the sweep and the analysis)
+            with self.results.open("rb") as handle:
+                results = pickle.load(handle)
+        except Exception:  # noqa: BLE001 (missing, or not a results file: someone else's)
+            return False
+        return isinstance(results, dict) and results.get("frames") == 0
+
     def check_fresh_start(self, overwrite: bool) -> None:
         """Refuse to start a new study over an existing one, unless `overwrite` is set."""
         existing = self.existing_outputs()
@@ -159,3 +172,11 @@ def check_output_file(path: Path, flag: str) -> None:
     if len(temporary_path(path).name.encode()) > MAX_FILE_NAME_BYTES:
         raise UsageError(f"--{flag}: the file name {path.name[:40]}... is too long")
     check_output_folder(str(path.parent), flag)
+    if path.parent.is_dir():  # try it: permissions do not tell (root, read-only mounts, /proc)
+        probe = temporary_path(path)
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as error:
+            raise UsageError(f"--{flag}: cannot write {path} ({error.strerror or error}); name "
+                             f"a file in a writable folder") from None
+        probe.unlink(missing_ok=True)

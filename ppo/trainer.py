@@ -88,8 +88,13 @@ def check_outputs_and_device(config: Config) -> None:
     """Before anything is created: the output folders can be written, and the device exists."""
     check_output_folder(config.models_dir, "models_dir")
     check_output_folder(config.results_dir, "results_dir")
-    if tensorboard_folder(config) is not None:
+    folder = tensorboard_folder(config)
+    if folder is not None:
         check_output_folder(config.tensorboard, "tensorboard")
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--tensorboard: {folder} exists and is not a folder (the study's "
+                             f"events go there); move it away or name another --tensorboard")
+        check_output_folder(str(folder), "tensorboard")
     check_device(config.device)
 
 
@@ -221,6 +226,10 @@ class Study:
         except Exception as error:  # noqa: BLE001 (a damaged file fails in any of these)
             raise UsageError(f"--resume: {self.files.last}: damaged, its saved state does not "
                              f"load ({type(error).__name__})") from None
+        if self.config.total_frames < state["frames"]:
+            raise UsageError(f"--total_frames: the interrupted study has already trained on "
+                             f"{state['frames']:,} frames; give at least that many (more "
+                             f"extend it), got {self.config.total_frames:,}")
         self.frames, self.updates = state["frames"], state["updates"]
         self.best_score, self.elapsed_before = state["best_score"], state["wall_time"]
         self.transfer_summary = state.get("transfer", "")
@@ -291,7 +300,11 @@ class Study:
         batch as they were, unless a stop was requested: then it is part of the stop.
         """
         config = self.config
-        self.progress.message(describe_study(config, self.transfer_summary, self.files))
+        # A resumed study loaded nothing now: its transfer summary is that of its start.
+        summary = self.transfer_summary if not config.resume else "\n".join(
+            line for line in self.transfer_summary.splitlines()
+            if not line.startswith(("transfer: loaded", "auto:")))
+        self.progress.message(describe_study(config, summary, self.files))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.files.last, config.total_frames))
@@ -342,6 +355,10 @@ class Study:
             self.progress.close()
         if self.written != (self.frames, len(self.log)):  # else the last batch's files stand
             self.write_results()
+        if not self.files.last.exists():
+            # Stopped during its first batch: the policy saved before the update is untrained,
+            # and without it the study is one that the next run starts afresh.
+            self.files.best.unlink(missing_ok=True)
         best_path = self.files.best if self.files.best.exists() else None
         return StudyOutcome(best_path, self.files.results, self.files.csv, self.frames,
                             self.best_score, len(self.log), self.stop_signal)
@@ -446,11 +463,17 @@ def train(config: Config, source_choice: str = "") -> StudyOutcome:
     files = study_files(config)
     check_path_lengths(files)
     with StudyLock(files.lock, config.save_name):
-        if not config.resume:
+        restart = files.stopped_before_first_checkpoint()
+        if restart:
+            print(f"study {config.save_name} was stopped before its first checkpoint, so there "
+                  f"is nothing to resume or lose: starting it afresh (its partial files are "
+                  f"replaced)", flush=True)
+            config = dataclasses.replace(config, resume=False)
+        elif not config.resume:
             files.check_fresh_start(config.overwrite)
         files.remove_stale_temporaries()
         study = Study(config, source_choice)
-        if config.overwrite:
+        if config.overwrite or restart:
             files.remove_training_outputs()
             remove_events(config)
         previous = {sig: signal.signal(sig, study.request_stop) for sig in (signal.SIGINT,

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ppo.checkpoint import atomic_write_bytes
 from ppo.config import names_a_model, parse_config
-from ppo.errors import UsageError
+from ppo.errors import Interrupted, UsageError, interrupt_exit_status
 from ppo.locking import StudyLock
 from sweeps.state import UNFINISHED, Paths, StudyRecord, Sweep, prepare, status_counts, study_argv
 from sweeps.task import run_study
@@ -151,7 +151,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
                     say(f"[{finished}/{total}] FAILED   {study.save_name} after "
                         f"{study.attempts} attempt(s): {study.error}")
             sweep.write_manifest()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         stop_running(pending, say)
         for study, _ in pending.values():
             study.status, study.error = "interrupted", "the sweep was interrupted"
@@ -159,7 +159,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
         sweep.write_manifest()
         say(f"interrupted; run the same command again to resume. Manifest: "
             f"{sweep.manifest_path}")
-        return 130
+        return interrupt_exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM, as run.py
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         release(locks)
@@ -210,8 +210,8 @@ def fits_a_node(sweep: Sweep, nodes: list[dict[str, Any]]) -> bool:
                for node in nodes)
 
 
-def interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
+def interrupt(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
 
 
 def describe(study: StudyRecord) -> str:

@@ -98,9 +98,10 @@ def point_flags(point: dict[str, str], fixed: dict[str, str]) -> dict[str, str]:
 
 
 def format_number(value: str) -> str:
-    """'30.0' -> '30', '30.50' -> '30.5'; anything else unchanged."""
+    """'30.0' -> '30', '30.50' -> '30.5', a range '24.0:46.0' -> '24:46' (one study, one
+    name, however its numbers are written); anything else unchanged."""
     try:
-        return f"{float(value):g}"
+        return ":".join(f"{float(part):g}" for part in value.split(":"))
     except ValueError:
         return value
 

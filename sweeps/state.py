@@ -160,7 +160,13 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
     wanted = intended_config(argv)
     if wanted["eval_episodes"] > 0:
         report = read_evaluation(files["eval"])
-        done = report is not None and report["summary"].get("episodes") == wanted["eval_episodes"]
+        if report is None:
+            return "fresh", None
+        other = evaluation_difference(report, wanted, paths)
+        if other:
+            return "conflict", (f"{files['eval']} is an evaluation of {other}; use another "
+                                f"--name or move the old report away")
+        done = report["summary"].get("episodes") == wanted["eval_episodes"]
         return ("complete" if done else "fresh"), None
     results = read_results(files["results"]) if files["results"].exists() else None
     if results is not None:
@@ -176,11 +182,36 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
     if files["checkpoint"].exists():
         return "resume", None
     leftovers = paths.study_files(study.save_name).existing_outputs()
+    if paths.study_files(study.save_name).stopped_before_first_checkpoint():
+        return "fresh", None  # run.py starts it afresh: nothing of it can be lost
     if leftovers:  # run.py would refuse to start over them
         return "conflict", (f"{leftovers[0]} exists but {files['checkpoint'].name} does not, "
                             f"so the study cannot resume; use another --name or move the old "
                             f"files away")
     return "fresh", None
+
+
+def evaluation_difference(report: dict[str, Any], wanted: dict[str, Any],
+                          paths: Paths) -> str | None:
+    """What makes an evaluation report not the one the study `wanted` would write (another
+    policy, another walker or seed), or None. Only the same evaluation counts as done."""
+    name = wanted["initial_model"] if names_a_model(wanted["initial_model"]) \
+        else wanted["save_name"]
+    try:
+        policy = resolve_model_path(name, paths.models_dir).resolve()
+    except UsageError:
+        policy = None
+    reported = report.get("policy")
+    if not isinstance(reported, str) or policy is None or Path(reported).resolve() != policy:
+        return f"another policy ({str(reported)[:80]})"
+    walker = {"env": wanted["env"], **config_from_settings(wanted).env_kwargs()}
+    env = report.get("env")
+    if not isinstance(env, dict) or any(env.get(key) != value for key, value in
+                                        json.loads(json.dumps(walker)).items()):
+        return "another walker"
+    if report.get("seed") != wanted["seed"]:
+        return f"seed {report.get('seed')}, not {wanted['seed']}"
+    return None
 
 
 def now() -> str:

@@ -29,6 +29,7 @@ from analysis.metrics import (
     panels,
     running_average,
 )
+from analysis.report import metrics_table
 from analysis.stats import Bootstrap, interquartile_mean, probability_of_improvement
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -280,7 +281,7 @@ def test_threshold_not_reached_is_a_lower_bound(tmp_path):
     assert scratch.reached == (1, 2)
     assert scratch.time_to_threshold.value == 1000 and scratch.time_to_threshold.bound == ">="
     assert initialize.reached == (0, 1)
-    table = analyze.metrics_table([scratch, initialize], SETTINGS)
+    table = metrics_table([scratch, initialize], SETTINGS)
     assert ">= 1.0k" in table and "(1/2 reached)" in table
     assert "not reached in 1.0k" in table
 

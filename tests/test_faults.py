@@ -529,7 +529,6 @@ def test_unknown_extra_keys_in_a_checkpoint_are_accepted(finished_study: Path, t
     """Other versions add keys (design parameters, reward statistics): only what is read is
     checked."""
     checkpoint = torch.load(finished_study / "m" / "tiny.last.pt", weights_only=True)
-    checkpoint["env"]["design_inputs"] = ["thigh_length", "shin_length"]
     checkpoint["reward_scaler"]["return_mean"] = 1.5
     checkpoint["something_new"] = torch.ones(3)
     torch.save(checkpoint, tmp_path / "newer.last.pt")

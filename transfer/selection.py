@@ -61,11 +61,12 @@ class Choice:
     """The ranking, for the console, the transfer summary and the results."""
 
 
-def readable_checkpoint(path: Path) -> dict[str, Any] | None:
+def readable_checkpoint(path: Path) -> dict[str, Any] | str:
+    """The checkpoint at `path`, checked as any --initial_model is, or why it is unusable."""
     try:
         return load_checkpoint(path)
-    except UsageError:
-        return None
+    except UsageError as error:
+        return str(error).removeprefix(f"{path}: ")
 
 
 def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
@@ -89,11 +90,17 @@ def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
     return float(np.mean([episode.episode_return for episode in episodes]))
 
 
-def rank_models(config: Config) -> list[Ranked]:
+def rank_models(config: Config, skipped: list[str] | None = None) -> list[Ranked]:
+    """The compatible policies, best first; each unreadable file is added to `skipped` as
+    `path (why)`."""
     ranked = []
     for path in model_files(Path(config.models_dir), include_resume=False):
         checkpoint = readable_checkpoint(path)
-        if checkpoint is None or not compatible(checkpoint, config, path):
+        if isinstance(checkpoint, str):
+            if skipped is not None:
+                skipped.append(f"{path} ({checkpoint})")
+            continue
+        if not compatible(checkpoint, config, path):
             continue
         ranked.append(Ranked(path, zero_shot_return(checkpoint, config),
                              tuple(design_inputs_of(checkpoint))))
@@ -116,13 +123,16 @@ def describe_ranking(ranked: list[Ranked], config: Config, seconds: float) -> st
 def choose_initial_model(config: Config) -> Choice:
     """Rank the candidates and return the config that names the winner."""
     started = time.monotonic()
-    ranked = rank_models(config)
+    skipped: list[str] = []
+    ranked = rank_models(config, skipped)
     if not ranked:
         folders = ", ".join(map(str, model_dirs(Path(config.models_dir))))
+        unreadable = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
         raise UsageError(f"--initial_model: auto found no policy in {folders} with "
                          f"--hidden_layers={list(config.hidden_layers)} that can observe this "
-                         f"study's walkers; name a model or train from scratch")
-    report = describe_ranking(ranked, config, time.monotonic() - started)
+                         f"study's walkers{unreadable}; name a model or train from scratch")
+    report = "\n".join([*(f"auto: skipped {entry}" for entry in skipped),
+                        describe_ranking(ranked, config, time.monotonic() - started)])
     return Choice(dataclasses.replace(config, initial_model=str(ranked[0].path)), report)
 
 
@@ -136,7 +146,8 @@ def resolve_initial_model(config: Config) -> Choice:
         return Choice(config, "")
     last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
                            config.save_name).last
-    if not config.resume:
+    files = StudyFiles(Path(config.models_dir), Path(config.results_dir), config.save_name)
+    if not config.resume or files.stopped_before_first_checkpoint():  # a new study
         return choose_initial_model(config)
     if not last_path.is_file():  # nothing to resume: the study says so, no ranking first
         return Choice(config, "")
@@ -148,10 +159,11 @@ def resolve_initial_model(config: Config) -> Choice:
     return choose_initial_model(config)
 
 
-def describe_model(path: Path, checkpoint: dict[str, Any] | None) -> str:
-    """One line of `--list_models`: name, design, frames, score, conditioned or not."""
-    if checkpoint is None:
-        return f"{path}: unreadable"
+def describe_model(path: Path, checkpoint: dict[str, Any] | str) -> str:
+    """One line of `--list_models`: name, design, frames, score, conditioned or not (or why
+    the file is unreadable)."""
+    if isinstance(checkpoint, str):
+        return f"{path}: unreadable: {checkpoint}"
     env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
     frames, score = checkpoint.get("frames"), checkpoint.get("score")
     inputs = design_inputs_of(checkpoint)
