@@ -197,11 +197,11 @@ def main(search: Search, command: str = "") -> int:
             raise UsageError("--sampler: cmaes needs the cmaes package (pip install cmaes)") \
                 from None
     with search.lock():
-        say(f"design search {search.save_name}: {search.policy_name}, "
-            + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
-            + f", objective {search.objective}, {search.trials} trials x {search.episodes} "
-              f"episodes; storage {search.storage_url}")
-        study, stopped = run_search(search, say)
+        banner = (f"design search {search.save_name}: {search.policy_name}, "
+                  + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
+                  + f", objective {search.objective}, {search.trials} trials x "
+                    f"{search.episodes} episodes; storage {search.storage_url}")
+        study, stopped = run_search(search, say, banner)
         confirmation = ""
         if search.confirm and stopped is None:
             from designsearch.confirm import confirm

@@ -205,8 +205,8 @@ def open_study(search: Search) -> Any:
 
 
 def requeue_unfinished(study: Any) -> int:
-    """Trials left RUNNING by a search that died (kill -9): failed, and their designs queued
-    again. Safe because this process holds the search's lock."""
+    """Trials left RUNNING (by a search that died, kill -9, or one being interrupted now):
+    failed, and their designs queued again. Safe because this process holds the lock."""
     from optuna.trial import TrialState
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -303,13 +303,14 @@ def completed(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def run_search(search: Search, say: Callable[[str], None]) -> tuple[Any, int | None]:
+def run_search(search: Search, say: Callable[[str], None],
+               banner: str = "") -> tuple[Any, int | None]:
     """Run trials until `search.trials` have completed. Returns (study, signal that stopped it
     or None). The caller holds the lock."""
     from optuna.distributions import FloatDistribution
-    from optuna.trial import TrialState
-
     study = open_study(search)
+    if banner:
+        say(banner)
     requeued = requeue_unfinished(study)
     done = len(completed(study))
     if requeued:
@@ -322,7 +323,6 @@ def run_search(search: Search, say: Callable[[str], None]) -> tuple[Any, int | N
     evaluator = make_evaluator(search) if done < search.trials else InProcess()
     stopped: int | None = None
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
-    asked: list[Any] = []
     try:
         while done < search.trials:
             asked = [study.ask(distributions)
@@ -341,16 +341,11 @@ def run_search(search: Search, say: Callable[[str], None]) -> tuple[Any, int | N
                 done += 1
                 say(progress_line(search, trial.number, done, trial.params, summary, value,
                                   best_so_far(search, study)))
-            asked = []
     except KeyboardInterrupt as interrupt:
         stopped = getattr(interrupt, "signum", signal.SIGINT)
         evaluator.close(force=True)
         evaluator = InProcess()
-        for trial in asked:
-            frozen = study._storage.get_trial(trial._trial_id)
-            if frozen.state == TrialState.RUNNING:
-                study.tell(trial, state=TrialState.FAIL)
-                study.enqueue_trial(frozen.params, user_attrs={"requeued_from": trial.number})
+        requeue_unfinished(study)  # every running trial is this process's: it holds the lock
         say(f"stopped by signal {stopped}: {done} trial(s) kept; continue with --resume=true")
     finally:
         signal.signal(signal.SIGTERM, previous)
