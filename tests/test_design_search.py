@@ -193,3 +193,13 @@ def test_confirm_fine_tunes_and_correlates(tmp_path):
     assert all(row["confirmed_runs"] == 1 for row in report["designs"])
     assert "Spearman" in (tmp_path / "r" / "s_design.md").read_text()
     assert (tmp_path / "m" / "s_confirm_baseline__seed1.pt").exists()
+
+
+def test_ray_tasks_give_the_same_search(tmp_path):
+    pytest.importorskip("ray")
+    pool = design_py(tmp_path, "--leg_length=24:46", "--trials=2", "--parallel=2", name="p")
+    ray = design_py(tmp_path, "--leg_length=24:46", "--trials=2", "--parallel=2",
+                    "--address=local", name="q")
+    assert pool.returncode == 0 and ray.returncode == 0, ray.stderr
+    assert [t.value for t in trials_of(tmp_path, "p")] == \
+           [t.value for t in trials_of(tmp_path, "q")]
