@@ -1,0 +1,242 @@
+"""Which design should I build? Search walker designs for a design-conditioned policy.
+
+    python design.py --save_name=legs --initial_model=universal_24_46 --leg_length=24:46 \\
+        --trials=30 --episodes=5
+
+Each candidate design is scored by a deterministic zero-shot evaluation of the policy on that
+body (run.py --eval_episodes's code) over the same K terrains; Optuna's TPE proposes the next
+candidates. The search is stored in an Optuna database (SQLite at results/NAME.db unless
+--storage says otherwise), so it resumes where it stopped and optuna-dashboard can show it.
+
+Design flags: run.py's (--leg_length --thigh_length --shin_length --leg_width --motor_torque).
+A range LOW:HIGH is searched; a number is fixed. Only parameters the policy observes (its
+checkpoint's env.design_inputs) can be searched.
+
+Objectives (--objective):
+  score         the highest score: mean return, plus a bonus for finishing sooner
+  energy        the highest score - energy_weight x the motors' mechanical work per episode
+  min_leg_area  the smallest leg area, 2 x (thigh x width + shin x 0.8 x width), whose mean
+                return is at least --min_score (a constrained search)
+
+Output: a progress line per trial, the ranked table, and a last line
+`best: PARAM=VALUE ... score=VALUE`; results/NAME_design.md (ranked table with 95% intervals),
+results/NAME_design.json, results/NAME_design_params.png and _progress.png. --confirm=k then
+fine-tunes the top k designs and the default body and reports the rank correlation.
+
+docs/design_search.md is the guide: scoring, sampler choice, resuming, clusters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from designsearch.project import (
+    OneLineErrorParser,
+    StudyFailed,
+    UsageError,
+    load_checkpoint,
+    parse_bool,
+    parse_count,
+    parse_design_value,
+    raise_interrupted,
+    resolve_model_path,
+)
+from designsearch.search import OBJECTIVES, SAMPLERS, Search
+from designsearch.space import DESIGN_FLAGS, check_space
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def build_parser() -> OneLineErrorParser:
+    parser = OneLineErrorParser(
+        prog="design.py", usage="design.py --save_name=NAME --leg_length=LOW:HIGH [flags]",
+        description="Search walker designs for a design-conditioned policy (see the module "
+                    "docstring). Every flag takes --flag=value or --flag value; booleans alone "
+                    "mean true.")
+
+    def flag(name: str, kind, default, text: str, boolean: bool = False) -> None:
+        parser.add_argument(f"--{name}", type=kind, default=default,
+                            nargs="?" if boolean else None, const=True if boolean else None,
+                            metavar="true|false" if boolean else name.upper(),
+                            help=f"{text} (default: {default})")
+
+    flag("save_name", str, None, "name of the search: its study, database and report files")
+    flag("initial_model", str, "universal_design",
+         "the design-conditioned policy: trained_models/NAME.pt or a path to a .pt")
+    for name in DESIGN_FLAGS:
+        flag(name, str, None, f"run.py's --{name}: LOW:HIGH to search it, a number to fix it")
+    flag("objective", str, "score", f"what the search optimises: {', '.join(OBJECTIVES)}")
+    flag("min_score", float, 300.0,
+         "min_leg_area: the deterministic mean return a design must reach")
+    flag("energy_weight", float, 0.01,
+         "energy: return points charged per unit of the motors' mechanical work")
+    flag("finish_bonus", float, 100.0,
+         "score bonus for finishing the course, times the share of max_time_steps left")
+    flag("trials", parse_count, 30, "candidate designs to evaluate in all (a resumed search "
+                                    "runs until this many have finished)")
+    flag("episodes", parse_count, 5, "deterministic episodes (terrains) per candidate")
+    flag("seed", parse_count, 1000, "seed of the first terrain and of the sampler")
+    flag("parallel", parse_count, 4, "candidates proposed at once and evaluated in parallel "
+                                     "(at most one process per core; part of the search)")
+    flag("sampler", str, "tpe", f"Optuna sampler: {', '.join(SAMPLERS)} (cmaes needs the "
+                                "cmaes package and cannot use --objective=min_leg_area)")
+    flag("storage", str, None, "Optuna storage URL (default: sqlite:///RESULTS_DIR/NAME.db)")
+    flag("address", str, None, "evaluate on Ray: local, auto, or ray://HOST:PORT (default: a "
+                               "process pool on this machine)")
+    flag("terrain_length_scale", float, 2.0, "run.py's course length")
+    flag("max_time_steps", parse_count, 1500, "run.py's episode length limit")
+    flag("fall_penalty", float, -50.0, "run.py's reward for falling")
+    flag("confirm", parse_count, 0, "after the search, fine-tune the top k designs and the "
+                                    "default body and check the ranking; 0: no")
+    flag("confirm_frames", parse_count, 300_000, "--confirm: frames of each fine-tuning run")
+    flag("confirm_episodes", parse_count, 30,
+         "--confirm: evaluation episodes per fine-tuned policy (at least 30)")
+    flag("confirm_seeds", parse_count, 3, "--confirm: fine-tuning seeds per design")
+    parser.add_argument("--confirm_fixed", action="append", default=[], metavar="FLAG=VALUE",
+                        help="--confirm: a run.py flag for every fine-tuning run; repeatable")
+    flag("resume", parse_bool, False, "continue the search NAME", boolean=True)
+    flag("overwrite", parse_bool, False, "replace the search NAME and its reports",
+         boolean=True)
+    flag("models_dir", str, "trained_models", "folder of policies (and fine-tuned ones)")
+    flag("results_dir", str, "results", "folder of the database and reports")
+    flag("quiet", parse_bool, False, "no progress lines", boolean=True)
+    return parser
+
+
+def search_from_args(args) -> Search:
+    """Flags -> a checked Search; UsageError (one line naming the flag) otherwise."""
+    if not args.save_name:
+        raise UsageError("--save_name: required: the name of the search, e.g. --save_name=legs")
+    if not NAME_PATTERN.fullmatch(args.save_name) or "__" in args.save_name:
+        raise UsageError(f"--save_name: letters, digits, _ . - (no '__'), got "
+                         f"{args.save_name!r}")
+    if args.objective not in OBJECTIVES:
+        raise UsageError(f"--objective: one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
+    if args.sampler not in SAMPLERS:
+        raise UsageError(f"--sampler: one of {', '.join(SAMPLERS)}, got {args.sampler!r}")
+    if args.sampler == "cmaes" and args.objective == "min_leg_area":
+        raise UsageError("--sampler: cmaes ignores constraints; use tpe for min_leg_area")
+    for name, least in (("trials", 1), ("episodes", 1), ("parallel", 1), ("confirm", 0),
+                        ("confirm_frames", 1), ("confirm_seeds", 1)):
+        if getattr(args, name) < least:
+            raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
+    if args.confirm_episodes < 30:
+        raise UsageError(f"--confirm_episodes: must be at least 30, got "
+                         f"{args.confirm_episodes}")
+    for name in ("min_score", "energy_weight", "finish_bonus"):
+        if not math.isfinite(getattr(args, name)):
+            raise UsageError(f"--{name}: must be a finite number")
+    if args.resume and args.overwrite:
+        raise UsageError("--overwrite: cannot be combined with --resume=true")
+    ranges, fixed = {}, {}
+    for name in DESIGN_FLAGS:
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            value = parse_design_value(text)
+        except Exception:  # noqa: BLE001 (argparse.ArgumentTypeError)
+            raise UsageError(f"--{name}: expected a number or a range LOW:HIGH, got "
+                             f"{text!r}") from None
+        if isinstance(value, tuple):
+            ranges[name] = (float(value[0]), float(value[1]))
+        else:
+            fixed[name] = float(value)
+    policy_path = resolve_model_path(args.initial_model, Path(args.models_dir))
+    checkpoint = load_checkpoint(policy_path, "initial_model")
+    env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    observed = env.get("design_inputs") or {}
+    check_space(ranges, fixed, observed, policy_path.stem)
+    from designsearch.scoring import Course, candidate_config
+
+    course = Course(args.terrain_length_scale, args.max_time_steps, args.fall_penalty,
+                    args.seed)
+    try:  # run.py's own checks of the course and the body, at the ranges' low corner
+        candidate_config({**fixed, **{n: low for n, (low, _) in ranges.items()}},
+                         str(policy_path), args.episodes, course)
+    except UsageError:
+        raise
+    if args.storage is not None and not args.storage.strip():
+        raise UsageError("--storage: an empty URL")
+    confirm_fixed = {}
+    for text in args.confirm_fixed:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--confirm_fixed: expects FLAG=VALUE, got {text!r}")
+        confirm_fixed[key.strip().removeprefix("--")] = value.strip()
+    return Search(
+        save_name=args.save_name, policy_name=policy_path.stem, policy_path=policy_path,
+        ranges=ranges, fixed=fixed, objective=args.objective, min_score=args.min_score,
+        energy_weight=args.energy_weight, finish_bonus=args.finish_bonus, trials=args.trials,
+        episodes=args.episodes, course=course, parallel=args.parallel, sampler=args.sampler,
+        storage=args.storage or "", address=args.address, resume=args.resume,
+        overwrite=args.overwrite, models_dir=Path(args.models_dir),
+        results_dir=Path(args.results_dir), quiet=args.quiet, confirm=args.confirm,
+        confirm_frames=args.confirm_frames, confirm_episodes=args.confirm_episodes,
+        confirm_seeds=args.confirm_seeds, confirm_fixed=confirm_fixed)
+
+
+def main(search: Search, command: str = "") -> int:
+    """Run the search (and --confirm); print the ranked table and the best line."""
+    from designsearch.report import best_line, ranked, table, write_reports
+    from designsearch.search import run_search
+
+    def say(text: str) -> None:
+        if not search.quiet:
+            print(text, flush=True)
+
+    if search.sampler == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise UsageError("--sampler: cmaes needs the cmaes package (pip install cmaes)") \
+                from None
+    with search.lock():
+        banner = (f"design search {search.save_name}: {search.policy_name}, "
+                  + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
+                  + f", objective {search.objective}, {search.trials} trials x "
+                    f"{search.episodes} episodes; storage {search.storage_url}")
+        study, stopped = run_search(search, say, banner)
+        confirmation = ""
+        if search.confirm and stopped is None:
+            from designsearch.confirm import confirm
+
+            confirmation = confirm(search, study, say, command)
+        files = write_reports(search, study, confirmation)
+        trials = ranked(search, study)
+        print(table(search, trials, limit=20))
+        if confirmation:
+            print(confirmation.splitlines()[-1])
+        print(f"reports: {', '.join(files)}")
+        print(best_line(search, trials))
+    return 128 + stopped if stopped is not None else 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = " ".join(["python design.py", *(sys.argv[1:] if argv is None else argv)])
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        search = search_from_args(args)
+        return main(search, command)
+    except UsageError as error:
+        print(f"design.py: error: {error}", file=sys.stderr)
+        return 2
+    except StudyFailed as error:
+        print(f"design.py: stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("design.py: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(cli())

@@ -1,0 +1,51 @@
+"""Everything the design search takes from the rest of the project, imported in one place.
+
+Other developers are moving these modules into rooms by purpose (`evaluation/`, `study/`,
+`workers/`): re-point the imports here and nothing else in `designsearch` changes.
+"""
+
+from __future__ import annotations
+
+from ppo.checkpoint import atomic_write_bytes, load_checkpoint
+from ppo.config import (
+    Config,
+    OneLineErrorParser,
+    parse_bool,
+    parse_count,
+    parse_design_value,
+    validate,
+)
+from ppo.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
+from ppo.evaluate import EpisodeResult, load_policy, play
+from ppo.locking import StudyLock
+from ppo.processes import CAN_FORK
+from sweeps.execution import run_sweep, start_ray
+from sweeps.state import Paths, Sweep, expand
+from transfer.loading import design_inputs_of, resolve_model_path
+
+__all__ = [
+    "CAN_FORK",
+    "Config",
+    "EpisodeResult",
+    "OneLineErrorParser",
+    "Paths",
+    "StudyFailed",
+    "StudyLock",
+    "Sweep",
+    "UsageError",
+    "atomic_write_bytes",
+    "design_inputs_of",
+    "expand",
+    "interrupt_exit_status",
+    "load_checkpoint",
+    "load_policy",
+    "parse_bool",
+    "parse_count",
+    "parse_design_value",
+    "play",
+    "raise_interrupted",
+    "resolve_model_path",
+    "run_sweep",
+    "start_ray",
+    "validate",
+]

@@ -1,0 +1,380 @@
+"""The search: an Optuna study over the design space, one trial per candidate design.
+
+- Storage: any Optuna database URL (`--storage`), by default SQLite at
+  `<results_dir>/<save_name>.db`; the study is named `save_name`, so `optuna.load_study` and
+  optuna-dashboard open it as they are.
+- Sampler: TPE (see docs/design_search.md for the choice and its measurement). Candidates are
+  proposed in batches of `--parallel` and told back in trial order, so one seed gives one
+  search wherever it runs. The sampler is reseeded from (seed, trials so far) at every start:
+  a resumed search continues from its history instead of replaying its first proposals.
+- Resume: finished trials are never evaluated again. A trial that was running when the search
+  stopped (Ctrl-C, SIGTERM, kill -9) is marked failed and its design queued again, so it is
+  evaluated once it can finish.
+- One search per name at a time on this machine: a lock file `.NAME.design.lock` in
+  `results_dir` (`StudyLock`, the studies' lock); a second search is refused in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from designsearch.project import (
+    CAN_FORK,
+    StudyLock,
+    UsageError,
+    raise_interrupted,
+    start_ray,
+)
+from designsearch.scoring import Course, Job, evaluate
+from designsearch.space import default_body, full_design
+
+OBJECTIVES = ("score", "min_leg_area", "energy")
+SAMPLERS = ("tpe", "cmaes")
+STARTUP_TRIALS = 8
+"""TPE's random start-up trials (the default body, where it is in the ranges, is the first)."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """Every setting of a design search; field names are design.py's flags."""
+
+    save_name: str
+    policy_name: str
+    policy_path: Path
+    ranges: dict[str, tuple[float, float]]
+    fixed: dict[str, float]
+    objective: str = "score"
+    min_score: float = 300.0
+    energy_weight: float = 0.01
+    finish_bonus: float = 100.0
+    trials: int = 30
+    episodes: int = 5
+    course: Course = field(default_factory=Course)
+    parallel: int = 4
+    sampler: str = "tpe"
+    storage: str = ""
+    address: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    models_dir: Path = Path("trained_models")
+    results_dir: Path = Path("results")
+    quiet: bool = False
+    confirm: int = 0
+    confirm_frames: int = 300_000
+    confirm_episodes: int = 30
+    confirm_seeds: int = 3
+    confirm_fixed: dict[str, str] = field(default_factory=dict)
+    """run.py flags given to every fine-tuning run (e.g. a small batch_size for a quick check)."""
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.results_dir / f'{self.save_name}.db')}"
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        prefix = "sqlite:///"
+        return Path(self.storage_url[len(prefix):]) if self.storage_url.startswith(prefix) \
+            else None
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.objective == "min_leg_area" else "maximize"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two searches the same experiment (checked on --resume): not the budget
+        (--trials may grow), nor where or how fast it runs."""
+        return {"policy": self.policy_name, "ranges": {k: list(v) for k, v in self.ranges.items()},
+                "fixed": self.fixed, "objective": self.objective,
+                "min_score": self.min_score if self.objective == "min_leg_area" else None,
+                "energy_weight": self.energy_weight if self.objective == "energy" else None,
+                "finish_bonus": self.finish_bonus, "episodes": self.episodes,
+                "course": dataclasses.asdict(self.course), "parallel": self.parallel,
+                "sampler": self.sampler}
+
+    def outputs(self) -> list[Path]:
+        """Files the search writes in results_dir besides its database."""
+        stem = self.results_dir / f"{self.save_name}_design"
+        return [stem.with_suffix(".md"), stem.with_suffix(".json"),
+                *(self.results_dir / f"{self.save_name}_design_{kind}.png"
+                  for kind in ("params", "progress")),
+                self.results_dir / f"{self.save_name}_confirm.json"]
+
+    def lock(self) -> StudyLock:
+        return StudyLock(self.results_dir / f".{self.save_name}.design.lock", self.save_name)
+
+
+def objective_value(search: Search, summary: dict[str, Any]) -> float:
+    if search.objective == "min_leg_area":
+        return summary["leg_area"]
+    return summary["energy_score" if search.objective == "energy" else "score"]
+
+
+def feasible(search: Search, summary: dict[str, Any]) -> bool:
+    return search.objective != "min_leg_area" or summary["mean_return"] >= search.min_score
+
+
+# ----- the study ---------------------------------------------------------------------------------
+
+def quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def study_names(storage: str) -> list[str]:
+    import optuna
+
+    try:
+        return optuna.get_all_study_names(storage)
+    except Exception as error:  # noqa: BLE001 (a bad URL, a missing driver, no server)
+        raise UsageError(f"--storage: cannot open {storage}: "
+                         f"{str(error).splitlines()[0][:200]}") from None
+
+
+def make_sampler(search: Search, trials_so_far: int) -> Any:
+    import optuna
+
+    seed = int(np.random.SeedSequence([search.course.seed, trials_so_far]).generate_state(1)[0])
+    if search.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                            warn_independent_sampling=False)
+    constraints = None
+    if search.objective == "min_leg_area":
+        def constraints(trial: Any) -> list[float]:
+            return trial.user_attrs.get("constraint", [0.0])
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                      constraints_func=constraints)
+
+
+def open_study(search: Search) -> Any:
+    """Create, continue or replace the study, as --resume and --overwrite say; refuse the rest
+    in one line naming the flag."""
+    import optuna
+
+    quiet_optuna()
+    sqlite = search.sqlite_file
+    exists_here = sqlite is None or sqlite.exists()
+    names = study_names(search.storage_url) if exists_here else []
+    present = search.save_name in names
+    leftovers = [path for path in search.outputs() if path.exists()]
+    if search.resume and not present:
+        raise UsageError(f"--resume: there is no design search {search.save_name} in "
+                         f"{search.storage_url} to continue; leave out --resume to start it")
+    if not search.resume and not search.overwrite and (present or leftovers):
+        what = f"a design search {search.save_name} exists in {search.storage_url}" if present \
+            else f"{leftovers[0]} exists"
+        raise UsageError(f"--save_name: {what}; continue it with --resume=true, start it again "
+                         f"with --overwrite=true, or pick another --save_name")
+    if search.overwrite:
+        if present:
+            optuna.delete_study(study_name=search.save_name, storage=search.storage_url)
+        for path in leftovers:
+            path.unlink()
+    if search.resume:
+        study = optuna.load_study(study_name=search.save_name, storage=search.storage_url)
+        saved = study.user_attrs.get("search", {})
+        differing = [key for key, value in search.identity().items()
+                     if json.loads(json.dumps(value)) != saved.get(key)]
+        if differing:
+            flag = {"ranges": "the design flags", "fixed": "the design flags",
+                    "policy": "--initial_model", "course": "--seed or the course flags"}.get(
+                differing[0], f"--{differing[0]}")
+            raise UsageError(f"--resume: {flag} differ from the search being resumed "
+                             f"({differing[0]}: was {saved.get(differing[0])}); use the same "
+                             f"flags, or another --save_name")
+        study.sampler = make_sampler(search, len(study.trials))
+        return study
+    if sqlite is not None:
+        sqlite.parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=search.save_name, storage=search.storage_url,
+                                direction=search.direction, sampler=make_sampler(search, 0))
+    study.set_user_attr("search", json.loads(json.dumps(search.identity())))
+    baseline = default_body(search.ranges)
+    if baseline is not None:
+        study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    return study
+
+
+def requeue_unfinished(study: Any) -> int:
+    """Trials left RUNNING (by a search that died, kill -9, or one being interrupted now):
+    failed, and their designs queued again. Safe because this process holds the lock."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={**trial.user_attrs,
+                                                      "requeued_from": trial.number})
+    return len(stale)
+
+
+# ----- where candidates are evaluated -------------------------------------------------------------
+
+class Evaluator:
+    """Evaluates a batch of jobs in parallel and yields the summaries in order."""
+
+    def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def close(self, force: bool = False) -> None:
+        pass
+
+
+class InProcess(Evaluator):
+    def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        return map(evaluate, jobs)
+
+
+def ignore_interrupts() -> None:
+    """In pool workers: Ctrl-C is the parent's to handle (it stops the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class ProcessPool(Evaluator):
+    """A pool of forked processes on this machine: no start-up cost beyond the fork."""
+
+    def __init__(self, processes: int) -> None:
+        import multiprocessing
+
+        self.pool = multiprocessing.get_context("fork").Pool(processes, ignore_interrupts)
+
+    def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        return self.pool.imap(evaluate, jobs)
+
+    def close(self, force: bool = False) -> None:
+        if force:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
+
+
+class RayTasks(Evaluator):
+    """One Ray task (1 CPU) per candidate: a local Ray (`--address=local`) or a cluster."""
+
+    def __init__(self, address: str) -> None:
+        import ray
+
+        self.started = not ray.is_initialized()
+        if self.started:
+            start_ray(None if address == "local" else address)
+        self.task = ray.remote(evaluate).options(num_cpus=1, max_retries=1)
+        self.refs: list[Any] = []
+
+    def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        import ray
+
+        self.refs = [self.task.remote(job) for job in jobs]
+        for ref in self.refs:
+            yield ray.get(ref)
+        self.refs = []
+
+    def close(self, force: bool = False) -> None:
+        import ray
+
+        for ref in self.refs if force else []:
+            ray.cancel(ref, force=True)
+        if self.started:
+            ray.shutdown()
+
+
+def make_evaluator(search: Search) -> Evaluator:
+    if search.address is not None:
+        return RayTasks(search.address)
+    processes = min(search.parallel, os.cpu_count() or 1)
+    return ProcessPool(processes) if processes > 1 and CAN_FORK else InProcess()
+
+
+# ----- the loop ----------------------------------------------------------------------------------
+
+def completed(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def run_search(search: Search, say: Callable[[str], None],
+               banner: str = "") -> tuple[Any, int | None]:
+    """Run trials until `search.trials` have completed. Returns (study, signal that stopped it
+    or None). The caller holds the lock."""
+    from optuna.distributions import FloatDistribution
+    study = open_study(search)
+    if banner:
+        say(banner)
+    requeued = requeue_unfinished(study)
+    done = len(completed(study))
+    if requeued:
+        say(f"{requeued} trial(s) interrupted earlier are queued again")
+    if done:
+        say(f"resuming: {done} trial(s) already evaluated, none is evaluated again")
+    distributions = {name: FloatDistribution(low, high) for name, (low, high)
+                     in search.ranges.items()}
+    policy_bytes = search.policy_path.read_bytes()
+    evaluator = make_evaluator(search) if done < search.trials else InProcess()
+    stopped: int | None = None
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        while done < search.trials:
+            asked = [study.ask(distributions)
+                     for _ in range(min(search.parallel, search.trials - done))]
+            jobs = [Job(full_design(trial.params, search.fixed), search.episodes, search.course,
+                        search.finish_bonus, search.energy_weight, search.policy_name,
+                        policy_bytes) for trial in asked]
+            for trial, summary in zip(asked, evaluator.imap(jobs), strict=True):
+                summary.pop("pid", None)
+                for key, value in summary.items():
+                    trial.set_user_attr(key, value)
+                if search.objective == "min_leg_area":
+                    trial.set_user_attr("constraint", [search.min_score - summary["mean_return"]])
+                value = objective_value(search, summary)
+                study.tell(trial, value)
+                done += 1
+                say(progress_line(search, trial.number, done, trial.params, summary, value,
+                                  best_so_far(search, study)))
+    except KeyboardInterrupt as interrupt:
+        stopped = getattr(interrupt, "signum", signal.SIGINT)
+        evaluator.close(force=True)
+        evaluator = InProcess()
+        requeue_unfinished(study)  # every running trial is this process's: it holds the lock
+        say(f"stopped by signal {stopped}: {done} trial(s) kept; continue with --resume=true")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        evaluator.close()
+    return study, stopped
+
+
+def best_so_far(search: Search, study: Any) -> float | None:
+    values = [t.value for t in completed(study) if feasible(search, t.user_attrs)]
+    if not values:
+        return None
+    return min(values) if search.direction == "minimize" else max(values)
+
+
+def format_params(params: dict[str, float]) -> str:
+    return " ".join(f"{name}={value:.2f}" for name, value in params.items())
+
+
+def progress_line(search: Search, number: int, done: int, params: dict[str, float],
+                  summary: dict[str, Any], value: float, best: float | None) -> str:
+    low, high = summary["score_ci"]
+    line = (f"[{done}/{search.trials}] trial {number}: {format_params(params)} "
+            f"score {summary['score']:.1f} [{low:.1f}, {high:.1f}] "
+            f"return {summary['mean_return']:.1f} falls {100 * summary['fall_rate']:.0f}% "
+            f"finished {100 * summary['finish_rate']:.0f}%")
+    if search.objective == "min_leg_area":
+        verdict = "ok" if feasible(search, summary) else f"below {search.min_score:g}"
+        line += f" leg_area {summary['leg_area']:.0f} ({verdict})"
+    elif search.objective == "energy":
+        line += f" energy {summary['energy']:.0f} objective {value:.1f}"
+    best_text = "none feasible" if best is None else f"{best:.1f}"
+    return line + f" | best {best_text}"

@@ -1,0 +1,65 @@
+"""The design space: which parameters are searched (ranges) and which are fixed, checked against
+what the policy observes; leg area; the default body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import envs
+from designsearch.project import UsageError
+
+DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
+"""leg_length, thigh_length, shin_length, leg_width, motor_torque: run.py's design flags."""
+SHIN_WIDTH_FRACTION = 0.8
+"""The shin is 0.8 of the thigh's width (`envs.bipedal_custom`)."""
+
+
+def leg_area(design: Mapping[str, float | None]) -> float:
+    """Both legs' side area in drawing units squared:
+    2 x (thigh_length x width + shin_length x 0.8 x width). Segments default to leg_length."""
+    body = envs.WalkerDesign.from_parameters({**envs.DESIGN_DEFAULTS, **design})
+    return 2.0 * body.leg_width * (body.thigh_length + SHIN_WIDTH_FRACTION * body.shin_length)
+
+
+def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
+                observed: Mapping[str, list[float]], policy_name: str) -> None:
+    """Raise a one-line UsageError naming the flag for a space the policy cannot search."""
+    if not ranges:
+        seen = " ".join(f"--{name}={low:g}:{high:g}" for name, (low, high) in observed.items())
+        raise UsageError(f"--{DESIGN_FLAGS[0]}: give at least one design flag as a range "
+                         f"LOW:HIGH to search ({policy_name} observes: "
+                         f"{seen or 'nothing: it is a fixed-design policy'})")
+    for name, (low, high) in ranges.items():
+        if name not in observed:
+            seen = ", ".join(observed) or "no design parameter (a fixed-design policy)"
+            raise UsageError(f"--{name}: {policy_name} observes {seen}, not {name}: a search "
+                             f"over {low:g}:{high:g} would give it bodies it cannot tell apart; "
+                             f"give a fixed value, or a policy conditioned on {name}")
+        if not low < high:
+            raise UsageError(f"--{name}: a range to search needs LOW < HIGH, got "
+                             f"{low:g}:{high:g}")
+    try:
+        envs.check_walker_arguments(
+            **{**{name: envs.DESIGN_DEFAULTS[name] for name in DESIGN_FLAGS}, **fixed},
+            terrain_length_scale=2.0, fall_penalty=-50.0, max_time_steps=1500,
+            design_ranges=ranges)
+    except envs.InvalidWalkerArgument as error:
+        raise UsageError(f"--{error.argument}: must be {error.allowed}, got "
+                         f"{error.value}") from None
+
+
+def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | None:
+    """The default walker's values of the searched parameters, if it lies inside the ranges
+    (the search evaluates it first, as the baseline), else None."""
+    body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
+    values = {"leg_length": float(envs.DESIGN_DEFAULTS["leg_length"]),
+              "thigh_length": body.thigh_length, "shin_length": body.shin_length,
+              "leg_width": body.leg_width, "motor_torque": body.motor_torque}
+    baseline = {name: values[name] for name in ranges}
+    inside = all(low <= baseline[name] <= high for name, (low, high) in ranges.items())
+    return baseline if inside else None
+
+
+def full_design(params: Mapping[str, float], fixed: Mapping[str, float]) -> dict[str, float]:
+    """Searched values over fixed ones: the design flags a candidate is evaluated with."""
+    return {**fixed, **{name: float(value) for name, value in params.items()}}
