@@ -7,6 +7,7 @@ from gymnasium.envs.registration import register, registry
 
 from envs.design import (
     BODY_OBS_DIM,
+    DECLARED,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
     LEG_LENGTH_RANGE,
@@ -35,6 +36,7 @@ if ENV_ID not in registry:
 __all__ = [
     "ACT_DIM",
     "BODY_OBS_DIM",
+    "DECLARED",
     "DESIGN_DEFAULTS",
     "DESIGN_PARAMETERS",
     "ENV_ID",

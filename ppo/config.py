@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from envs import (
+    DECLARED,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
     ENV_ID,
@@ -369,17 +370,6 @@ FLAG_HELP = {
                      "with --record: episodes recorded (0 means 1); with --render: episodes shown "
                      "(0: until the window is closed)",
     "env": f"environment to train in; only {ENV_ID} is implemented",
-    "leg_length": "length of both segments (thigh and shin) of both legs, in drawing units, "
-                  "{range}; LOW:HIGH (e.g. 24:46): a new length each episode, observed by the "
-                  "policy (a design-conditioned policy)",
-    "thigh_length": "length of the upper leg segment {range}; none: leg_length; LOW:HIGH: drawn "
-                    "each episode",
-    "shin_length": "length of the lower leg segment {range}, at most twice the thigh; none: "
-                   "leg_length; LOW:HIGH: drawn each episode",
-    "leg_width": "width of the thigh {range} (the shin is 0.8 of it; Gymnasium's is 8); "
-                 "LOW:HIGH: drawn each episode",
-    "motor_torque": "maximum torque of hip and knee motors {range} (Gymnasium's is 80; the "
-                    "torque's energy cost scales with it); LOW:HIGH: drawn each episode",
     "terrain_length_scale": f"above/below 1 lengthens/shortens the course the walker can "
                             f"traverse, in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
                             f"{MAX_TERRAIN_LENGTH_SCALE:g}]",
@@ -446,6 +436,8 @@ FLAG_HELP = {
     "list_models": "true: list the policies in models_dir (design, frames, score, whether "
                    "design-conditioned) and exit",
 }
+FLAG_HELP.update({parameter.name: parameter.describe_help() for parameter in DECLARED})
+"""A design parameter's help is its declaration's (envs/design.py)."""
 
 HELP_GROUPS = {
     "Study parameters": (
@@ -502,9 +494,6 @@ def build_parser() -> argparse.ArgumentParser:
         for name in names:
             spec = specs.pop(name)
             help_text = FLAG_HELP[name]
-            if name in DESIGN_PARAMETERS:
-                low, high = DESIGN_PARAMETERS[name]
-                help_text = help_text.format(range=f"in [{low:g}, {high:g}]")
             boolean = hints[name] is bool
             group.add_argument(
                 f"--{name}",

@@ -131,8 +131,15 @@ def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> s
     differences = envs.design_differences(trained_env, config.env_kwargs()) if trained_env else []
     if differences:
         line += f"\nzero-shot transfer: {', '.join(differences)}"
+    return line
+
+
+def warn_if_outside(path: Path, checkpoint: dict[str, Any], config: Config) -> None:
+    """On stderr, quiet or not: a policy run where it never learned to walk."""
+    trained_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
     warning = envs.outside_warning(path.name, trained_env, config.env_kwargs())
-    return line + (f"\n{warning}" if trained_env and warning else "")
+    if trained_env and warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def describe_walker(config: Config) -> str:
@@ -233,6 +240,7 @@ def evaluate(config: Config) -> int:
     if not config.overwrite:
         check_same_evaluation(results_path, path, walker)
     print(describe_policy(path, checkpoint, config))
+    warn_if_outside(path, checkpoint, config)
     print(describe_walker(config))
     results = []
     try:
@@ -301,6 +309,7 @@ def record(config: Config) -> int:
     check_output_file(Path(config.record), "record")  # before the episodes, not after them
     policy, checkpoint, path = load_policy(config)
     print(describe_policy(path, checkpoint, config))
+    warn_if_outside(path, checkpoint, config)
     print(describe_walker(config))
     overlay = Overlay()
     try:
@@ -347,6 +356,7 @@ def watch(config: Config) -> int:
     episodes = config.eval_episodes or None
     policy, checkpoint, path = load_policy(config)
     print(describe_policy(path, checkpoint, config))
+    warn_if_outside(path, checkpoint, config)
     print(describe_walker(config))
     overlay = Overlay()
     window = None

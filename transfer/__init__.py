@@ -17,6 +17,7 @@ The optimiser is built over all parameters; frozen ones simply never get a gradi
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,10 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
     # Fine-tuning a fixed-design policy on another design is the transfer itself: the summary
     # says it. A conditioned one is told the body, which may lie outside what it learned.
     source_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-    outside = (envs.outside_warning(path.name, source_env, config.env_kwargs())
-               if design_inputs_of(checkpoint) else "")
+    if design_inputs_of(checkpoint) and (
+            warning := envs.outside_warning(path.name, source_env, config.env_kwargs())):
+        print(warning, file=sys.stderr, flush=True)  # on stderr: quiet or not
     lines = [describe_source(path, checkpoint), scaling, describe_designs(checkpoint, config),
-             outside,
              describe_changes(config),
              describe_schedule(config.transfer_learning, schedules,
                                len(linear_layers(policy.actor)))]

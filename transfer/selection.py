@@ -51,6 +51,8 @@ class Ranked:
     path: Path
     mean_return: float
     conditioned_on: tuple[str, ...]
+    outside: tuple[str, ...] = ()
+    """How the target walker lies outside what the policy learned (`envs.outside_training`)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,10 @@ def rank_models(config: Config, skipped: list[str] | None = None) -> list[Ranked
             continue
         if not compatible(checkpoint, config, path):
             continue
+        trained_on = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
         ranked.append(Ranked(path, zero_shot_return(checkpoint, config),
-                             tuple(design_inputs_of(checkpoint))))
+                             tuple(design_inputs_of(checkpoint)),
+                             tuple(envs.outside_training(trained_on, config.env_kwargs()))))
     return sorted(ranked, key=lambda entry: -entry.mean_return)
 
 
@@ -114,8 +118,9 @@ def describe_ranking(ranked: list[Ranked], config: Config, seconds: float) -> st
     for place, entry in enumerate(ranked, start=1):
         conditioned = (f" (conditioned on {', '.join(entry.conditioned_on)})"
                        if entry.conditioned_on else "")
+        outside = f" [outside what it learned: {'; '.join(entry.outside)}]" if entry.outside else ""
         lines.append(f"auto: {place}. {entry.path}: mean return {entry.mean_return:.1f}"
-                     f"{conditioned}")
+                     f"{conditioned}{outside}")
     lines.append(f"auto: chose {ranked[0].path}")
     return "\n".join(lines)
 
@@ -168,7 +173,7 @@ def describe_model(path: Path, checkpoint: dict[str, Any] | str) -> str:
     frames, score = checkpoint.get("frames"), checkpoint.get("score")
     inputs = design_inputs_of(checkpoint)
     design = ", ".join(f"{name} {value}" for name, value in envs.design_of(env).items())
-    parts = [design if env else "design unknown",
+    parts = [f"trained on {design}" if env else "design unknown",
              f"{frames:,} frames" if isinstance(frames, int) else "frames unknown",
              f"score {score:.1f}" if isinstance(score, int | float) and math.isfinite(score)
              else "no score",
