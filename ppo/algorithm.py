@@ -6,7 +6,7 @@ loss, the update.
     batch     b_* (num_steps * num_envs, ...)
     update    `train_steps` gradient steps of `ppo_loss`, each on a minibatch mb_* drawn from b_*
 
-The study around it (building, checkpoints, results, signals, resume) is `ppo.trainer`; the
+The study around it (building, checkpoints, results, signals, resume) is `study.trainer`; the
 reusable parts are the policy (`ppo.network`), its NumPy copy that the rollout runs
 (`ppo.inference`), the running statistics (`ppo.normalize`) and what an update reports about
 itself (`ppo.diagnostics`).
@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ppo.config import OPTIMIZERS, Config
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
-from ppo.errors import StudyFailed
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
-from ppo.vector import WalkerPool
+from study.config import OPTIMIZERS, Config
+from study.errors import StudyFailed
+from workers.vector import WalkerPool
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -130,7 +130,7 @@ def start_rollout(learner: Learner, walkers: WalkerPool, action_std: float) -> N
     """Start stepping every walker num_steps times from where it is, with Gaussian noise of
     `action_std` on the mean action of the policy as it is now; `finish_rollout` waits for it.
 
-    The steps run where the walkers are (`WalkerPool.start_rollout`, `ppo.sampler`): with
+    The steps run where the walkers are (`WalkerPool.start_rollout`, `workers.sampler`): with
     worker processes each runs the policy on its own walkers for the whole rollout, and this
     returns at once; otherwise (or with --lockstep) the rollout runs here before it returns.
     The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`); the

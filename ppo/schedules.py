@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ppo.config import Config
+from study.config import Config
 
 
 def fraction_of(fraction: float, frames: int) -> Fraction:

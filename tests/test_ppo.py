@@ -23,15 +23,15 @@ from ppo.algorithm import (
     ppo_loss,
     update,
 )
-from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
-from ppo.config import Config
-from ppo.errors import UsageError
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler, RunningNormalizer
-from ppo.results import COLUMNS
 from ppo.schedules import Schedules
-from ppo.trainer import train
+from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from study.config import Config
+from study.errors import UsageError
+from study.results import COLUMNS
+from study.trainer import train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 

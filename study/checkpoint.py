@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 import envs
-from ppo.errors import OutputError, UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
+from study.errors import OutputError, UsageError
 
 FORMAT_VERSION = 1
 

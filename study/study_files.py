@@ -14,8 +14,8 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from ppo.checkpoint import remove_stale_temporaries, temporary_path
-from ppo.errors import UsageError
+from study.checkpoint import remove_stale_temporaries, temporary_path
+from study.errors import UsageError
 
 MODEL_SUFFIXES = {"best": ".pt", "last": ".last.pt"}
 """In `--models_dir`: the best policy, and the full state of the latest update (`--resume`)."""
@@ -24,7 +24,7 @@ RESULT_SUFFIXES = {"results": ".p", "csv": ".csv", "updates": "_updates.csv",
 """In `--results_dir`: results, their episodes and updates as CSV, an evaluation's report, a
 sweep study's log."""
 LOCK_SUFFIX = ".lock"
-"""`.NAME.lock` beside the models: held by whoever trains the study (see `ppo.locking`)."""
+"""`.NAME.lock` beside the models: held by whoever trains the study (see `study.locking`)."""
 
 MAX_FILE_NAME_BYTES = 255
 """NAME_MAX of Linux, macOS and Windows file systems."""

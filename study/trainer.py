@@ -19,8 +19,12 @@ import envs
 import transfer
 from ppo import algorithm
 from ppo.algorithm import TrainingDiverged
-from ppo.banner import describe_resume, describe_study
-from ppo.checkpoint import (
+from ppo.diagnostics import UpdateLog
+from ppo.network import ActorCritic
+from ppo.normalize import RewardScaler
+from ppo.schedules import Schedules
+from study.banner import describe_resume, describe_study
+from study.checkpoint import (
     architecture_of,
     atomic_torch_save,
     config_as_plain_dict,
@@ -28,18 +32,14 @@ from ppo.checkpoint import (
     policy_checkpoint,
     save_policy,
 )
-from ppo.config import RUN_SETTINGS, Config, experiment_differences
-from ppo.diagnostics import UpdateLog
-from ppo.errors import StudyFailed, UsageError
-from ppo.locking import StudyLock
-from ppo.network import ActorCritic
-from ppo.normalize import RewardScaler
-from ppo.progress import Progress
-from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
-from ppo.schedules import Schedules
-from ppo.study_files import StudyFiles, check_output_folder, longest_file_name
-from ppo.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
-from ppo.vector import StepInterrupted, WalkerPool, WorkerLost
+from study.config import RUN_SETTINGS, Config, experiment_differences
+from study.errors import StudyFailed, UsageError
+from study.locking import StudyLock
+from study.progress import Progress
+from study.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from study.study_files import StudyFiles, check_output_folder, longest_file_name
+from study.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
+from workers.vector import StepInterrupted, WalkerPool, WorkerLost
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 260
 """Longest path the OS accepts, terminating NUL included (4096 on Linux, 1024 on macOS)."""
