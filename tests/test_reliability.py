@@ -27,11 +27,10 @@ from conftest import (
 import ppo.algorithm
 import study.checkpoint
 import study.trainer
-from ppo.algorithm import TrainingDiverged
 from ppo.network import ActorCritic
 from ppo.schedules import Schedules
 from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
-from study.trainer import Study, train
+from study.trainer import Study, StudyDiverged, train
 
 OBS_DIM, ACT_DIM = 24, 4
 STOP_WITHIN_S = 10.0
@@ -472,7 +471,7 @@ def assert_first_update_kept(folder: Path) -> None:
 def test_nan_loss_raises_and_keeps_the_last_good_files(tmp_path: Path, tiny_config,
                                                        monkeypatch):
     nan_after_first_update(monkeypatch)
-    with pytest.raises(TrainingDiverged, match="nan"):
+    with pytest.raises(StudyDiverged, match="nan"):
         train(tiny_config("--total_frames=3000"))
     assert_first_update_kept(tmp_path)
 
@@ -498,7 +497,7 @@ def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Pat
         return replace(terms, total=terms.total + (1e38 * (weight - weight.detach())).sum())
 
     monkeypatch.setattr(ppo.algorithm, "ppo_loss", overflowing_loss)
-    with pytest.raises(TrainingDiverged, match="gradient"):
+    with pytest.raises(StudyDiverged, match="gradient"):
         train(tiny_config("--total_frames=1000"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")  # saved before the update
     assert all(torch.isfinite(t).all() for t in best["state_dict"].values())
