@@ -283,3 +283,24 @@ def test_help_states_the_bounds_validation_enforces(capsys, monkeypatch):
                         ("overwrite", "a name already used is refused")]:
         match = re.search(rf"--{flag} \S+ (.*?)\(default:", text)  # metavar, then the help
         assert match and bound in match.group(1), (flag, bound)
+
+
+# ----- a quick answer ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--no_such_flag=1"], ["--save_name=x",
+                                                                      "--num_envs=0"]])
+def test_help_and_refused_flags_answer_without_importing_torch(args):
+    """torch takes seconds to import: `--help` and a refused flag must not wait for it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, run\n"
+             "try:\n"
+             f"    run.cli({args!r})\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "sys.exit(3 if 'torch' in sys.modules else 0)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, "torch was imported"
