@@ -19,6 +19,7 @@ from ppo.schedules import Schedules, thaw_frames
 from study.checkpoint import load_checkpoint, save_policy
 from study.config import Config
 from study.errors import UsageError
+from study.trainer import ppo_settings
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 HIDDEN = (16, 16, 16, 16)  # 5 Linear layers per network
@@ -121,7 +122,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
         old_log_probs = gaussian_log_prob(actions, policy.actor(obs), 0.5)
         old_log_probs += 0.1 * torch.randn(64, generator=generator)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
-                    Config(save_name="frozen")).total
+                    ppo_settings(Config(save_name="frozen"))).total
     optimizer.zero_grad(set_to_none=set_to_none)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.grad is not None], 0.5)
