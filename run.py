@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ppo.errors import (
+from study.errors import (
     StudyFailed,
     UsageError,
     interrupt_exit_status,
@@ -20,15 +20,15 @@ from ppo.errors import (
 )
 
 if TYPE_CHECKING:
-    from ppo.config import Config
+    from study.config import Config
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
-    from ppo import evaluate
-    from ppo.trainer import train
+    from evaluation import evaluate
+    from study.trainer import train
     from transfer import selection
 
     if config.list_models:
@@ -56,7 +56,7 @@ def main(config: Config) -> int:
 
 
 def describe_score(best_score: float) -> str:
-    from ppo.results import SCORE_WINDOW
+    from study.results import SCORE_WINDOW
 
     if math.isfinite(best_score):
         return f"running average {best_score:.1f} over {SCORE_WINDOW} episodes"
@@ -82,7 +82,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None) -> int:
-    from ppo.config import parse_config
+    from study.config import parse_config
 
     config = parse_config(argv)
     try:

@@ -14,7 +14,7 @@ over the repeats and the ratios the issues set goals for:
 - ours / Gymnasium: raw `step` rate of our walker against BipedalWalker-v3, both made with
   `gym.make` at the settings where they are the same walker, random actions, one process,
   taking turns;
-- training / pool: frames per second of a whole study (`ppo.trainer.train` with default
+- training / pool: frames per second of a whole study (`study.trainer.train` with default
   hyperparameters: rollouts, updates, checkpoints) against stepping the same WalkerPool
   (same environments and worker processes) with random actions and nothing else;
 - ours / SB3: our study against Stable-Baselines3 PPO (RL Zoo's BipedalWalker-v3 settings,
@@ -107,7 +107,7 @@ def step_walker_until(start: float, seconds: float, seed: int) -> int:
     import gymnasium as gym
     import numpy as np
 
-    from ppo.config import Config
+    from study.config import Config
 
     config = Config(save_name="benchmark")
     env = gym.make(config.env, **config.env_kwargs())
@@ -144,7 +144,7 @@ def measure_machine(seconds: float, seed: int) -> dict:
 def benchmark_config(num_envs: int, batches: int, folder: str, **overrides: Any):
     """Default hyperparameters, `batches` batches, output into `folder`, no TensorBoard events
     unless `tensorboard=folder` is among the overrides."""
-    from ppo.config import Config
+    from study.config import Config
 
     settings = {"tensorboard": "none", **overrides}
     base = Config(save_name="benchmark", num_envs=num_envs, quiet=True, models_dir=folder,
@@ -156,8 +156,8 @@ def measure_pool(num_envs: int, frames: int, seed: int) -> dict:
     """The WalkerPool a study of `num_envs` would use, stepped with random actions only."""
     import numpy as np
 
-    from ppo.trainer import walker_seeds
-    from ppo.vector import WalkerPool
+    from study.trainer import walker_seeds
+    from workers.vector import WalkerPool
 
     with tempfile.TemporaryDirectory() as folder:
         config = benchmark_config(num_envs, 1, folder)
@@ -192,7 +192,7 @@ def cpu_seconds(who: int) -> float:
 
 def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool = False,
                      **modes: bool) -> dict:
-    """A whole study (`ppo.trainer.train`), default hyperparameters, `batches` batches, with
+    """A whole study (`study.trainer.train`), default hyperparameters, `batches` batches, with
     or without TensorBoard events; `modes`: run settings (lockstep, policy_lag) to set.
 
     Also where the training process's time went: stepping the walkers (waiting for the
@@ -204,8 +204,9 @@ def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool =
     tensorboard, flushing) and the diagnostics (`UpdateDiagnostics`); and the CPU time of the
     training process and of its workers, the rest of their wall-clock time being idle.
     """
-    from ppo import algorithm, diagnostics, tensorboard_log, trainer
-    from ppo.vector import WalkerPool
+    from ppo import algorithm, diagnostics
+    from study import tensorboard_log, trainer
+    from workers.vector import WalkerPool
 
     clocks = {"step_s": 0.0, "rollout_wait_s": 0.0, "rollout_s": 0.0, "update_s": 0.0,
               "tensorboard_s": 0.0, "tensorboard_open_close_s": 0.0, "diagnostics_s": 0.0}
@@ -273,7 +274,7 @@ def measure_sb3(num_envs: int, rollouts: int, seed: int) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     import envs
-    from ppo.config import Config
+    from study.config import Config
 
     # Same thread setting as our trainer: tiny networks, and the cores belong to the walkers.
     torch.set_num_threads(1)

@@ -3,8 +3,9 @@
 The top k designs and the default body (the baseline) are each fine-tuned from the policy by
 run.py, `--confirm_seeds` seeds each, `--confirm_frames` frames, under the low-noise schedule
 that suits fine-tuning from a universal policy (exploration noise 0.2 falling to 0.1 over the
-first 60%: README, "Fine-tuning from universal_24_46"). The runs are one sweep (`sweeps/`: Ray,
-skipping finished runs and resuming interrupted ones, `<NAME>_confirm_manifest.json`). Each
+first 60%: docs/results.md, "Fine-tuning from universal_24_46"). The runs are one sweep
+(`sweeps/`: Ray, skipping finished runs and resuming interrupted ones,
+`<NAME>_confirm_manifest.json`). Each
 fine-tuned policy is then evaluated on its design with `--confirm_episodes` (>= 30) episodes on
 terrains the screening never saw (seeds from `seed + 100000`). The report gives each design's
 screening and confirmed scores and Spearman's rank correlation between them.

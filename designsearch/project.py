@@ -6,8 +6,9 @@ Other developers are moving these modules into rooms by purpose (`evaluation/`, 
 
 from __future__ import annotations
 
-from ppo.checkpoint import atomic_write_bytes, load_checkpoint
-from ppo.config import (
+from evaluation.evaluate import EpisodeResult, load_policy, play
+from study.checkpoint import atomic_write_bytes, load_checkpoint
+from study.config import (
     Config,
     OneLineErrorParser,
     parse_bool,
@@ -15,13 +16,12 @@ from ppo.config import (
     parse_design_value,
     validate,
 )
-from ppo.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
-from ppo.evaluate import EpisodeResult, load_policy, play
-from ppo.locking import StudyLock
-from ppo.processes import CAN_FORK
+from study.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
+from study.locking import StudyLock
 from sweeps.execution import run_sweep, start_ray
 from sweeps.state import Paths, Sweep, expand
 from transfer.loading import design_inputs_of, resolve_model_path
+from workers.processes import CAN_FORK
 
 __all__ = [
     "CAN_FORK",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The headline study: a leg-30 walker learnt from scratch and by three transfer strategies from
-# the shipped leg-34 policy, 3 seeds each, plus the zero-shot picture. Everything in README's
-# results section comes from here. About an hour on a 2-core box; resumable (run it again).
+# the shipped leg-34 policy, 3 seeds each, plus the zero-shot picture. Everything in the sections
+# "Transfer beats training from scratch" and "Zero-shot" of docs/results.md comes from here. About an hour on a 2-core box; resumable (run it again).
 #   FRAMES=500000 LEGS=30 bash experiments/headline.sh   (LEGS=30,40 adds a leg-40 walker)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -6,7 +6,12 @@ loss, the update.
     batch     b_* (num_steps * num_envs, ...)
     update    `train_steps` gradient steps of `ppo_loss`, each on a minibatch mb_* drawn from b_*
 
-The study around it (building, checkpoints, results, signals, resume) is `ppo.trainer`; the
+The algorithm reads only its own settings (`PPOSettings`, which the study builds from its
+configuration) and gets its experience from a `RolloutSource` (the study passes its walker pool,
+`workers.vector.WalkerPool`); it raises its own errors (`TrainingDiverged`, `UpdateInterrupted`),
+which the study translates. Nothing here imports the study, the workers or evaluation.
+
+The study around it (building, checkpoints, results, signals, resume) is `study.trainer`; the
 reusable parts are the policy (`ppo.network`), its NumPy copy that the rollout runs
 (`ppo.inference`), the running statistics (`ppo.normalize`) and what an update reports about
 itself (`ppo.diagnostics`).
@@ -17,21 +22,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from ppo.config import OPTIMIZERS, Config
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
-from ppo.errors import StudyFailed
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
-from ppo.vector import WalkerPool
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
-FUSED_OPTIMIZERS = frozenset({"adam"})
+FUSED_OPTIMIZERS = frozenset({"Adam"})
 """Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
 on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
 
@@ -40,9 +43,54 @@ class UpdateInterrupted(Exception):
     """A stop was requested during an update; the policy is half updated: do not save it."""
 
 
-class TrainingDiverged(StudyFailed):
+class TrainingDiverged(ArithmeticError):
     """A loss or gradient became NaN or infinite; continuing would only overwrite good state
-    with garbage."""
+    with garbage. (The study reports it as its own failure: `study.trainer.StudyDiverged`.)"""
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """The hyperparameters the algorithm reads, and nothing else; the study builds them from
+    its configuration (`study.trainer.ppo_settings`)."""
+
+    num_envs: int
+    """Walkers stepped together: the rollout's second dimension."""
+    num_steps: int
+    """Steps per walker in a rollout (--steps_per_env): the rollout's first dimension."""
+    optimizer: str
+    """The torch.optim class, by name ("Adam", "SGD", ...)."""
+    learning_rate: float
+    clip_coef: float
+    """PPO's ratio clip (--clip)."""
+    value_coef: float
+    """Weight of the value loss in the total loss."""
+    train_steps: int
+    """Gradient steps per update."""
+    minibatch_size: int
+    """Rows per gradient step."""
+    max_grad_norm: float
+    """Gradients are clipped to this global norm."""
+    gamma: float
+    gae_lambda: float
+    device: str
+    """Where the update runs ("cpu", "cuda"...)."""
+
+
+class RolloutSource(Protocol):
+    """Whatever steps the walkers for the algorithm (the study's `workers.vector.WalkerPool`).
+
+    `samples` holds shared (max_num_steps, num_envs, ...) arrays; the algorithm writes the
+    rollout's exploration noise into `samples["noise"]` before `start_rollout`.
+    """
+
+    samples: dict[str, np.ndarray]
+
+    def start_rollout(self, policy: PolicySnapshot, num_steps: int) -> None:
+        """Start `num_steps` steps of every walker by `policy` plus `samples["noise"]`."""
+
+    def finish_rollout(self) -> dict[str, np.ndarray] | None:
+        """The rollout started last (see `workers.sampler.sample_layout` for its arrays), or
+        None if a stop cut it short."""
 
 
 def gaussian_log_prob(actions, mean, std: float):
@@ -91,7 +139,7 @@ class RolloutBuffer:
 class Learner:
     """The policy and everything that learns with it, for one study."""
 
-    config: Config
+    settings: PPOSettings
     policy: ActorCritic
     optimizer: torch.optim.Optimizer
     buffer: RolloutBuffer
@@ -100,21 +148,20 @@ class Learner:
     """Draws the exploration noise and the minibatches; its state is saved with the study."""
 
 
-def make_optimizer(config: Config, policy: ActorCritic) -> torch.optim.Optimizer:
+def make_optimizer(settings: PPOSettings, policy: ActorCritic) -> torch.optim.Optimizer:
     """Over every parameter: frozen ones (transfer) simply never get a gradient."""
-    name = config.optimizer.lower()
-    fused = {"fused": True} if name in FUSED_OPTIMIZERS else {}
-    optimizer_class = getattr(torch.optim, OPTIMIZERS[name])
-    return optimizer_class(policy.parameters(), lr=config.learning_rate, **fused)
+    fused = {"fused": True} if settings.optimizer in FUSED_OPTIMIZERS else {}
+    optimizer_class = getattr(torch.optim, settings.optimizer)
+    return optimizer_class(policy.parameters(), lr=settings.learning_rate, **fused)
 
 
-def make_learner(config: Config, policy: ActorCritic, reward_scaler: RewardScaler,
+def make_learner(settings: PPOSettings, policy: ActorCritic, reward_scaler: RewardScaler,
                  generator: torch.Generator) -> Learner:
     """Optimiser and rollout storage for `policy` (already on its device)."""
     obs_dim = linear_layers(policy.actor)[0].in_features
     act_dim = linear_layers(policy.actor)[-1].out_features
-    return Learner(config, policy, make_optimizer(config, policy),
-                   RolloutBuffer(config.steps_per_env, config.num_envs, obs_dim, act_dim),
+    return Learner(settings, policy, make_optimizer(settings, policy),
+                   RolloutBuffer(settings.num_steps, settings.num_envs, obs_dim, act_dim),
                    reward_scaler, generator)
 
 
@@ -126,13 +173,14 @@ StepCallback = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 rollout."""
 
 
-def start_rollout(learner: Learner, walkers: WalkerPool, action_std: float) -> None:
+def start_rollout(learner: Learner, walkers: RolloutSource, action_std: float) -> None:
     """Start stepping every walker num_steps times from where it is, with Gaussian noise of
     `action_std` on the mean action of the policy as it is now; `finish_rollout` waits for it.
 
-    The steps run where the walkers are (`WalkerPool.start_rollout`, `ppo.sampler`): with
-    worker processes each runs the policy on its own walkers for the whole rollout, and this
-    returns at once; otherwise (or with --lockstep) the rollout runs here before it returns.
+    The steps run where the walkers are (`RolloutSource.start_rollout`; the study's pool,
+    `workers.vector.WalkerPool`, runs `workers.sampler`): with worker processes each runs the
+    policy on its own walkers for the whole rollout, and this returns at once; otherwise (or
+    with --lockstep) the rollout runs here before it returns.
     The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`); the
     rollout's noise is drawn here in one go.
     """
@@ -142,7 +190,7 @@ def start_rollout(learner: Learner, walkers: WalkerPool, action_std: float) -> N
     walkers.start_rollout(PolicySnapshot(learner.policy), buffer.num_steps)
 
 
-def finish_rollout(learner: Learner, walkers: WalkerPool, action_std: float,
+def finish_rollout(learner: Learner, walkers: RolloutSource, action_std: float,
                    on_step: StepCallback) -> np.ndarray | None:
     """Fill the learner's buffer from the rollout started last (with `action_std`).
 
@@ -175,7 +223,7 @@ def finish_rollout(learner: Learner, walkers: WalkerPool, action_std: float,
     return samples["raw_obs"]
 
 
-def collect_rollout(learner: Learner, walkers: WalkerPool, action_std: float,
+def collect_rollout(learner: Learner, walkers: RolloutSource, action_std: float,
                     on_step: StepCallback) -> np.ndarray | None:
     """`start_rollout` then `finish_rollout`: a whole rollout by the policy as it is now."""
     start_rollout(learner, walkers, action_std)
@@ -254,7 +302,7 @@ def advantages_and_returns(buffer: RolloutBuffer, gamma: float, gae_lambda: floa
 
 def ppo_loss(policy: ActorCritic, mb_obs: torch.Tensor, mb_actions: torch.Tensor,
              mb_old_log_probs: torch.Tensor, mb_advantages: torch.Tensor,
-             mb_returns: torch.Tensor, action_std: float, config: Config) -> LossTerms:
+             mb_returns: torch.Tensor, action_std: float, settings: PPOSettings) -> LossTerms:
     """Clipped surrogate plus weighted value loss on a minibatch of (minibatch_size, ...) rows
     of already-normalised observations, with the parts the diagnostics read.
 
@@ -265,10 +313,10 @@ def ppo_loss(policy: ActorCritic, mb_obs: torch.Tensor, mb_actions: torch.Tensor
     log_ratio = log_probs - mb_old_log_probs
     ratio = torch.exp(log_ratio)
     advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-    clipped = torch.clamp(ratio, 1 - config.clip, 1 + config.clip)
+    clipped = torch.clamp(ratio, 1 - settings.clip_coef, 1 + settings.clip_coef)
     policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
     value_loss = 0.5 * (policy.critic(mb_obs).squeeze(-1) - mb_returns).square().mean()
-    return LossTerms(policy_loss + config.value_coef * value_loss, policy_loss, value_loss,
+    return LossTerms(policy_loss + settings.value_coef * value_loss, policy_loss, value_loss,
                      log_ratio)
 
 
@@ -285,31 +333,31 @@ def update(learner: Learner, batch: Batch, action_std: float,
 
     Returns the update's diagnostics (`UpdateDiagnostics.summary`): the steps only keep their
     tensors, read back once at the end, so the loop never waits on the device for them."""
-    config, policy, optimizer = learner.config, learner.policy, learner.optimizer
-    device = torch.device(config.device)
+    settings, policy, optimizer = learner.settings, learner.policy, learner.optimizer
+    device = torch.device(settings.device)
     b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
         torch.as_tensor(array, device=device) for array in vars(batch).values()
     )
     batch_size = len(b_obs)
     order = torch.randperm(batch_size, generator=learner.generator)
     cursor = 0
-    diagnostics = UpdateDiagnostics(config.clip)
-    for _ in range(config.train_steps):
+    diagnostics = UpdateDiagnostics(settings.clip_coef)
+    for _ in range(settings.train_steps):
         if stop_requested():
             raise UpdateInterrupted
-        if cursor + config.minibatch_size > batch_size:
+        if cursor + settings.minibatch_size > batch_size:
             order, cursor = torch.randperm(batch_size, generator=learner.generator), 0
-        mb = order[cursor:cursor + config.minibatch_size].to(device)
-        cursor += config.minibatch_size
+        mb = order[cursor:cursor + settings.minibatch_size].to(device)
+        cursor += settings.minibatch_size
         terms = ppo_loss(policy, b_obs[mb], b_actions[mb], b_log_probs[mb], b_advantages[mb],
-                         b_returns[mb], action_std, config)
+                         b_returns[mb], action_std, settings)
         loss = terms.total
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the loss became {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in policy.parameters() if p.grad is not None], config.max_grad_norm
+            [p for p in policy.parameters() if p.grad is not None], settings.max_grad_norm
         )
         if not torch.isfinite(grad_norm):  # a finite loss can still overflow its gradient
             raise TrainingDiverged(f"the gradient norm became {grad_norm.item()}")

@@ -10,12 +10,37 @@ the frames it started with: the noise never jumps back up, and thawed layers sta
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
-from ppo.config import Config
+
+class ScheduleSettings(Protocol):
+    """What the schedules are resolved from: the study's configuration (`study.config.Config`)
+    has these fields; the schedules need not know the rest of it."""
+
+    @property
+    def total_frames(self) -> int: ...
+    @property
+    def uses_schedule(self) -> bool:
+        """Whether the noise decays (else a fixed `action_std`)."""
+    @property
+    def action_std(self) -> float: ...
+    @property
+    def action_std_start(self) -> float: ...
+    @property
+    def action_std_final(self) -> float: ...
+    @property
+    def action_std_end(self) -> float:
+        """Fraction of `total_frames` over which the noise decays."""
+    @property
+    def transfer_learning(self) -> str: ...
+    @property
+    def tl_end(self) -> float:
+        """freeze_then_thaw: fraction of `total_frames` by which every layer has thawed."""
+    @property
+    def hidden_layers(self) -> Sequence[int]: ...
 
 
 def fraction_of(fraction: float, frames: int) -> Fraction:
@@ -45,7 +70,7 @@ class Schedules:
     from the output trains; empty for every other strategy."""
 
     @classmethod
-    def resolve(cls, config: Config) -> Schedules:
+    def resolve(cls, config: ScheduleSettings) -> Schedules:
         """The schedules of a study that starts now with `config`'s budget."""
         thaws = ()
         if config.transfer_learning == "freeze_then_thaw":

@@ -210,7 +210,7 @@ def test_groups_ignore_seed_and_run_settings_but_not_experiment_settings():
         config("scratch", 3, tl_end=0.5),
         config("initialize", 1), config("initialize", 2, initial_model="/m/leg_34_trained.pt"),
         config("initialize", 3, learning_rate=1e-3),
-        config("scratch", 4, num_envs=4),  # the walkers decide the results (ppo/vector.py)
+        config("scratch", 4, num_envs=4),  # the walkers decide the results (workers/vector.py)
     ]
     keys = [experiment_settings(c) for c in studies]
     assert keys[0] == keys[1] == keys[2]

@@ -9,10 +9,10 @@ import re
 import pytest
 from conftest import REPO_ROOT
 
-from ppo.config import HELP_GROUPS, Config, build_parser, parse_config
-from ppo.progress import Progress
 from ppo.schedules import Schedules
-from ppo.study_files import MAX_SAVE_NAME_LENGTH
+from study.config import HELP_GROUPS, Config, build_parser, parse_config
+from study.progress import Progress
+from study.study_files import MAX_SAVE_NAME_LENGTH
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -233,7 +233,7 @@ def test_the_running_average_says_how_many_episodes_it_is_over():
 
 
 def test_every_flag_is_either_an_experiment_or_a_run_setting():
-    from ppo.config import EXPERIMENT_SETTINGS, RUN_SETTINGS
+    from study.config import EXPERIMENT_SETTINGS, RUN_SETTINGS
 
     names = {spec.name for spec in dataclasses.fields(Config)}
     assert set(EXPERIMENT_SETTINGS) | set(RUN_SETTINGS) == names
@@ -245,8 +245,8 @@ def test_every_flag_is_either_an_experiment_or_a_run_setting():
 
 
 def test_experiment_of_ignores_run_settings_and_equates_equivalent_experiments():
-    from ppo.checkpoint import config_as_plain_dict
-    from ppo.config import experiment_of
+    from study.checkpoint import config_as_plain_dict
+    from study.config import experiment_of
 
     base = experiment_of(parse())
     assert experiment_of(parse("--total_frames=50", "--num_workers=0", "--device=cuda",
@@ -283,3 +283,24 @@ def test_help_states_the_bounds_validation_enforces(capsys, monkeypatch):
                         ("overwrite", "a name already used is refused")]:
         match = re.search(rf"--{flag} \S+ (.*?)\(default:", text)  # metavar, then the help
         assert match and bound in match.group(1), (flag, bound)
+
+
+# ----- a quick answer ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--no_such_flag=1"], ["--save_name=x",
+                                                                      "--num_envs=0"]])
+def test_help_and_refused_flags_answer_without_importing_torch(args):
+    """torch takes seconds to import: `--help` and a refused flag must not wait for it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, run\n"
+             "try:\n"
+             f"    run.cli({args!r})\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "sys.exit(3 if 'torch' in sys.modules else 0)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, "torch was imported"

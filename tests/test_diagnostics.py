@@ -21,8 +21,8 @@ from ppo.diagnostics import (
     clip_fraction,
     explained_variance,
 )
-from ppo.tensorboard_log import EPISODE_TAGS, UPDATE_TAGS
-from ppo.trainer import Study, train, walker_seeds
+from study.tensorboard_log import EPISODE_TAGS, UPDATE_TAGS
+from study.trainer import Study, train, walker_seeds
 
 CLEANRL_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS",
                 "charts/action_std", "charts/learning_rate", "losses/policy_loss",
@@ -204,7 +204,7 @@ def test_a_resumed_writer_supersedes_what_was_logged_after_the_checkpoint(tmp_pa
     honours that; the `tensorboard` 2.21 server does not (see README)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from ppo.tensorboard_log import TensorBoardLog
+    from study.tensorboard_log import TensorBoardLog
 
     folder = tmp_path / "runs" / "tiny"
     with SummaryWriter(str(folder)) as earlier_run:

@@ -32,13 +32,13 @@ from conftest import (
 )
 
 import ppo.algorithm
-import ppo.checkpoint
+import study.checkpoint
 from envs import ENV_ID
-from ppo.checkpoint import load_checkpoint, load_resume_checkpoint, policy_from_checkpoint
-from ppo.errors import UsageError
-from ppo.locking import StudyLock
-from ppo.trainer import Study
-from ppo.vector import REPLY_SLICE_S, STOP_GRACE_S, StepInterrupted, WalkerPool, WorkerLost
+from study.checkpoint import load_checkpoint, load_resume_checkpoint, policy_from_checkpoint
+from study.errors import UsageError
+from study.locking import StudyLock
+from study.trainer import Study
+from workers.vector import REPLY_SLICE_S, STOP_GRACE_S, StepInterrupted, WalkerPool, WorkerLost
 
 DIES_WITHIN_S = 10.0
 """'Within a few seconds', with slack for a loaded two-core machine."""
@@ -109,7 +109,7 @@ def end(process: subprocess.Popen[str], workers: list[int] = ()) -> tuple[str, s
 def study_files_intact(folder: Path, save_name: str = "long") -> dict:
     """Every file of the study loads; no temporary file is left. The last checkpoint."""
     policy_from_checkpoint(load_checkpoint(folder / "m" / f"{save_name}.pt"))
-    last = ppo.checkpoint.load_resume_checkpoint(folder / "m" / f"{save_name}.last.pt")
+    last = study.checkpoint.load_resume_checkpoint(folder / "m" / f"{save_name}.last.pt")
     results = study_results(folder, save_name)
     assert results["frames"] >= last["frames"] > 0
     assert not [name for name in files_under(folder) if Path(name).name.startswith(".")]
@@ -215,7 +215,7 @@ def test_a_child_that_loses_its_parent_exits(tmp_path: Path):
     without the kernel's parent-death signal, which a non-main thread cannot rely on)."""
     script = (
         "import os, sys, threading, time\n"
-        "from ppo.processes import start_child\n"
+        "from workers.processes import start_child\n"
         "def idle(connection, parent):\n"
         "    parent.wait_for_message()\n"
         "    connection.recv()\n"
@@ -294,7 +294,7 @@ def test_the_kernel_releases_the_lock_of_a_killed_holder(tmp_path: Path):
     lock_path = tmp_path / ".x.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from ppo.locking import StudyLock\n"
+         "from study.locking import StudyLock\n"
          f"lock = StudyLock(Path({str(lock_path)!r}), 'x').__enter__()\n"
          "print('held', flush=True)\ntime.sleep(600)\n"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=subprocess_env())
@@ -503,8 +503,8 @@ def test_render_names_its_flag_for_a_damaged_policy(tmp_path: Path, capfd, monke
     def no_window(*_args):
         raise AssertionError("a window was opened for a damaged policy")
 
-    monkeypatch.setattr("ppo.video.display_problem", lambda: None)
-    monkeypatch.setattr("ppo.video.Window", no_window)
+    monkeypatch.setattr("evaluation.video.display_problem", lambda: None)
+    monkeypatch.setattr("evaluation.video.Window", no_window)
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(DAMAGED["text"](b""))
     capfd.readouterr()
@@ -532,7 +532,7 @@ def test_unknown_extra_keys_in_a_checkpoint_are_accepted(finished_study: Path, t
     checkpoint["reward_scaler"]["return_mean"] = 1.5
     checkpoint["something_new"] = torch.ones(3)
     torch.save(checkpoint, tmp_path / "newer.last.pt")
-    loaded = ppo.checkpoint.load_resume_checkpoint(tmp_path / "newer.last.pt")
+    loaded = study.checkpoint.load_resume_checkpoint(tmp_path / "newer.last.pt")
     assert loaded["something_new"].sum() == 3
 
 
@@ -568,7 +568,7 @@ def test_a_write_error_during_training_is_one_line_and_keeps_the_previous_files(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(ppo.checkpoint.os, "fsync", filling_fsync)
+    monkeypatch.setattr(study.checkpoint.os, "fsync", filling_fsync)
     capfd.readouterr()
     assert cli_in_process(tiny_flags(tmp_path, *WORKERS, save_name="long")) == 1
     line = only_line(capfd.readouterr().err)

@@ -23,15 +23,15 @@ from ppo.algorithm import (
     ppo_loss,
     update,
 )
-from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
-from ppo.config import Config
-from ppo.errors import UsageError
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler, RunningNormalizer
-from ppo.results import COLUMNS
 from ppo.schedules import Schedules
-from ppo.trainer import train
+from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from study.config import Config
+from study.errors import UsageError
+from study.results import COLUMNS
+from study.trainer import ppo_settings, train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 
@@ -209,7 +209,8 @@ def test_ppo_loss_at_the_sampling_policy_is_the_weighted_value_loss(tiny_config)
         old_log_probs = torch.distributions.Normal(mean, 0.5).log_prob(actions).sum(-1)
         values = policy.critic(obs).squeeze(-1)
     advantages, returns = torch.randn(64), torch.randn(64)
-    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5, config).total
+    loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
+                    ppo_settings(config)).total
     # ratio = 1 and normalised advantages have mean 0, so only the value loss remains.
     expected = config.value_coef * 0.5 * (values - returns).square().mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
@@ -228,7 +229,7 @@ def test_ppo_loss_clips_the_ratio(tiny_config):
     advantages = torch.linspace(-1, 1, 8)  # sign unchanged by the loss's normalisation
     old_log_probs = log_probs - 5.0 * advantages.sign()  # ratio = e^(+-5)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages,
-                    policy.critic(obs).squeeze(-1).detach(), 0.5, config).total
+                    policy.critic(obs).squeeze(-1).detach(), 0.5, ppo_settings(config)).total
     loss.backward()
     assert all(p.grad is None or torch.all(p.grad == 0) for p in policy.actor.parameters())
 
@@ -406,7 +407,7 @@ def weight_change_after_one_update(max_grad_norm: float) -> float:
                      train_steps=4, minibatch_size=50, max_grad_norm=max_grad_norm)
     torch.manual_seed(0)
     policy = ActorCritic(24, 4, config.hidden_layers)
-    learner = make_learner(config, policy, RewardScaler(1, config.gamma),
+    learner = make_learner(ppo_settings(config), policy, RewardScaler(1, config.gamma),
                            torch.Generator().manual_seed(0))
     rng = np.random.default_rng(0)
     batch = Batch(obs=rng.normal(size=(200, 24)).astype(np.float32),

@@ -25,13 +25,12 @@ from conftest import (
 )
 
 import ppo.algorithm
-import ppo.checkpoint
-import ppo.trainer
-from ppo.algorithm import TrainingDiverged
-from ppo.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+import study.checkpoint
+import study.trainer
 from ppo.network import ActorCritic
 from ppo.schedules import Schedules
-from ppo.trainer import train
+from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from study.trainer import Study, StudyDiverged, train
 
 OBS_DIM, ACT_DIM = 24, 4
 STOP_WITHIN_S = 10.0
@@ -245,7 +244,7 @@ def test_atomic_write_leaves_the_previous_file_when_interrupted(tmp_path: Path, 
     def fail(*_args):
         raise KeyboardInterrupt  # e.g. Ctrl-C between writing and renaming
 
-    monkeypatch.setattr(ppo.checkpoint.os, "replace", fail)
+    monkeypatch.setattr(study.checkpoint.os, "replace", fail)
     with pytest.raises(KeyboardInterrupt):
         save_policy(path, ActorCritic(OBS_DIM, ACT_DIM, (8,)), {}, 2, 2.0)
     assert path.read_bytes() == original
@@ -398,7 +397,7 @@ def test_an_extended_study_continues_its_noise_and_thaw_schedules(tmp_path: Path
     assert "thawed actor layer 1/3 at frame 2,000" in first.stdout
 
     extended = (*flags, "--total_frames=4000", "--resume=true")
-    study = ppo.trainer.Study(tiny_config(*extended))
+    study = Study(tiny_config(*extended))
     study.walkers.close()
     study.tensorboard.close()
     assert study.schedules == Schedules(0.8, 0.2, 2000, (1000, 2000))
@@ -428,7 +427,7 @@ def test_a_checkpoint_without_schedules_resumes_with_those_of_its_budget(tmp_pat
     state = torch.load(last, weights_only=True)
     del state["schedules"]
     torch.save(state, last)
-    study = ppo.trainer.Study(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
+    study = Study(tiny_config("--action_std_start=0.8", "--action_std_final=0.2",
                                           "--action_std_end=0.5", "--total_frames=8000",
                                           "--resume=true"))
     study.walkers.close()
@@ -440,7 +439,7 @@ def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkey
     def interrupted_while_starting(*_args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ppo.trainer.Study, "__init__", interrupted_while_starting)
+    monkeypatch.setattr(study.trainer.Study, "__init__", interrupted_while_starting)
     capfd.readouterr()
     assert cli_in_process(tiny_flags(tmp_path)) == 130
     assert "interrupted" in only_line(capfd.readouterr().err)
@@ -472,7 +471,7 @@ def assert_first_update_kept(folder: Path) -> None:
 def test_nan_loss_raises_and_keeps_the_last_good_files(tmp_path: Path, tiny_config,
                                                        monkeypatch):
     nan_after_first_update(monkeypatch)
-    with pytest.raises(TrainingDiverged, match="nan"):
+    with pytest.raises(StudyDiverged, match="nan"):
         train(tiny_config("--total_frames=3000"))
     assert_first_update_kept(tmp_path)
 
@@ -498,7 +497,7 @@ def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Pat
         return replace(terms, total=terms.total + (1e38 * (weight - weight.detach())).sum())
 
     monkeypatch.setattr(ppo.algorithm, "ppo_loss", overflowing_loss)
-    with pytest.raises(TrainingDiverged, match="gradient"):
+    with pytest.raises(StudyDiverged, match="gradient"):
         train(tiny_config("--total_frames=1000"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")  # saved before the update
     assert all(torch.isfinite(t).all() for t in best["state_dict"].values())

@@ -13,12 +13,13 @@ import torch
 import transfer
 import transfer.loading
 from ppo.algorithm import gaussian_log_prob, ppo_loss
-from ppo.checkpoint import load_checkpoint, save_policy
-from ppo.config import Config
-from ppo.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules, thaw_frames
+from study.checkpoint import load_checkpoint, save_policy
+from study.config import Config
+from study.errors import UsageError
+from study.trainer import ppo_settings
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 HIDDEN = (16, 16, 16, 16)  # 5 Linear layers per network
@@ -121,7 +122,7 @@ def ppo_like_step(policy: ActorCritic, optimizer: torch.optim.Optimizer, step: i
         old_log_probs = gaussian_log_prob(actions, policy.actor(obs), 0.5)
         old_log_probs += 0.1 * torch.randn(64, generator=generator)
     loss = ppo_loss(policy, obs, actions, old_log_probs, advantages, returns, 0.5,
-                    Config(save_name="frozen")).total
+                    ppo_settings(Config(save_name="frozen"))).total
     optimizer.zero_grad(set_to_none=set_to_none)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.grad is not None], 0.5)
@@ -530,7 +531,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
 def test_a_study_saved_model_seeds_a_frozen_study(tmp_path: Path) -> None:
     """Study 1 saves a policy; study 2 starts from it with freeze_all_but_final and trains
     only the final layers; every other layer it saves is bit-identical to study 1's."""
-    trainer = pytest.importorskip("ppo.trainer")
+    trainer = pytest.importorskip("study.trainer")
     tiny = {"batch_size": 1000, "minibatch_size": 250, "train_steps": 4, "num_envs": 1,
             "quiet": True, "max_time_steps": 200, "hidden_layers": (16, 16)}
     first = trainer.train(study_config(tmp_path, save_name="first", total_frames=1000, **tiny))

@@ -14,9 +14,9 @@ import torch
 from envs import ENV_ID
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic
-from ppo.sampler import BlockedPolicy
-from ppo.trainer import Study, walker_seeds
-from ppo.vector import CLOSE_GRACE_S, WalkerPool
+from study.trainer import Study, walker_seeds
+from workers.sampler import BlockedPolicy
+from workers.vector import CLOSE_GRACE_S, WalkerPool
 
 # Short episodes, so that a few dozen steps see episodes end and restart.
 SHORT = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=25)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 import envs
-from ppo.checkpoint import load_checkpoint
-from ppo.config import Config
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules
+from study.checkpoint import load_checkpoint
+from study.config import Config
 from transfer.freezing import apply_thaw_schedule, first_trainable_layer, set_trainable
 from transfer.loading import (
     check_design_inputs,

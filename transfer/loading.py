@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 import envs
-from ppo.checkpoint import architecture_of, scaler_problem
-from ppo.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
+from study.checkpoint import architecture_of, scaler_problem
+from study.errors import UsageError
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "trained_models"
 """The repository's own models (the shipped sample), found even when --models_dir points away."""

@@ -24,10 +24,10 @@ import numpy as np
 
 import envs
 import transfer
-from ppo.checkpoint import architecture_of, load_checkpoint, policy_from_checkpoint
-from ppo.config import Config
-from ppo.errors import UsageError
-from ppo.study_files import StudyFiles
+from study.checkpoint import architecture_of, load_checkpoint, policy_from_checkpoint
+from study.config import Config
+from study.errors import UsageError
+from study.study_files import StudyFiles
 from transfer.loading import (
     design_inputs_of,
     model_dirs,
@@ -85,7 +85,7 @@ def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
 
 def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
     """Mean return of `AUTO_EPISODES` deterministic episodes on the study's walker."""
-    from ppo.evaluate import play  # evaluation imports transfer: import it when used
+    from evaluation.evaluate import play  # evaluation imports transfer: import it when used
 
     policy = policy_from_checkpoint(checkpoint).eval()  # load_checkpoint checked it
     episodes = play(config, policy, AUTO_EPISODES, design_inputs=design_inputs_of(checkpoint))

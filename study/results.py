@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from envs import DESIGN_PARAMETERS
-from ppo.checkpoint import atomic_write_bytes
 from ppo.diagnostics import UpdateLog, columns_to_csv
-from ppo.study_files import StudyFiles
+from study.checkpoint import atomic_write_bytes
+from study.study_files import StudyFiles
 
 DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
 """The body the episode was played with: for a design range, that episode's draw."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ppo.config import Config
-from ppo.errors import UsageError
-from ppo.results import EpisodeLog
+from study.config import Config
+from study.errors import UsageError
+from study.results import EpisodeLog
 
 DISABLED = "none"
 EPISODE_TAGS = {"reward": "charts/episodic_return", "length": "charts/episodic_length"}

@@ -36,17 +36,17 @@ import torch
 from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
 
 import envs
-from ppo.checkpoint import (
+from ppo.network import ActorCritic
+from study.checkpoint import (
     architecture_of,
     atomic_write_bytes,
     library_versions,
     load_checkpoint,
     policy_from_checkpoint,
 )
-from ppo.config import Config
-from ppo.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
-from ppo.network import ActorCritic
-from ppo.study_files import StudyFiles, check_output_file
+from study.config import Config
+from study.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
+from study.study_files import StudyFiles, check_output_file
 from transfer import resolve_model_path
 from transfer.loading import design_inputs_of
 
@@ -302,8 +302,11 @@ def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,
 
 def record(config: Config) -> int:
     """--record=PATH: write `--eval_episodes` episodes (default 1) as a .gif or .mp4, with an
-    overlay; needs no display. Frames per episode: see `ppo.video.frames_in_video`."""
-    from ppo.video import Overlay, VideoFile  # pygame and imageio only for the modes that draw
+    overlay; needs no display. Frames per episode: see `evaluation.video.frames_in_video`."""
+    from evaluation.video import (  # pygame and imageio only for the modes that draw
+        Overlay,
+        VideoFile,
+    )
 
     episodes = config.eval_episodes or 1
     check_output_file(Path(config.record), "record")  # before the episodes, not after them
@@ -348,7 +351,7 @@ def watch(config: Config) -> int:
     """--render=true: show the policy in a window, episode after episode, until the window is
     closed (or Escape, q), or after `--eval_episodes` episodes if given; then status 0. Ctrl-C
     ends it with 130 and SIGTERM with 143, as they end a training run. Writes nothing."""
-    from ppo.video import Overlay, Window, WindowClosed, display_problem, no_window_error
+    from evaluation.video import Overlay, Window, WindowClosed, display_problem, no_window_error
 
     problem = display_problem()  # before loading anything: say at once that it cannot work
     if problem:

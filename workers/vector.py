@@ -12,7 +12,7 @@ worker steps its environments, writes observations, rewards and flags in place, 
 with another. Pickling the arrays both ways used to cost more than the round trip itself.
 
 A whole rollout crosses in one message each way (`WalkerPool.start_rollout`): each worker runs
-the policy snapshot on its own walkers (`ppo.sampler`) and writes the samples in place, so the
+the policy snapshot on its own walkers (`workers.sampler`) and writes the samples in place, so the
 cores step walkers without waiting on the trainer or on each other between steps.
 """
 
@@ -33,10 +33,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ppo.errors import StudyFailed
 from ppo.inference import PolicySnapshot
-from ppo.processes import ChildProcess, ParentGone, ParentWatch, start_child
-from ppo.sampler import run_policy, sample_layout
+from study.errors import StudyFailed
+from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
+from workers.sampler import run_policy, sample_layout
 
 STEP_MESSAGE = pickle.dumps(("step", None))
 """Sent to every worker each step, so pickled once."""
@@ -118,7 +118,7 @@ class EnvSlice:
             self.arrays["obs"][i] = env.reset(seed=seed)[0]
 
     def take(self, actions: np.ndarray) -> dict[str, np.ndarray]:
-        """One step with `actions`; the arrays, with its results (`ppo.sampler.StepWalkers`)."""
+        """One step with `actions`; the arrays, with its results (`workers.sampler.StepWalkers`)."""
         self.arrays["actions"][:] = actions
         self.step()
         return self.arrays
@@ -314,7 +314,7 @@ class WalkerPool:
 
     def finish_rollout(self) -> dict[str, np.ndarray] | None:
         """The rollout started last: the first `num_steps` of `samples`, filled (see
-        `ppo.sampler.sample_layout`), or None if a stop cut it short."""
+        `workers.sampler.sample_layout`), or None if a stop cut it short."""
         if self.local is None and not self.lockstep:
             self._wait_for_workers()
             self.rollout_complete = not self.control["stop"][0]

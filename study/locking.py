@@ -7,7 +7,7 @@ it. On a clean release the holder deletes the file while still holding the lock;
 locked the same file meanwhile then finds that the path no longer leads to it, and retries.
 
 Worker processes forked while the lock is held close their copy of its descriptor
-(`ppo.vector`), so the lock is the trainer's alone.
+(`workers.vector`), so the lock is the trainer's alone.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from ppo.errors import OutputError, UsageError
+from study.errors import OutputError, UsageError
 
 try:
     import fcntl

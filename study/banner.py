@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ppo.config import Config
-from ppo.evaluate import describe_walker
-from ppo.study_files import StudyFiles
-from ppo.tensorboard_log import tensorboard_folder
+from evaluation.evaluate import describe_walker
+from study.config import Config
+from study.study_files import StudyFiles
+from study.tensorboard_log import tensorboard_folder
 
 
 def describe_stepping(config: Config) -> str:

@@ -18,9 +18,13 @@ import torch
 import envs
 import transfer
 from ppo import algorithm
-from ppo.algorithm import TrainingDiverged
-from ppo.banner import describe_resume, describe_study
-from ppo.checkpoint import (
+from ppo.algorithm import PPOSettings, TrainingDiverged
+from ppo.diagnostics import UpdateLog
+from ppo.network import ActorCritic
+from ppo.normalize import RewardScaler
+from ppo.schedules import Schedules
+from study.banner import describe_resume, describe_study
+from study.checkpoint import (
     architecture_of,
     atomic_torch_save,
     config_as_plain_dict,
@@ -28,18 +32,14 @@ from ppo.checkpoint import (
     policy_checkpoint,
     save_policy,
 )
-from ppo.config import RUN_SETTINGS, Config, experiment_differences
-from ppo.diagnostics import UpdateLog
-from ppo.errors import StudyFailed, UsageError
-from ppo.locking import StudyLock
-from ppo.network import ActorCritic
-from ppo.normalize import RewardScaler
-from ppo.progress import Progress
-from ppo.results import DESIGN_COLUMNS, EpisodeLog, write_results
-from ppo.schedules import Schedules
-from ppo.study_files import StudyFiles, check_output_folder, longest_file_name
-from ppo.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
-from ppo.vector import StepInterrupted, WalkerPool, WorkerLost
+from study.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
+from study.errors import StudyFailed, UsageError
+from study.locking import StudyLock
+from study.progress import Progress
+from study.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from study.study_files import StudyFiles, check_output_folder, longest_file_name
+from study.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
+from workers.vector import StepInterrupted, WalkerPool, WorkerLost
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 260
 """Longest path the OS accepts, terminating NUL included (4096 on Linux, 1024 on macOS)."""
@@ -55,6 +55,21 @@ class StudyOutcome:
     best_score: float
     episodes: int
     stopped_by_signal: int | None = None
+
+
+class StudyDiverged(StudyFailed):
+    """The algorithm's `TrainingDiverged`, as the study reports it: with the frame, what was
+    kept, and what to try."""
+
+
+def ppo_settings(config: Config) -> PPOSettings:
+    """The algorithm's hyperparameters, from the study's configuration."""
+    return PPOSettings(
+        num_envs=config.num_envs, num_steps=config.steps_per_env,
+        optimizer=OPTIMIZERS[config.optimizer.lower()], learning_rate=config.learning_rate,
+        clip_coef=config.clip, value_coef=config.value_coef, train_steps=config.train_steps,
+        minibatch_size=config.minibatch_size, max_grad_norm=config.max_grad_norm,
+        gamma=config.gamma, gae_lambda=config.gae_lambda, device=config.device)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -174,8 +189,8 @@ class Study:
                               transfer.prepare(policy, reward_scaler, config, self.schedules,
                                                source))
             if text)
-        self.learner = algorithm.make_learner(config, policy.to(config.device), reward_scaler,
-                                              self.generator)
+        self.learner = algorithm.make_learner(ppo_settings(config), policy.to(config.device),
+                                              reward_scaler, self.generator)
         self.log = EpisodeLog()
         self.update_log = UpdateLog()
         self.frames = 0
@@ -412,8 +427,8 @@ class Study:
             diagnostics = algorithm.update(self.learner, batch, self.action_std,
                                            lambda: self.stop_signal is not None)
         except TrainingDiverged as error:
-            raise TrainingDiverged(f"{error} at frame {self.frames:,}; the last good "
-                                   f"checkpoints are kept (try a lower --learning_rate)") from None
+            raise StudyDiverged(f"{error} at frame {self.frames:,}; the last good "
+                                f"checkpoints are kept (try a lower --learning_rate)") from None
         self.updates += 1
         self.update_log.add(self.update_row(diagnostics))
 

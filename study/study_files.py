@@ -8,14 +8,41 @@ room for the longest file name we derive from it, temporary names included.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import pickle
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ppo.checkpoint import remove_stale_temporaries, temporary_path
-from ppo.errors import UsageError
+from study.errors import UsageError
+
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.tmp")
+"""Temporary files are hidden and named after their target: `.NAME.pt.<8 hex digits>.tmp`."""
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh hidden name beside `path` for the file that will replace it."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files a killed writer of `path` left behind; return them.
+
+    Only names `temporary_path(path)` can give: another file's temporaries (`.NAME.pt.pt.*`
+    belongs to the study NAME.pt) are never touched. Call it only while no one else can be
+    writing `path` (the study lock).
+    """
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = TEMPORARY_NAME.fullmatch(candidate.name)
+        if match and match["target"] == path.name:
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
 
 MODEL_SUFFIXES = {"best": ".pt", "last": ".last.pt"}
 """In `--models_dir`: the best policy, and the full state of the latest update (`--resume`)."""
@@ -24,7 +51,7 @@ RESULT_SUFFIXES = {"results": ".p", "csv": ".csv", "updates": "_updates.csv",
 """In `--results_dir`: results, their episodes and updates as CSV, an evaluation's report, a
 sweep study's log."""
 LOCK_SUFFIX = ".lock"
-"""`.NAME.lock` beside the models: held by whoever trains the study (see `ppo.locking`)."""
+"""`.NAME.lock` beside the models: held by whoever trains the study (see `study.locking`)."""
 
 MAX_FILE_NAME_BYTES = 255
 """NAME_MAX of Linux, macOS and Windows file systems."""

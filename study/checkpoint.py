@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import io
 import math
 import os
 import pickle
 import platform
 import re
-import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,36 +20,12 @@ import numpy as np
 import torch
 
 import envs
-from ppo.errors import OutputError, UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
+from study.errors import OutputError, UsageError
+from study.study_files import temporary_path
 
 FORMAT_VERSION = 1
-
-
-TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.tmp")
-"""Temporary files are hidden and named after their target: `.NAME.pt.<8 hex digits>.tmp`."""
-
-
-def temporary_path(path: Path) -> Path:
-    """A fresh hidden name beside `path` for the file that will replace it."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-
-
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete the temporary files a killed writer of `path` left behind; return them.
-
-    Only names `temporary_path(path)` can give: another file's temporaries (`.NAME.pt.pt.*`
-    belongs to the study NAME.pt) are never touched. Call it only while no one else can be
-    writing `path` (the study lock).
-    """
-    removed = []
-    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        match = TEMPORARY_NAME.fullmatch(candidate.name)
-        if match and match["target"] == path.name:
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
-    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -25,10 +25,10 @@ from envs import (
     InvalidWalkerArgument,
     check_walker_arguments,
 )
-from ppo import resources
-from ppo.errors import UsageError
-from ppo.processes import CAN_FORK
-from ppo.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
+from study import resources
+from study.errors import UsageError
+from study.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
+from workers.processes import CAN_FORK
 
 OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
 """--optimizer values and the torch.optim class each names."""

@@ -1,0 +1,1 @@
+"""Evaluating, recording and watching a saved policy."""

@@ -1,0 +1,5 @@
+"""The PPO algorithm alone: network, rollout storage, GAE, loss, update, normalisers, schedules.
+
+Nothing here imports the study, the workers or evaluation: the study hands the algorithm its
+settings (`ppo.algorithm.PPOSettings`) and a rollout source (`ppo.algorithm.RolloutSource`).
+"""
