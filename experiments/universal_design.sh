@@ -19,14 +19,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Trains save_name with the given flags: resumes it if it has a resume checkpoint (a finished
-# study resumes to no work), otherwise starts it afresh, replacing any policy of that name.
-train() {
-    local name=$1; shift
-    local again=--overwrite=true
-    [ -f "trained_models/$name.last.pt" ] && again=--resume=true
-    python run.py --save_name="$name" "$@" "$again" --quiet=true
-}
+# shellcheck source=experiments/train.sh
+source experiments/train.sh
 
 BOX="--thigh_length=22:48 --shin_length=22:48 --leg_width=4:12 --motor_torque=55:125"
 # A stage 1 that starts afresh makes any half-done stage 2 stale: it must start from the new one.
