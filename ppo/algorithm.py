@@ -325,7 +325,8 @@ def ppo_loss(policy: ActorCritic, mb_obs: torch.Tensor, mb_actions: torch.Tensor
 
 def update(learner: Learner, batch: Batch, action_std: float,
            stop_requested: Callable[[], bool] = lambda: False) -> dict[str, float]:
-    """`train_steps` gradient steps of the clipped loss, each on `minibatch_size` rows drawn
+    """`train_steps` gradient steps of the clipped loss (fewer on a batch shorter than
+    `num_steps x num_envs` frames, in proportion), each on `minibatch_size` rows drawn
     without replacement from the batch (reshuffled when used up), gradients clipped to
     `max_grad_norm`. Raises TrainingDiverged before a non-finite step touches the weights,
     and UpdateInterrupted between steps once `stop_requested()` (a long update must not make
@@ -339,10 +340,19 @@ def update(learner: Learner, batch: Batch, action_std: float,
         torch.as_tensor(array, device=device) for array in vars(batch).values()
     )
     batch_size = len(b_obs)
+    # The last batch of a study is shortened to what is left of the budget, to as few as
+    # num_envs frames. It gets gradient steps in proportion to its frames (at least one), so
+    # that every frame is trained on as often as in a full batch: the full `train_steps` on
+    # 16 frames would be 80 steps fitted to them alone, and each step moves the weights about
+    # as far (Adam) whatever the minibatch. Folding it into the batch before instead would
+    # make that batch longer than the others (fewer passes over it) and need the trainer to
+    # look ahead; scaling keeps every batch's passes per frame the same.
+    full_batch = settings.num_steps * settings.num_envs
+    train_steps = max(1, round(settings.train_steps * batch_size / full_batch))
     order = torch.randperm(batch_size, generator=learner.generator)
     cursor = 0
     diagnostics = UpdateDiagnostics(settings.clip_coef)
-    for _ in range(settings.train_steps):
+    for _ in range(train_steps):
         if stop_requested():
             raise UpdateInterrupted
         if cursor + settings.minibatch_size > batch_size:

@@ -404,7 +404,8 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
 def weight_change_after_one_update(max_grad_norm: float) -> float:
     """Global norm of what one update (4 SGD steps at learning rate 0.1) moved the weights."""
     config = replace(Config(save_name="clip"), optimizer="sgd", learning_rate=0.1,
-                     train_steps=4, minibatch_size=50, max_grad_norm=max_grad_norm)
+                     batch_size=200, num_envs=1, train_steps=4, minibatch_size=50,
+                     max_grad_norm=max_grad_norm)
     torch.manual_seed(0)
     policy = ActorCritic(24, 4, config.hidden_layers)
     learner = make_learner(ppo_settings(config), policy, RewardScaler(1, config.gamma),
@@ -425,3 +426,66 @@ def test_max_grad_norm_bounds_every_step():
     # SGD moves the weights by learning rate x the clipped gradient: at most 0.1 x 1e-3 a step.
     assert weight_change_after_one_update(1e-3) <= 4 * 0.1 * 1e-3 * (1 + 1e-5)
     assert weight_change_after_one_update(1e6) > 100 * 4 * 0.1 * 1e-3  # the unclipped steps
+
+
+def gradient_steps_of_one_update(batch_frames: int) -> int:
+    """Adam steps one update takes on a batch of `batch_frames` rows, when a full batch is
+    1,000 frames and `--train_steps=80`."""
+    config = replace(Config(save_name="steps"), batch_size=1000, num_envs=1, train_steps=80,
+                     minibatch_size=250)
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
+    learner = make_learner(ppo_settings(config), policy, RewardScaler(1, config.gamma),
+                           torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    batch = Batch(obs=rng.normal(size=(batch_frames, OBS_DIM)).astype(np.float32),
+                  actions=rng.uniform(-1, 1, (batch_frames, ACT_DIM)).astype(np.float32),
+                  log_probs=rng.normal(-3, 1, batch_frames).astype(np.float32),
+                  advantages=rng.normal(size=batch_frames).astype(np.float32),
+                  returns=rng.normal(size=batch_frames).astype(np.float32))
+    update(learner, batch, action_std=0.5)
+    first_weight = linear_layers(policy.actor)[0].weight
+    return int(learner.optimizer.state[first_weight]["step"])
+
+
+def test_a_shortened_last_batch_gets_gradient_steps_in_proportion_to_its_frames():
+    """The budget's last batch may hold only num_envs frames: 80 steps on 16 frames would fit
+    the policy to them alone."""
+    assert gradient_steps_of_one_update(1000) == 80
+    assert gradient_steps_of_one_update(500) == 40
+    assert gradient_steps_of_one_update(16) == 1  # 80 x 16 / 1000 = 1.28
+    assert gradient_steps_of_one_update(2) == 1  # at least one
+
+
+def actor_and_critic_after_one_update(value_coef: float, max_grad_norm: float
+                                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's and the critic's weights, flattened, after one Adam update (4 steps)."""
+    config = replace(Config(save_name="coef"), batch_size=200, num_envs=1, train_steps=4,
+                     minibatch_size=50, learning_rate=1e-2, value_coef=value_coef,
+                     max_grad_norm=max_grad_norm)
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
+    learner = make_learner(ppo_settings(config), policy, RewardScaler(1, config.gamma),
+                           torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    batch = Batch(obs=rng.normal(size=(200, OBS_DIM)).astype(np.float32),
+                  actions=rng.uniform(-1, 1, (200, ACT_DIM)).astype(np.float32),
+                  log_probs=rng.normal(-3, 1, 200).astype(np.float32),
+                  advantages=rng.normal(size=200).astype(np.float32),
+                  returns=rng.normal(10, 5, 200).astype(np.float32))
+    update(learner, batch, action_std=0.5)
+    return (torch.nn.utils.parameters_to_vector(policy.actor.parameters()).detach(),
+            torch.nn.utils.parameters_to_vector(policy.critic.parameters()).detach())
+
+
+def test_value_coef_acts_only_through_the_shared_gradient_clip_under_adam():
+    """What --help says of --value_coef: with Adam, unclipped, its scale cancels (the actor
+    does not see it at all, the critic's steps are the same); clipped, it changes both."""
+    actor_low, critic_low = actor_and_critic_after_one_update(0.5, max_grad_norm=1e9)
+    actor_high, critic_high = actor_and_critic_after_one_update(5.0, max_grad_norm=1e9)
+    assert torch.equal(actor_low, actor_high)
+    assert torch.allclose(critic_low, critic_high, rtol=0, atol=1e-5)
+    actor_low, critic_low = actor_and_critic_after_one_update(0.5, max_grad_norm=0.05)
+    actor_high, critic_high = actor_and_critic_after_one_update(5.0, max_grad_norm=0.05)
+    assert not torch.allclose(actor_low, actor_high, rtol=0, atol=1e-5)
+    assert not torch.allclose(critic_low, critic_high, rtol=0, atol=1e-5)
