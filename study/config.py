@@ -421,8 +421,15 @@ FLAG_HELP = {
                   "core is left for the update (not on 2 cores with 2 workers)",
     "gae_lambda": "GAE lambda, in [0, 1]",
     "clip": "PPO clipping range of the probability ratio",
-    "minibatch_size": "frames per gradient step",
-    "value_coef": f"weight of the value loss against the policy loss, in [0, {MAX_VALUE_COEF:g}]",
+    "minibatch_size": "frames per gradient step, at least 2 (its advantages are normalised "
+                      "by their standard deviation)",
+    "value_coef": f"weight of the value loss, in [0, {MAX_VALUE_COEF:g}]. Actor and critic are "
+                  f"separate networks, so the value loss reaches only the critic, and an "
+                  f"optimizer that normalises each gradient (adam, rmsprop, adagrad) cancels "
+                  f"its scale: it acts through the --max_grad_norm clip over both networks "
+                  f"(a larger weight makes the critic's gradient more of the clipped norm, "
+                  f"so every step, the actor's too, is clipped harder). With sgd it scales "
+                  f"the critic's steps; 0: the critic does not learn",
     "max_grad_norm": "gradients are clipped to this global norm",
     "quiet": "true: no progress display",
     "resume": "true: continue an interrupted study from its last checkpoint",
@@ -549,8 +556,11 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(config.train_steps > 0, "train_steps", "must be positive")
     require(config.num_envs > 0, "num_envs", "must be positive")  # before frames_per_batch
     validate_workers(config, require)
-    require(0 < config.minibatch_size <= config.frames_per_batch, "minibatch_size",
-            f"must be in [1, batch_size={config.frames_per_batch}]")
+    # Advantages are normalised per minibatch by their standard deviation, which one frame
+    # does not have (NaN, reported as a diverged loss): two frames at least.
+    require(2 <= config.minibatch_size <= config.frames_per_batch, "minibatch_size",
+            f"must be in [2, batch_size={config.frames_per_batch}] (advantages are normalised "
+            f"per minibatch by their standard deviation)")
     require(config.learning_rate > 0 and math.isfinite(config.learning_rate), "learning_rate",
             "must be a positive number")
     require(0 < config.gamma <= 1, "gamma", "must be in (0, 1]")

@@ -73,6 +73,7 @@ BAD_INPUTS = [
     (("--batch_size=-1000",), "batch_size"),
     (("--batch_size=1e13", "--minibatch_size=10"), "batch_size"),  # does not fit in memory
     (("--minibatch_size=0",), "minibatch_size"),
+    (("--minibatch_size=1",), "minibatch_size"),  # one advantage has no std to normalise by
     (("--minibatch_size=-250",), "minibatch_size"),
     (("--minibatch_size=5000",), "minibatch_size"),  # more than the batch
     (("--train_steps=0",), "train_steps"),
