@@ -7,6 +7,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_py, study_results, tiny_flags
@@ -116,7 +117,10 @@ def test_the_first_minibatch_of_an_update_has_no_kl_and_no_clipping(tiny_config)
     assert diagnostics["approx_kl"] == pytest.approx(0.0, abs=1e-9)
     assert diagnostics["clip_fraction"] == 0.0
     assert diagnostics["grad_norm"] > 0 and diagnostics["value_loss"] > 0
-    assert -1 <= diagnostics["explained_variance"] <= 1
+    # The critic's values at collection time are the returns less the advantages.
+    expected = 1 - np.var(batch.advantages, ddof=1) / np.var(batch.returns, ddof=1)
+    assert diagnostics["explained_variance"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert diagnostics["explained_variance"] < 1  # an untrained critic does not predict them
 
 
 def test_update_log_round_trips_its_columns_and_refuses_incomplete_rows():

@@ -12,7 +12,7 @@ import torch
 
 import transfer
 import transfer.loading
-from ppo.algorithm import gaussian_log_prob, ppo_loss
+from ppo.algorithm import absorb_observations, gaussian_log_prob, ppo_loss
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules, thaw_frames
@@ -156,8 +156,25 @@ def test_frozen_layers_stay_bit_identical_through_optimizer_steps(
         for key in layer_keys(name, policy, range(4)):
             assert torch.equal(after[key], before[key]), key
         assert not torch.equal(after[f"{name}.8.weight"], before[f"{name}.8.weight"])
-    for key in ("obs_normalizer.mean", "obs_normalizer.var", "obs_normalizer.count"):
-        assert torch.equal(after[key], before[key])
+
+
+NORMALIZER_KEYS = ("obs_normalizer.mean", "obs_normalizer.var", "obs_normalizer.count")
+
+
+def test_observation_normaliser_follows_the_data_only_while_the_input_layer_trains() -> None:
+    """The normaliser is part of the input layer: frozen, it keeps the statistics that layer was
+    trained with (the trainer folds every rollout in through `absorb_observations`)."""
+    policy = make_policy()
+    transfer.set_trainable(policy.actor, first_trainable=4, network_name="actor")
+    raw_obs = np.random.default_rng(0).normal(3.0, 2.0, size=(16, 8, OBS_DIM))
+    before = snapshot(policy)
+    absorb_observations(policy, raw_obs)
+    after = snapshot(policy)
+    assert all(torch.equal(after[key], before[key]) for key in NORMALIZER_KEYS)
+    transfer.set_trainable(policy.actor, first_trainable=0, network_name="actor")
+    absorb_observations(policy, raw_obs)
+    thawed = snapshot(policy)
+    assert not any(torch.equal(thawed[key], before[key]) for key in NORMALIZER_KEYS)
 
 
 def test_layer_frozen_after_building_momentum_stays_bit_identical() -> None:
