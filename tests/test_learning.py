@@ -1,6 +1,6 @@
 """Tests that fail when learning breaks: a wrong sign in the loss, a critic that does not fit, an
-update that moves the policy the wrong way. Each runs the project's own functions (`update`,
-`ppo_loss`, `train`) on fixed inputs, so the numbers are the same on every run."""
+update that moves the policy the wrong way. Each runs the project's own update (`update`) or
+whole study (`train`) on fixed inputs, so the numbers are the same on every run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from conftest import tiny_flags
 
-from ppo.algorithm import Batch, gaussian_log_prob, make_learner, ppo_loss, update
+from ppo.algorithm import Batch, gaussian_log_prob, make_learner, update
 from ppo.config import Config, parse_config
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
@@ -71,10 +71,11 @@ def test_one_update_makes_positive_advantage_actions_likelier_and_the_others_les
 
 
 def value_loss_on(learner, batch: Batch) -> float:
-    """The loss's value term on the whole batch."""
-    tensors = [torch.from_numpy(array) for array in vars(batch).values()]
+    """The critic's squared error on the whole batch, computed here rather than read from the
+    loss: a loss of the wrong sign would report its own divergence as falling."""
     with torch.no_grad():
-        return ppo_loss(learner.policy, *tensors, ACTION_STD, learner.config).value_loss.item()
+        values = learner.policy.critic(torch.from_numpy(batch.obs)).squeeze(-1)
+        return 0.5 * (values - torch.from_numpy(batch.returns)).square().mean().item()
 
 
 def test_updates_on_a_fixed_batch_lower_the_value_loss():
