@@ -425,7 +425,26 @@ def test_transfer_restores_the_reward_scaling_the_model_was_trained_with(tmp_pat
     summary = prepare(make_policy(), study_config(tmp_path, initial_model=str(path)), scaler)
     assert (scaler.mean, scaler.var, scaler.count) == (trained.mean, trained.var, trained.count)
     assert trained.var > 100 and scaler.discounted_return.tolist() == [0.0, 0.0, 0.0]
-    assert f"return std {math.sqrt(trained.var):.3g} over 800 steps" in summary
+    assert f"return std {math.sqrt(trained.var):.3g} over 800 steps, counted as 800" in summary
+
+
+def test_carried_reward_scaling_counts_as_a_capped_number_of_frames(tmp_path: Path) -> None:
+    """A source's whole count (3.63 million frames for universal_24_46) would pin the scale to
+    its walker for a whole fine-tune: the new walker's returns take over at a stated rate."""
+    cap = transfer.loading.CARRIED_SCALER_COUNT
+    long_trained = {"mean": 2.0, "var": 400.0, "count": 3_630_000.0}
+    path = save_weights(tmp_path / "long.pt", make_policy(), reward_scaler=long_trained)
+    scaler = RewardScaler(num_envs=1, gamma=0.98)
+    summary = prepare(make_policy(), study_config(tmp_path, initial_model=str(path)), scaler)
+    assert (scaler.mean, scaler.var, scaler.count) == (2.0, 400.0, cap)
+    assert f"over 3,630,000 steps, counted as {cap:,}" in summary
+    # The new walker's discounted returns have std ~1: after `cap` frames of them both samples
+    # weigh the same and the variance is about halfway (~200); uncapped it would stay ~399.
+    rng = np.random.default_rng(0)
+    for _ in range(cap):
+        scaler(rng.normal(0.0, 0.2, size=1), np.array([False]))
+    assert 1.0 < scaler.var < 0.6 * 400.0
+    assert scaler.count == pytest.approx(2 * cap)
 
 
 def test_the_shipped_model_without_reward_statistics_still_loads(tmp_path: Path) -> None:

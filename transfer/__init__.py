@@ -92,7 +92,8 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
 
     The reward scaler gets the statistics the initial model was trained with, when its
     checkpoint has them: the critic learnt returns on that scale, and a fresh scaler would
-    change the scale of its targets under it.
+    change the scale of its targets under it. They count as at most
+    `transfer.loading.CARRIED_SCALER_COUNT` frames, so that the new walker's returns take over.
 
     Reset and noise share one generator, drawn in a fixed order (reset first), from a stream of
     `SeedSequence(--seed)` of its own (`transfer_seed`): a study is reproducible, and neither

@@ -20,6 +20,16 @@ from ppo.normalize import RewardScaler
 from study.checkpoint import architecture_of, scaler_problem
 from study.errors import UsageError
 
+CARRIED_SCALER_COUNT = 10_000
+"""The most frames the reward scaling statistics carried from an initial model count as.
+
+The critic learnt its targets divided by the source's return std, so a study starts with it;
+but the new walker's returns are what it must learn, and a source's full count (3.6 million
+frames for trained_models/universal_24_46.pt) would let a 500,000-frame fine-tune move the std
+only ~12% of the way. Counted as at most 10,000 frames (one batch at the default
+--batch_size), the carried statistics weigh half after the fine-tune's first 10,000 frames,
+a tenth after 90,000, whatever the source trained for."""
+
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "trained_models"
 """The repository's own models (the shipped sample), found even when --models_dir points away."""
 
@@ -115,7 +125,9 @@ def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
     """Give `reward_scaler` the statistics saved with the initial model; say what happened.
 
     Checkpoints from before the statistics were saved (the shipped sample among them) have
-    none: the scaler then starts afresh, as it always did.
+    none: the scaler then starts afresh, as it always did. The mean and variance come as
+    saved; their count is capped at CARRIED_SCALER_COUNT, so the new walker's returns take
+    over at the same rate whichever model the study starts from.
     """
     saved = checkpoint.get("reward_scaler")
     if saved is None:
@@ -124,8 +136,10 @@ def load_reward_scaling(reward_scaler: RewardScaler, checkpoint: dict[str, Any],
         raise UsageError(f"--initial_model: {path}: its reward scaling statistics are not "
                          f"finite numbers; train from another model")
     reward_scaler.load_state_dict(saved)
+    reward_scaler.count = min(reward_scaler.count, CARRIED_SCALER_COUNT)
     return (f"transfer: reward scaling carried over (return std "
-            f"{math.sqrt(reward_scaler.var):.3g} over {reward_scaler.count:,.0f} steps)")
+            f"{math.sqrt(reward_scaler.var):.3g} over {saved['count']:,.0f} steps, counted as "
+            f"{reward_scaler.count:,.0f})")
 
 
 def checked_design_inputs(checkpoint: dict[str, Any], walker: dict[str, Any], path: Path,
