@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--asymptote_fraction", type=float, default=0.1,
                         help="final fraction of the frames whose episodes give the asymptote")
     parser.add_argument("--threshold", type=float, default=200.0,
-                        help="running-average return for time to threshold")
+                        help="running-average return for time to threshold (over a "
+                             "full window of --window episodes)")
     parser.add_argument("--points", type=int, default=200,
                         help="frames in the common grid the curves are read on")
     parser.add_argument("--ratio_floor", type=float, default=None,

@@ -20,8 +20,10 @@ Definitions (every one per study first, then averaged over the seeds of a group)
   negative and a plain ratio of negative areas means nothing. The floor is the lowest point of
   any curve of either group (or `--ratio_floor`), so the ratio compares areas between that
   floor and the curves; > 1 means transfer gained reward over the budget.
-- Time to threshold: the frame of the first episode at which the running average reaches the
-  threshold (default 200), within the budget. A seed that never reaches it counts as the
+- Time to threshold: the frame of the first episode at which the running average over a full
+  window (`window` episodes) reaches the threshold (default 200), within the budget. A partial
+  first window does not count: one lucky early episode is not a learnt walker. A seed that
+  never reaches it (fewer than `window` episodes within the budget included) counts as the
   budget, and the group's value is then a lower bound (shown as ">=" with "k/n reached").
 - Interquartile mean (IQM) of the asymptotic performance: rliable's robust aggregate over
   seeds, the mean of the middle half of the seeds' values (`analysis.stats`).
@@ -92,7 +94,9 @@ def study_metrics(study: StudyResult, budget: int, settings: Settings) -> StudyM
     if not late.any():  # episodes longer than the last stretch: the last one within the budget
         within = np.flatnonzero(study.frames <= budget)
         late[within[-1] if len(within) else 0] = True
-    reached = np.flatnonzero((average >= settings.threshold) & (study.frames <= budget))
+    full_window = np.arange(len(average)) >= settings.window - 1
+    reached = np.flatnonzero((average >= settings.threshold) & full_window
+                             & (study.frames <= budget))
     return StudyMetrics(
         curve=curve,
         initial=initial,

@@ -116,8 +116,9 @@ every two groups of a walker.
 - *Transfer ratio*: (AUC - floor) / (AUC of scratch - floor), the ratio of the areas above a \
 floor, because returns can be negative; the floor is {floor_rule} \
 ({floor_text or "no from-scratch group"}). Above 1: more reward over the budget than scratch.
-- *Frames to {settings.threshold:g}*: frames until the running average first reached \
-{settings.threshold:g}; a seed that never did counts as the full budget, making the mean a lower \
+- *Frames to {settings.threshold:g}*: frames until the running average over a full window of \
+{settings.window} episodes first reached {settings.threshold:g} (a partial first window does not \
+count); a seed that never did counts as the full budget, making the mean a lower \
 bound (">="). *Speedup*: scratch's frames to threshold / this group's (">=" or "<=" is a \
 bound for the same reason).
 """

@@ -41,12 +41,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #   group       seed  rewards              running avg (= curve)  initial  asym  AUC     to 200
 #   scratch     1     0   100 200 300      0   50  150 250         50      300   112.5   1000
 #   scratch     2     0   200 200 300      0   100 200 250         100     300   137.5   750
-#   initialize  1     200 200 300 300      200 200 250 300         200     300   237.5   250
+#   initialize  1     200 200 300 300      200 200 250 300         200     300   237.5   500
 #   initialize  2     100 300 300 300      100 200 300 300         200     300   225.0   500
 #
 # Group means: scratch initial 75, AUC 125, frames to 200 875; initialize initial 200, AUC 231.25,
-# frames to 200 375. Jumpstart 200 - 75 = 125. Lowest curve point 0, so the transfer ratio is
-# 231.25 / 125 = 1.85; speedup to threshold 875 / 375 = 2.33.
+# frames to 200 500 (a full window of 2 episodes is needed: not 250). Jumpstart 200 - 75 = 125.
+# Lowest curve point 0, so the transfer ratio is 231.25 / 125 = 1.85; speedup to threshold
+# 875 / 500 = 1.75.
 FRAMES = [250, 500, 750, 1000]
 REWARDS = {
     ("scratch", 1): [0, 100, 200, 300],
@@ -258,8 +259,9 @@ def test_transfer_metrics_match_the_hand_computed_values(tmp_path):
     assert initialize.asymptotic.value == 300
     assert initialize.auc.value == 231.25
     assert initialize.transfer_ratio.value == pytest.approx(1.85)
-    assert initialize.time_to_threshold.value == 375
-    assert initialize.threshold_speedup.value == pytest.approx(875 / 375)
+    # Seed 1's first episode (200) alone is no window of 2: it reaches 200 at its second.
+    assert initialize.time_to_threshold.value == 500
+    assert initialize.threshold_speedup.value == pytest.approx(875 / 500)
     # Two seeds per group: resampled means of scratch's initial rewards (50, 100) are 50, 75
     # or 100, so the 95% interval spans exactly the two seeds.
     assert (scratch.initial.low, scratch.initial.high) == (50, 100)
@@ -284,6 +286,16 @@ def test_threshold_not_reached_is_a_lower_bound(tmp_path):
     table = metrics_table([scratch, initialize], SETTINGS)
     assert ">= 1.0k" in table and "(1/2 reached)" in table
     assert "not reached in 1.0k" in table
+
+
+def test_time_to_threshold_needs_a_full_window_of_episodes(tmp_path):
+    """One early episode above the threshold is not a running average of `window` episodes."""
+    assert SETTINGS.window == 2
+    write_results(tmp_path, config("scratch", 1), FRAMES, [900, 0, 0, 0])  # 450 at 500: full
+    write_results(tmp_path, config("initialize", 1), [1000], [900])  # never a full window
+    scratch, initialize = rows_of(tmp_path)
+    assert scratch.time_to_threshold.value == 500 and scratch.reached == (1, 1)
+    assert initialize.reached == (0, 1) and initialize.time_to_threshold.bound == ">="
 
 
 def test_curves_are_cut_to_the_fewest_frames_any_compared_study_ran(tmp_path):
@@ -335,7 +347,7 @@ def test_analyze_writes_table_curves_and_zero_shot(tmp_path, capsys):
     assert cells[5] == "300.0 [300.0, 300.0]"  # asymptotic IQM: the mean with 2 seeds
     assert cells[6].startswith("231.2") and cells[7].startswith("1.85")
     assert cells[8] == "1.00 [1.00, 1.00]"  # both seeds' AUCs above both of scratch's
-    assert cells[9].startswith("375 [") and cells[10].startswith("2.33")
+    assert cells[9].startswith("500 [") and cells[10].startswith("1.75")
     assert "| scratch | — | 0.00 [0.00, 0.00] |" in metrics  # the pairwise table
     assert "| initialize | 1.00 [1.00, 1.00] | — |" in metrics
     assert "running average of the last 2 episodes" in metrics
