@@ -13,12 +13,14 @@ import scipy.stats
 
 import analyze
 from analysis.data import (
+    Evaluation,
     experiment_settings,
     export,
     group_studies,
     load_export,
     load_inputs,
     strategy_of,
+    walker_values,
 )
 from analysis.metrics import (
     Settings,
@@ -31,6 +33,7 @@ from analysis.metrics import (
 )
 from analysis.report import metrics_table
 from analysis.stats import Bootstrap, interquartile_mean, probability_of_improvement
+from analysis.zero_shot import matrix, zero_shot_lines
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -320,6 +323,29 @@ def test_groups_are_compared_with_scratch_of_the_same_leg_length(tmp_path):
     assert rows[3].auc.value == 131.25
     # floor = -100 (lowest leg-40 curve point): (231.25 - 100 + 100) / (125 - 100 + 100)
     assert rows[3].transfer_ratio.value == pytest.approx(1.85)
+
+
+def test_zero_shot_pools_only_evaluations_of_the_whole_same_design():
+    """Torque 80 and 160 at leg 30 are two walkers: not one cell of the leg axis."""
+    trained_on = {"leg_length": "34", "leg_width": "8", "motor_torque": "80"}
+
+    def evaluation(leg: float, torque: float, returns: list[float]) -> Evaluation:
+        walker = walker_values({"leg_length": leg, "motor_torque": torque})
+        return Evaluation("/m/leg_34_trained.pt", trained_on, walker, np.array(returns), 0)
+
+    evaluations = [evaluation(30, 80, [100.0, 110.0]), evaluation(30, 160, [300.0, 310.0]),
+                   evaluation(34, 80, [200.0]), evaluation(30, 80, [120.0])]
+    lines = zero_shot_lines(evaluations, Bootstrap(resamples=200, seed=0), "leg_length")
+    labels, xs, values = matrix(lines)
+    assert labels == ["leg_34_trained (trained at leg_length 34) on motor_torque 160",
+                      "leg_34_trained (trained at leg_length 34) on motor_torque 80"]
+    assert xs == [30.0, 34.0]
+    assert values[0, 0] == 305.0 and np.isnan(values[0, 1])
+    assert values[1].tolist() == [110.0, 200.0]  # the two torque-80 reports at 30 pooled
+    assert [cell.episodes for cell in lines[1].cells] == [3, 1]
+    # Segments that follow the leg move with the axis: they do not split a line.
+    following = [evaluation(leg, 80, [1.0]) for leg in (24, 30, 40)]
+    assert len(zero_shot_lines(following, Bootstrap(resamples=200, seed=0), "leg_length")) == 1
 
 
 # ----- the command line -----------------------------------------------------------------------
