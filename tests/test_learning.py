@@ -13,10 +13,10 @@ import torch
 from conftest import tiny_flags
 
 from ppo.algorithm import Batch, gaussian_log_prob, make_learner, update
-from ppo.config import Config, parse_config
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
-from ppo.trainer import train
+from study.config import Config, parse_config
+from study.trainer import ppo_settings, train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
 ACTION_STD = 0.5
@@ -48,7 +48,7 @@ def learner_and_batch(**settings) -> tuple:
         "learning_rate": 1e-3, **settings})
     torch.manual_seed(0)
     policy = ActorCritic(OBS_DIM, ACT_DIM, (32, 32))
-    learner = make_learner(config, policy, RewardScaler(1, config.gamma),
+    learner = make_learner(ppo_settings(config), policy, RewardScaler(1, config.gamma),
                            torch.Generator().manual_seed(0))
     return learner, synthetic_batch(policy)
 
