@@ -44,23 +44,28 @@ def main(config: Config) -> int:
         return run_policy(config)
     outcome = train(config, source_choice=choice.report)
     if outcome.best_path is not None:
-        print(f"best policy: {outcome.best_path} ({describe_score(outcome.best_score)})")
+        print(f"best policy: {outcome.best_path} "
+              f"({describe_score(outcome.best_score, outcome.score_kind)})")
     else:
         print("best policy: none saved (no episode has finished yet)")
     print(f"results:     {outcome.results_path}, {outcome.csv_path} "
-          f"({outcome.episodes} episodes, {outcome.frames:,} frames)")
+          f"({outcome.episodes} episodes, {outcome.evaluations} evaluations, "
+          f"{outcome.frames:,} frames)")
     if outcome.stopped_by_signal is not None:
         print(f"stopped by signal {outcome.stopped_by_signal}; continue with --resume=true")
         return 128 + outcome.stopped_by_signal
     return 0
 
 
-def describe_score(best_score: float) -> str:
+def describe_score(best_score: float, score_kind: str) -> str:
+    """The best policy's score and what it measures (`study.evaluations.score_kind`)."""
     from study.results import SCORE_WINDOW
 
     if math.isfinite(best_score):
-        return f"running average {best_score:.1f} over {SCORE_WINDOW} episodes"
-    return f"the latest policy: fewer than {SCORE_WINDOW} episodes finished"
+        return f"score {best_score:.1f}: {score_kind}"
+    if score_kind.startswith("running average"):
+        return f"the latest policy: fewer than {SCORE_WINDOW} episodes finished"
+    return "the latest policy: not evaluated yet"
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evaluation.evaluate import describe_walker
 from study.config import Config
+from study.evaluations import describe_protocol
 from study.study_files import StudyFiles
 from study.tensorboard_log import tensorboard_folder
 
@@ -30,7 +31,9 @@ def describe_study(config: Config, transfer_summary: str, files: StudyFiles) -> 
         f"{describe_stepping(config)}",
         describe_walker(config),
         f"files: {files.best} (the best policy; {files.last.name} to --resume), "
-        f"{files.results}, {files.csv.name} and {files.result('updates').name}",
+        f"{files.results}, {files.csv.name}, {files.result('updates').name} and "
+        f"{files.result('evaluations').name}",
+        describe_protocol(config),
     ]
     folder = tensorboard_folder(config)
     if folder is not None:
@@ -41,8 +44,9 @@ def describe_study(config: Config, transfer_summary: str, files: StudyFiles) -> 
 
 
 def describe_resume(frames: int, episodes: int, best_score: float, checkpoint: Path,
-                    total_frames: int) -> str:
-    best = (f"best running average {best_score:.1f}" if math.isfinite(best_score)
-            else "no best running average yet")
+                    total_frames: int, best_by: str = "running_average") -> str:
+    measure = "best evaluation" if best_by == "eval" else "best running average"
+    best = (f"{measure} {best_score:.1f}" if math.isfinite(best_score)
+            else f"no {measure} yet")
     return (f"resumed at {frames:,} frames of {total_frames:,} from {checkpoint}: "
             f"{episodes:,} episodes so far, {best}")

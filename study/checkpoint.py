@@ -76,7 +76,7 @@ def library_versions() -> dict[str, str]:
 
 def policy_checkpoint(
     policy: ActorCritic, env_settings: dict[str, Any], frames: int, score: float,
-    reward_scaler: RewardScaler | None = None,
+    reward_scaler: RewardScaler | None = None, score_kind: str = "",
 ) -> dict[str, Any]:
     """Everything needed to rebuild and run the policy, in types `weights_only` loading accepts.
 
@@ -94,15 +94,17 @@ def policy_checkpoint(
         "env": dict(env_settings),
         "frames": int(frames),
         "score": float(score),
+        **({"score_kind": score_kind} if score_kind else {}),
         "versions": library_versions(),
         **scaler,
     }
 
 
 def save_policy(path: Path, policy: ActorCritic, env_settings: dict[str, Any], frames: int,
-                score: float, reward_scaler: RewardScaler | None = None) -> None:
-    atomic_torch_save(policy_checkpoint(policy, env_settings, frames, score, reward_scaler),
-                      path)
+                score: float, reward_scaler: RewardScaler | None = None,
+                score_kind: str = "") -> None:
+    atomic_torch_save(policy_checkpoint(policy, env_settings, frames, score, reward_scaler,
+                                        score_kind), path)
 
 
 MAX_ABS_WEIGHT = 1e6
@@ -325,6 +327,8 @@ def metadata_problem(checkpoint: dict[str, Any]) -> str | None:
     score = checkpoint.get("score", 0.0)
     if not is_number(score) or math.isnan(score) or score == math.inf:
         return "damaged: its score is not a number"
+    if not isinstance(checkpoint.get("score_kind", ""), str):
+        return "damaged: what its score measures is not text"
     versions = checkpoint.get("versions", {})
     if not isinstance(versions, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in versions.items()):
@@ -379,7 +383,8 @@ def resume_problem(checkpoint: dict[str, Any]) -> str | None:
     if not number("wall_time", 0.0) or not number("best_score", -math.inf, allow_minus_inf=True):
         return "damaged: its wall time or best score is not a number"
     if not isinstance(checkpoint.get("config"), dict) \
-            or not isinstance(checkpoint.get("transfer", ""), str):
+            or not isinstance(checkpoint.get("transfer", ""), str) \
+            or not isinstance(checkpoint.get("auto", {}), dict):
         return "damaged: its study settings are missing"
     for key in ("generator", "torch_rng"):
         state = checkpoint.get(key)
@@ -388,6 +393,7 @@ def resume_problem(checkpoint: dict[str, Any]) -> str | None:
     return columns_problem(checkpoint.get("episodes"), "episode results",
                            finite=("frames", "length", "reward")) \
         or columns_problem(checkpoint.get("update_log", {}), "update diagnostics") \
+        or columns_problem(checkpoint.get("evaluations", {}), "evaluations") \
         or scaler_problem(checkpoint.get("reward_scaler")) \
         or optimizer_problem(checkpoint.get("optimizer"))
 

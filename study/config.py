@@ -32,6 +32,8 @@ from workers.processes import CAN_FORK
 
 OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
 """--optimizer values and the torch.optim class each names."""
+BEST_BY = ("eval", "running_average")
+"""--best_by values: what picks the best checkpoint (study.evaluations)."""
 TRANSFER_STRATEGIES = ("none", "initialize", "freeze_all_but_final", "freeze_then_thaw")
 SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -151,6 +153,9 @@ class Config:
     results_dir: str = run_setting("results")
     tensorboard: str = run_setting("runs")
     list_models: bool = run_setting(False)
+    eval_every: int = run_setting(200_000)
+    eval_episodes_during: int = run_setting(10)
+    best_by: str = run_setting("eval")
 
     @property
     def steps_per_env(self) -> int:
@@ -440,8 +445,16 @@ FLAG_HELP = {
     "results_dir": "folder for results files",
     "tensorboard": "folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
                    "(tensorboard --logdir FOLDER); none: no events",
-    "list_models": "true: list the policies in models_dir (design, frames, score, whether "
-                   "design-conditioned) and exit",
+    "list_models": "true: list the policies in models_dir (design, frames, score and how it "
+                   "was measured, whether design-conditioned) and exit",
+    "eval_every": "every this many frames (and at the end of the budget) evaluate the policy "
+                  "deterministically on --eval_episodes_during fixed episodes (their seeds and, "
+                  "for a design range, their bodies never change during the study); written to "
+                  "results, SAVE_NAME_evaluations.csv and TensorBoard (eval/); 0: never",
+    "eval_episodes_during": "episodes of each evaluation during training",
+    "best_by": f"what picks the best checkpoint ({' or '.join(BEST_BY)}): eval: the best "
+               f"deterministic evaluation (needs --eval_every > 0); running_average: the best "
+               f"average return of the last 100 training episodes, under exploration noise",
 }
 FLAG_HELP.update({parameter.name: parameter.describe_help() for parameter in DECLARED})
 """A design parameter's help is its declaration's (envs/design.py)."""
@@ -449,7 +462,8 @@ FLAG_HELP.update({parameter.name: parameter.describe_help() for parameter in DEC
 HELP_GROUPS = {
     "Study parameters": (
         "save_name", "total_frames", "render", "record", "eval_episodes", "seed", "resume",
-        "overwrite", "quiet", "models_dir", "results_dir", "tensorboard", "list_models"),
+        "overwrite", "quiet", "models_dir", "results_dir", "tensorboard", "list_models",
+        "eval_every", "eval_episodes_during", "best_by"),
     "Environment parameters": ("env", "terrain_length_scale", "fall_penalty", "max_time_steps"),
     "Walker design parameters": tuple(DESIGN_PARAMETERS),
     "Network and model parameters": (
@@ -573,6 +587,7 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     require(config.action_std > 0 and math.isfinite(config.action_std), "action_std",
             "must be a positive number")
     validate_schedule(config, given, require)
+    validate_evaluations(config, require)
     validate_transfer(config, given, require)
     validate_policy_modes(config, require)
     validate_leg_length(config, given, require)
@@ -652,6 +667,15 @@ def validate_schedule(config: Config, given: set[str], require) -> None:
         require(0 < config.action_std_final < math.inf, "action_std_final",
                 "must be a positive number")
         require(0 <= config.action_std_end <= 1, "action_std_end", "must be in [0, 1]")
+
+
+def validate_evaluations(config: Config, require) -> None:
+    require(config.eval_every >= 0, "eval_every", "must be >= 0 (0: no evaluation)")
+    require(config.eval_episodes_during >= 1, "eval_episodes_during", "must be >= 1")
+    require(config.best_by in BEST_BY, "best_by", f"must be one of {BEST_BY}")
+    require(config.eval_every > 0 or config.best_by != "eval", "eval_every",
+            "0 (no evaluation) needs --best_by=running_average (the best checkpoint is "
+            "otherwise picked by the evaluations)")
 
 
 def validate_transfer(config: Config, given: set[str], require) -> None:

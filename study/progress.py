@@ -12,13 +12,14 @@ PLAIN_INTERVAL_S = 30.0
 
 class Progress:
     def __init__(self, total_frames: int, quiet: bool, start_frames: int = 0,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, best_label: str = "best") -> None:
         """`start_frames`: frames already done when timing starts (a resumed study's).
 
         `stream` defaults to the sys.stdout of the moment (a sweep task redirects it per study).
         """
         self.total_frames = total_frames
         self.quiet = quiet
+        self.best_label = best_label
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty()
         self.started = time.monotonic()
@@ -36,7 +37,7 @@ class Progress:
         eta = (self.total_frames - frames) / rate if rate > 0 else float("inf")
         line = (f"frames {frames:>10,}/{self.total_frames:,}  {rate:7,.0f} frames/s  "
                 f"ETA {format_duration(eta)}  running avg {format_score(running_average)} "
-                f"over {averaged:>3} ep  best {format_score(best)}")
+                f"over {averaged:>3} ep  {self.best_label} {format_score(best)}")
         if self.interactive:
             self.stream.write("\r" + line)
             self.stream.flush()

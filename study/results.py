@@ -7,12 +7,15 @@ import pickle
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envs import DESIGN_PARAMETERS
 from ppo.diagnostics import UpdateLog, columns_to_csv
 from study.checkpoint import atomic_write_bytes
 from study.study_files import StudyFiles
+
+if TYPE_CHECKING:
+    from study.evaluations import EvaluationLog
 
 DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
 """The body the episode was played with: for a design range, that episode's draw."""
@@ -73,13 +76,18 @@ class EpisodeLog:
 
 
 def write_results(files: StudyFiles, log: EpisodeLog, summary: dict[str, Any],
-                  updates: UpdateLog) -> tuple[Path, Path]:
-    """`<save_name>.p` (a dict: the `summary` keys plus `episodes` and `updates`), the
-    episodes as `<save_name>.csv` and the updates as `<save_name>_updates.csv`."""
+                  updates: UpdateLog, evaluations: EvaluationLog) -> tuple[Path, Path]:
+    """`<save_name>.p` (a dict: the `summary` keys plus `episodes`, `updates` and
+    `evaluations`), the episodes as `<save_name>.csv`, the updates as
+    `<save_name>_updates.csv` and the evaluations during training as
+    `<save_name>_evaluations.csv`."""
     payload = {**summary,
                "episodes": {name: list(values) for name, values in log.columns.items()},
-               "updates": {name: list(values) for name, values in updates.columns.items()}}
+               "updates": {name: list(values) for name, values in updates.columns.items()},
+               "evaluations": {name: list(values)
+                               for name, values in evaluations.columns.items()}}
     atomic_write_bytes(files.results, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     atomic_write_bytes(files.csv, log.to_csv().encode())
     atomic_write_bytes(files.result("updates"), updates.to_csv().encode())
+    atomic_write_bytes(files.result("evaluations"), evaluations.to_csv().encode())
     return files.results, files.csv

@@ -47,9 +47,9 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 MODEL_SUFFIXES = {"best": ".pt", "last": ".last.pt"}
 """In `--models_dir`: the best policy, and the full state of the latest update (`--resume`)."""
 RESULT_SUFFIXES = {"results": ".p", "csv": ".csv", "updates": "_updates.csv",
-                   "evaluation": "_eval.json", "log": ".log"}
-"""In `--results_dir`: results, their episodes and updates as CSV, an evaluation's report, a
-sweep study's log."""
+                   "evaluations": "_evaluations.csv", "evaluation": "_eval.json", "log": ".log"}
+"""In `--results_dir`: results, their episodes, updates and evaluations during training as CSV,
+an evaluation's report (`--eval_episodes`), a sweep study's log."""
 LOCK_SUFFIX = ".lock"
 """`.NAME.lock` beside the models: held by whoever trains the study (see `study.locking`)."""
 
@@ -138,7 +138,8 @@ class StudyFiles:
     @property
     def training_outputs(self) -> tuple[Path, ...]:
         """What training writes: a new study refuses to start over them unless told to."""
-        return self.best, self.last, self.results, self.csv, self.result("updates")
+        return (self.best, self.last, self.results, self.csv, self.result("updates"),
+                self.result("evaluations"))
 
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from study.config import Config
 from study.errors import UsageError
+from study.evaluations import TENSORBOARD_TAGS as EVALUATION_TAGS
+from study.evaluations import EvaluationLog
 from study.results import EpisodeLog
 
 DISABLED = "none"
@@ -48,8 +50,9 @@ def tensorboard_folder(config: Config) -> Path | None:
 class TensorBoardLog:
     """Writes a study's committed episodes and updates as TensorBoard scalars."""
 
-    def __init__(self, folder: Path, frames: int, episodes: int) -> None:
-        """`frames`, `episodes`: what the study has already done (a resumed study's)."""
+    def __init__(self, folder: Path, frames: int, episodes: int, evaluations: int = 0) -> None:
+        """`frames`, `episodes`, `evaluations`: what the study has already done (a resumed
+        study's)."""
         try:
             from torch.utils.tensorboard import SummaryWriter  # only paid for when used
         except ImportError:
@@ -59,9 +62,12 @@ class TensorBoardLog:
         self.writer = SummaryWriter(str(folder), purge_step=frames + 1, max_queue=QUEUE_EVENTS,
                                     flush_secs=FLUSH_S)
         self.episodes_written = episodes
+        self.evaluations_written = evaluations
 
-    def add_batch(self, log: EpisodeLog, update: dict[str, float]) -> None:
-        """The episodes that ended since the last call, then the update (`frames` is its step).
+    def add_batch(self, log: EpisodeLog, update: dict[str, float],
+                  evaluations: EvaluationLog) -> None:
+        """The episodes that ended since the last call, then the update (`frames` is its step)
+        and the evaluation that followed it, if any.
 
         Steps never decrease from one event to the next: TensorBoard takes a step that goes
         back for a restart and would hide the points after it.
@@ -74,6 +80,11 @@ class TensorBoardLog:
         step = int(update["frames"])
         for column, tag in UPDATE_TAGS.items():
             self.writer.add_scalar(tag, update[column], step)
+        for index in range(self.evaluations_written, len(evaluations)):
+            row = evaluations.row(index)
+            for column, tag in EVALUATION_TAGS.items():
+                self.writer.add_scalar(tag, row[column], int(row["frames"]))
+        self.evaluations_written = len(evaluations)
 
     def close(self) -> None:
         self.writer.close()
@@ -82,7 +93,8 @@ class TensorBoardLog:
 class NoTensorBoard:
     """`--tensorboard=none`: the same calls, nothing written."""
 
-    def add_batch(self, log: EpisodeLog, update: dict[str, float]) -> None:
+    def add_batch(self, log: EpisodeLog, update: dict[str, float],
+                  evaluations: EvaluationLog) -> None:
         pass
 
     def close(self) -> None:
@@ -97,7 +109,8 @@ def remove_events(config: Config) -> None:
             events.unlink(missing_ok=True)
 
 
-def open_tensorboard(config: Config, frames: int, episodes: int
+def open_tensorboard(config: Config, frames: int, episodes: int, evaluations: int = 0
                      ) -> TensorBoardLog | NoTensorBoard:
     folder = tensorboard_folder(config)
-    return NoTensorBoard() if folder is None else TensorBoardLog(folder, frames, episodes)
+    return (NoTensorBoard() if folder is None
+            else TensorBoardLog(folder, frames, episodes, evaluations))

@@ -4,6 +4,7 @@ spent or a signal stops it, and its checkpoints, results and resume."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import signal
@@ -34,6 +35,14 @@ from study.checkpoint import (
 )
 from study.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
 from study.errors import StudyFailed, UsageError
+from study.evaluations import (
+    EvaluationInterrupted,
+    EvaluationLog,
+    describe_evaluation,
+    evaluate_policy,
+    is_due,
+    score_kind,
+)
 from study.locking import StudyLock
 from study.progress import Progress
 from study.results import DESIGN_COLUMNS, EpisodeLog, write_results
@@ -54,6 +63,9 @@ class StudyOutcome:
     frames: int
     best_score: float
     episodes: int
+    score_kind: str
+    """What `best_score` is (`study.evaluations.score_kind`)."""
+    evaluations: int = 0
     stopped_by_signal: int | None = None
 
 
@@ -141,9 +153,14 @@ def check_path_lengths(files: StudyFiles) -> None:
 class Study:
     """One training run, resumable, that can be stopped cleanly between environment steps."""
 
-    def __init__(self, config: Config, source_choice: str = "") -> None:
+    def __init__(self, config: Config, source_choice: str = "",
+                 auto: dict[str, Any] | None = None) -> None:
+        """`auto`: what `--initial_model=auto` chose at the start (`transfer.selection`):
+        `chosen_initial_model`, the frozen `candidates` and the `ranking`; a resumed study
+        reads its own from its checkpoint."""
         self.config = config
         self.source_choice = source_choice
+        self.auto = auto or {}
         self.generator = seed_everything(config.seed)
         self.files = study_files(config)
         self.stop_signal: int | None = None
@@ -152,22 +169,28 @@ class Study:
         # from (a resumed study restores its own weights).
         resume_state = (load_resume_checkpoint(self.files.last)
                         if config.resume and self.files.last.exists() else None)
-        source = None if config.resume else transfer.load_source(config)
+        if resume_state is not None and resume_state.get("auto"):
+            self.auto = dict(resume_state["auto"])
+        source = None if config.resume else transfer.load_source(self.source_config)
         # The observation's layout is decided before the walkers exist: they append the design.
         inputs = (saved_design_inputs(resume_state, self.files.last, config)
-                  if resume_state is not None else transfer.design_inputs(config, source))
+                  if resume_state is not None
+                  else transfer.design_inputs(self.source_config, source))
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
                                   config.worker_processes, lambda: self.stop_signal is not None,
                                   config.steps_per_env, config.lockstep)
         try:
             self._build(config, source, resume_state)
-            self.tensorboard = open_tensorboard(config, self.frames, len(self.log))
-            self.committed = (self.frames, len(self.log))
+            self.tensorboard = open_tensorboard(config, self.frames, len(self.log),
+                                                len(self.evaluations))
+            self.committed = (self.frames, len(self.log), len(self.evaluations))
             self.written: tuple[int, int] | None = None  # what the results files hold, if known
             self.started = time.monotonic()
             self.last_update = (self.frames, self.started)
-            self.progress = Progress(config.total_frames, config.quiet, self.frames)
+            self.progress = Progress(config.total_frames, config.quiet, self.frames,
+                                     best_label="best eval" if config.best_by == "eval"
+                                     else "best")
         except BaseException:  # refused, or Ctrl-C while starting: no worker left behind
             self.walkers.close()
             raise
@@ -186,13 +209,14 @@ class Study:
         # A resumed study restores its own weights; the initial model only seeds a new one.
         self.transfer_summary = "" if config.resume else "\n".join(
             text for text in (self.source_choice,
-                              transfer.prepare(policy, reward_scaler, config, self.schedules,
-                                               source))
+                              transfer.prepare(policy, reward_scaler, self.source_config,
+                                               self.schedules, source))
             if text)
         self.learner = algorithm.make_learner(ppo_settings(config), policy.to(config.device),
                                               reward_scaler, self.generator)
         self.log = EpisodeLog()
         self.update_log = UpdateLog()
+        self.evaluations = EvaluationLog()
         self.frames = 0
         self.updates = 0
         self.best_score = float("-inf")
@@ -209,6 +233,13 @@ class Study:
     def policy(self) -> ActorCritic:
         return self.learner.policy
 
+    @property
+    def source_config(self) -> Config:
+        """The config with `--initial_model=auto` replaced by the chosen model: what loading
+        and preparing the source read. `self.config`, saved and compared, keeps `auto`."""
+        chosen = self.auto.get("chosen_initial_model")
+        return dataclasses.replace(self.config, initial_model=chosen) if chosen else self.config
+
     # ----- checkpoints and results -------------------------------------------------------
 
     def env_settings(self) -> dict[str, Any]:
@@ -222,6 +253,7 @@ class Study:
             raise UsageError(f"--resume: no interrupted study {self.files.last} to resume")
         # Hidden layers and optimizer are experiment settings: check_same_study compares them.
         check_same_study(state["config"], self.config)
+        check_same_evaluations(state["config"], self.config)
         saved_inputs, saved_outputs, _ = architecture_of(state["state_dict"])
         if (saved_inputs, saved_outputs) != (self.walkers.observation_shape[0],
                                              self.walkers.action_shape[0]):
@@ -236,6 +268,7 @@ class Study:
             self.learner.reward_scaler.load_state_dict(state["reward_scaler"])
             self.log = EpisodeLog(state["episodes"])
             self.update_log = UpdateLog(state.get("update_log"))
+            self.evaluations = EvaluationLog(state.get("evaluations"))
             self.generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
         except Exception as error:  # noqa: BLE001 (a damaged file fails in any of these)
@@ -255,6 +288,7 @@ class Study:
             "optimizer": self.learner.optimizer.state_dict(),
             "episodes": self.log.columns,
             "update_log": self.update_log.columns,
+            "evaluations": self.evaluations.columns,
             "updates": self.updates,
             "best_score": self.best_score,
             "wall_time": self.wall_time(),
@@ -263,15 +297,24 @@ class Study:
             "config": config_as_plain_dict(self.config),
             "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
+            "auto": self.auto,
         }, self.files.last)
 
     def policy_state(self, score: float) -> dict[str, Any]:
         return policy_checkpoint(self.policy, self.env_settings(), self.frames, score,
-                                 self.learner.reward_scaler)
+                                 self.learner.reward_scaler, score_kind(self.config))
 
     def maybe_save_best(self) -> None:
-        """Until the score window has filled, keep the latest policy; then the best by score."""
+        """By the running average: until the score window has filled, keep the latest policy;
+        then the best by score. By evaluation: the latest policy until the first evaluation
+        (saved with no score), then `maybe_evaluate` decides."""
         if not len(self.log):
+            return
+        if self.config.best_by == "eval":
+            if not len(self.evaluations):
+                save_policy(self.files.best, self.policy, self.env_settings(), self.frames,
+                            -math.inf, self.learner.reward_scaler,
+                            "none yet: the latest policy, before the first evaluation")
             return
         score = self.log.running_average
         if self.log.window_full and score <= self.best_score:
@@ -279,7 +322,22 @@ class Study:
         if self.log.window_full:
             self.best_score = score
         save_policy(self.files.best, self.policy, self.env_settings(), self.frames, score,
-                    self.learner.reward_scaler)
+                    self.learner.reward_scaler, score_kind(self.config))
+
+    def maybe_evaluate(self, frames_before: int) -> None:
+        """The deterministic evaluation the schedule puts after this batch's update, if any;
+        with `--best_by=eval`, the policy is the best one if it beats every earlier one."""
+        if not is_due(self.config, frames_before, self.frames):
+            return
+        results = evaluate_policy(self.config, self.policy, self.env_kwargs["design_inputs"],
+                                  lambda: self.stop_signal is not None)
+        row = self.evaluations.add(self.frames, results, self.wall_time())
+        best = self.config.best_by == "eval" and row["mean_return"] > self.best_score
+        self.progress.message(describe_evaluation(row, len(results), best))
+        if best:
+            self.best_score = row["mean_return"]
+            save_policy(self.files.best, self.policy, self.env_settings(), self.frames,
+                        self.best_score, self.learner.reward_scaler, score_kind(self.config))
 
     def write_results(self) -> tuple[Path, Path]:
         summary = {
@@ -289,8 +347,12 @@ class Study:
             "wall_time": self.wall_time(),
             "schedules": self.schedules.as_dict(),
             "transfer": self.transfer_summary,
+            "best_by": self.config.best_by,
+            "score_kind": score_kind(self.config),
+            **({"chosen_initial_model": self.auto["chosen_initial_model"], "auto": self.auto}
+               if self.auto else {}),
         }
-        paths = write_results(self.files, self.log, summary, self.update_log)
+        paths = write_results(self.files, self.log, summary, self.update_log, self.evaluations)
         self.written = (self.frames, len(self.log))
         return paths
 
@@ -305,8 +367,9 @@ class Study:
         It was never trained on, and the last checkpoint does not have it: the results then
         match what `--resume` continues from, and a sweep sees the study as unfinished.
         """
-        self.frames, episodes = self.committed
+        self.frames, episodes, evaluations = self.committed
         self.log.truncate(episodes)
+        self.evaluations.truncate(evaluations)
 
     def run(self) -> StudyOutcome:
         """Train until the budget is spent or a stop is requested; the files are written.
@@ -322,7 +385,8 @@ class Study:
         self.progress.message(describe_study(config, summary, self.files))
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
-                                                  self.files.last, config.total_frames))
+                                                  self.files.last, config.total_frames,
+                                                  config.best_by))
         under_way: float | None = None  # the action std of the rollout under way, if any
         try:
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
@@ -349,13 +413,14 @@ class Study:
                     # is before this update: PPO's ratio then starts one update away from 1.
                     under_way = self.start_rollout()
                 self.update(batch)
+                self.maybe_evaluate(self.committed[0])
                 self.save_last()
-                self.committed = (self.frames, len(self.log))
+                self.committed = (self.frames, len(self.log), len(self.evaluations))
                 self.write_results()
-                self.tensorboard.add_batch(self.log, self.update_log.last())
+                self.tensorboard.add_batch(self.log, self.update_log.last(), self.evaluations)
                 self.progress.update(self.frames, self.log.running_average, self.best_score,
                                      self.log.episodes_averaged)
-        except (StepInterrupted, algorithm.UpdateInterrupted):
+        except (StepInterrupted, algorithm.UpdateInterrupted, EvaluationInterrupted):
             # A stop while a worker did not answer (it was killed), or during an update: the
             # batch is dropped, and the checkpoints stay those of the last completed one.
             self.discard_partial_batch()
@@ -376,7 +441,8 @@ class Study:
             self.files.best.unlink(missing_ok=True)
         best_path = self.files.best if self.files.best.exists() else None
         return StudyOutcome(best_path, self.files.results, self.files.csv, self.frames,
-                            self.best_score, len(self.log), self.stop_signal)
+                            self.best_score, len(self.log), score_kind(self.config),
+                            len(self.evaluations), self.stop_signal)
 
     def start_rollout(self) -> float | None:
         """Start a rollout of the policy as it is now, as long as the budget leaves room for
@@ -463,6 +529,16 @@ def check_same_study(saved: dict[str, Any], config: Config) -> None:
                          f"{current.get(name)}; resume the same experiment (only "
                          f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "
                          f"may change)")
+
+
+def check_same_evaluations(saved: dict[str, Any], config: Config) -> None:
+    """A resumed study keeps the evaluation protocol it started with: its best score so far
+    was measured by it. (Checkpoints from before these flags lack them: nothing to compare.)"""
+    for name in ("best_by", "eval_every", "eval_episodes_during"):
+        if name in saved and saved[name] != getattr(config, name):
+            raise UsageError(f"--{name}: the interrupted study used --{name}={saved[name]}, "
+                             f"not {getattr(config, name)}; resume it with the same (its best "
+                             f"policy so far was picked by them)")
 
 
 def train(config: Config, source_choice: str = "") -> StudyOutcome:

@@ -1,0 +1,132 @@
+"""Evaluation during training, as Stable-Baselines3's EvalCallback does it: every `--eval_every`
+frames (and at the end of the budget) the policy as it is after that batch's update plays
+`--eval_episodes_during` episodes deterministically (the mean action), and with
+`--best_by=eval` the best checkpoint is the policy of the best evaluation.
+
+The episodes are the same at every evaluation of a study: episode i has the seed
+`evaluation_seeds(seed, K)[i]`, from a stream of its own (`SeedSequence((seed, EVAL_STREAM))`),
+which no training walker ever uses, and each is played in a fresh walker, whose terrain and,
+over a design range, whose body are drawn from that seed alone. The episode loop is
+`evaluation.evaluate.play`'s, the one `run.py --eval_episodes` uses: a checkpoint's recorded
+score is what `--eval_episodes` gives for those seeds.
+
+Nothing here draws from the study's random generators, so a resumed study evaluates exactly
+as an uninterrupted one, on the same schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from evaluation.evaluate import EpisodeResult, play, summarize
+from ppo.diagnostics import columns_to_csv
+from ppo.network import ActorCritic
+from study.config import Config
+from study.results import SCORE_WINDOW
+
+EVAL_STREAM = 0x4556414C
+"""ASCII "EVAL": the second word of the evaluation episodes' seed sequence (the training
+walkers' sequences have the study's seed alone as entropy)."""
+COLUMNS = ("frames", "mean_return", "std_return", "fall_rate", "finish_rate", "mean_length",
+           "wall_time")
+TENSORBOARD_TAGS = {"mean_return": "eval/mean_return", "std_return": "eval/std_return",
+                    "fall_rate": "eval/fall_rate", "finish_rate": "eval/finish_rate",
+                    "mean_length": "eval/mean_length"}
+
+
+class EvaluationInterrupted(Exception):
+    """A stop was requested during an evaluation: the batch is dropped, as one cut short."""
+
+
+def evaluation_seeds(seed: int, episodes: int) -> list[int]:
+    """The reset seeds of a study's evaluation episodes (the same at every evaluation)."""
+    stream = np.random.SeedSequence((seed, EVAL_STREAM))
+    return [int(child.generate_state(1, np.uint32)[0]) for child in stream.spawn(episodes)]
+
+
+def is_due(config: Config, frames_before: int, frames: int) -> bool:
+    """Whether the batch that took the study from `frames_before` to `frames` ends with an
+    evaluation: it crossed a multiple of `eval_every`, or spent the budget."""
+    every = config.eval_every
+    if every <= 0:
+        return False
+    return frames // every > frames_before // every or frames >= config.total_frames
+
+
+def describe_protocol(config: Config) -> str:
+    """For the banner: how the best checkpoint is picked and what its score means."""
+    if config.eval_every <= 0:
+        return (f"best policy by: running average of the last {SCORE_WINDOW} training episodes "
+                "(exploration noise); no evaluation during training")
+    seeds = evaluation_seeds(config.seed, config.eval_episodes_during)
+    shown = ", ".join(map(str, seeds[:3])) + (", ..." if len(seeds) > 3 else "")
+    evaluations = (f"evaluation every {config.eval_every:,} frames and at the end: "
+                   f"{config.eval_episodes_during} deterministic episodes, seeds {shown} "
+                   f"(fixed for the study)")
+    rule = ("the best evaluation's mean return" if config.best_by == "eval"
+            else f"running average of the last {SCORE_WINDOW} training episodes (exploration "
+                 f"noise)")
+    return f"{evaluations}\nbest policy by: {rule}"
+
+
+def score_kind(config: Config) -> str:
+    """What a best checkpoint's `score` is, as saved in it and shown by --list_models."""
+    if config.best_by == "eval":
+        return f"mean return of {config.eval_episodes_during} deterministic episodes"
+    return f"running average of {SCORE_WINDOW} training episodes (exploration noise)"
+
+
+def evaluate_policy(config: Config, policy: ActorCritic, design_inputs: dict[str, list[float]],
+                    should_stop: Callable[[], bool]) -> list[EpisodeResult]:
+    """The study's evaluation episodes with `policy` as it is now; EvaluationInterrupted if a
+    stop is requested between two episodes."""
+    seeds = evaluation_seeds(config.seed, config.eval_episodes_during)
+    results = []
+    for result in play(config, policy, len(seeds), design_inputs=design_inputs, seeds=seeds):
+        results.append(result)
+        if should_stop() and len(results) < len(seeds):
+            raise EvaluationInterrupted
+    return results
+
+
+class EvaluationLog:
+    """Columns of COLUMNS, one entry per evaluation, as saved in checkpoints and results."""
+
+    def __init__(self, columns: dict[str, list[float]] | None = None) -> None:
+        self.columns: dict[str, list[float]] = {name: list((columns or {}).get(name, []))
+                                                for name in COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.columns["frames"])
+
+    def add(self, frames: int, results: list[EpisodeResult], wall_time: float
+            ) -> dict[str, Any]:
+        row = {**summarize(results), "frames": frames, "wall_time": wall_time}
+        for name in COLUMNS:
+            self.columns[name].append(row[name])
+        return row
+
+    def truncate(self, evaluations: int) -> None:
+        for values in self.columns.values():
+            del values[evaluations:]
+
+    def row(self, index: int) -> dict[str, float]:
+        return {name: self.columns[name][index] for name in COLUMNS}
+
+    def best(self) -> float:
+        return max(self.columns["mean_return"], default=-math.inf)
+
+    def to_csv(self) -> str:
+        return columns_to_csv(self.columns, COLUMNS)
+
+
+def describe_evaluation(row: dict[str, Any], episodes: int, best: bool) -> str:
+    """One console line per evaluation."""
+    return (f"eval at {int(row['frames']):,} frames: mean return {row['mean_return']:.1f} "
+            f"\u00b1 {row['std_return']:.1f} over {episodes} episodes, falls "
+            f"{100 * row['fall_rate']:.0f}%, finished {100 * row['finish_rate']:.0f}%"
+            + ("  (new best)" if best else ""))
