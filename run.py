@@ -34,15 +34,15 @@ def main(config: Config) -> int:
     if config.list_models:
         print(selection.list_models(Path(config.models_dir)))
         return 0
-    choice = selection.resolve_initial_model(config)
-    config = choice.config
-    if choice.report and config.runs_saved_policy:
-        print(choice.report, flush=True)  # training prints it in its transfer summary
     if config.runs_saved_policy:
+        choice = selection.resolve_initial_model(config)
+        config = choice.config
+        if choice.report:
+            print(choice.report, flush=True)
         run_policy = {"render": evaluate.watch, "record": evaluate.record,
                       "eval_episodes": evaluate.evaluate}[config.mode]
         return run_policy(config)
-    outcome = train(config, source_choice=choice.report)
+    outcome = train(config)  # --initial_model=auto is ranked there, after the name's checks
     if outcome.best_path is not None:
         print(f"best policy: {outcome.best_path} "
               f"({describe_score(outcome.best_score, outcome.score_kind)})")

@@ -128,7 +128,8 @@ def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> s
     if isinstance(checkpoint.get("frames"), int):
         details.append(f"{checkpoint['frames']:,} frames")
     if isinstance(checkpoint.get("score"), int | float) and math.isfinite(checkpoint["score"]):
-        details.append(f"score {checkpoint['score']:.1f}")
+        kind = checkpoint.get("score_kind") or "running average of training episodes"
+        details.append(f"score {checkpoint['score']:.1f}: {kind}")
     line = f"policy: {path}" + (f" ({', '.join(details)})" if details else "")
     differences = envs.design_differences(trained_env, config.env_kwargs()) if trained_env else []
     if differences:

@@ -48,6 +48,7 @@ from study.progress import Progress
 from study.results import DESIGN_COLUMNS, EpisodeLog, write_results
 from study.study_files import StudyFiles, check_output_folder, longest_file_name
 from study.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
+from transfer import selection
 from workers.vector import StepInterrupted, WalkerPool, WorkerLost
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 260
@@ -563,7 +564,13 @@ def train(config: Config, source_choice: str = "") -> StudyOutcome:
         elif not config.resume:
             files.check_fresh_start(config.overwrite)
         files.remove_stale_temporaries()
-        study = Study(config, source_choice)
+        auto = None
+        if selection.is_auto(config.initial_model) and not config.resume:
+            # After the name, lock and folders are checked: a refusal costs no ranking.
+            say = None if config.quiet else (lambda line: print(line, flush=True))
+            choice = selection.choose_initial_model(config, say)
+            source_choice, auto = choice.report, choice.record
+        study = Study(config, source_choice, auto)
         if config.overwrite or restart:
             files.remove_training_outputs()
             remove_events(config)

@@ -219,7 +219,7 @@ def describe(study: StudyRecord) -> str:
         return f"mean return {study.mean_return:.1f} (evaluation)"
     text = f"{study.frames:,} frames" if study.frames is not None else "no results file"
     if study.best_score is not None:
-        text += f", best running average {study.best_score:.1f}"
+        text += f", best {study.best_by} {study.best_score:.1f}"
     return text
 
 

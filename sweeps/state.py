@@ -54,6 +54,8 @@ class StudyRecord:
     error: str | None = None
     frames: int | None = None
     best_score: float | None = None
+    best_by: str = "running average"
+    """What picked the best policy and measured `best_score`: evaluation, running average."""
     mean_return: float | None = None
     wall_time: float | None = None
     node: str | None = None
@@ -267,6 +269,9 @@ class Sweep:
             study.frames = int(results["frames"])
             best = float(results["best_score"])  # -inf until the score window has filled
             study.best_score = best if math.isfinite(best) else None
+            # Results from before --best_by were picked by the running average.
+            study.best_by = ("evaluation" if results.get("best_by") == "eval"
+                             else "running average")
             study.wall_time = round(float(results["wall_time"]), 1)
 
 

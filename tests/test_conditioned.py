@@ -354,7 +354,15 @@ def test_auto_picks_the_policy_that_walks_and_records_the_choice(tmp_path):
     chosen = re.search(r"auto: chose (\S+)", summary).group(1)
     assert chosen != str(faller) and ranked[chosen] == max(ranked.values())
     assert list(ranked) == sorted(ranked, key=ranked.get, reverse=True), "best first"
-    assert results["config"]["initial_model"] == chosen
+    # `auto` is the experiment setting (reruns, resumes and analysis groups compare it); the
+    # choice is recorded beside it, with the frozen candidates and their statistics.
+    assert results["config"]["initial_model"] == "auto"
+    assert results["chosen_initial_model"] == chosen == results["auto"]["chosen_initial_model"]
+    assert str(walker) in results["auto"]["candidates"]
+    assert str(faller) in results["auto"]["candidates"]
+    walker_row = next(row for row in results["auto"]["ranking"] if row["path"] == str(walker))
+    low, high = walker_row["return_ci95"]
+    assert low <= walker_row["mean_return"] <= high and walker_row["fall_rate"] == 0.0
     assert f"transfer: loaded {chosen}" in summary
     assert not any(path.endswith(".last.pt") for path in ranked)
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 import envs
 import transfer
@@ -42,17 +41,33 @@ def is_auto(initial_model: str) -> bool:
     return initial_model.lower() == AUTO
 
 
-AUTO_EPISODES = 3
-"""Episodes per candidate: enough to tell a walker from a faller, seconds per model."""
+AUTO_EPISODES = 10
+"""Episodes per candidate (the same seeds, `--seed` + i, for every candidate): enough for a
+95% interval of the mean that tells a walker from a faller."""
+AUTO_TOTAL_STEPS = 300_000
+"""The ranking's bound: at most this many walker steps in all (about 30 s on one core), so
+each of N candidates plays min(AUTO_EPISODES, AUTO_TOTAL_STEPS // (N * max_time_steps))
+episodes, at most that many times max_time_steps steps (its step budget). Past it, with more
+candidates than the total has room for, each still plays one episode (the total is then
+exceeded, and the ranking says so); a candidate is never left out for want of time."""
 
 
 @dataclass(frozen=True)
 class Ranked:
     path: Path
     mean_return: float
+    return_ci95: tuple[float, float]
+    fall_rate: float
+    finish_rate: float
     conditioned_on: tuple[str, ...]
     outside: tuple[str, ...] = ()
     """How the target walker lies outside what the policy learned (`envs.outside_training`)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """As recorded in the study's checkpoint and results (plain types)."""
+        return {"path": str(self.path), "mean_return": self.mean_return,
+                "return_ci95": list(self.return_ci95), "fall_rate": self.fall_rate,
+                "finish_rate": self.finish_rate}
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,9 @@ class Choice:
     """The study's config with `initial_model` set to the chosen policy's path."""
     report: str
     """The ranking, for the console, the transfer summary and the results."""
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What a study records of the choice: `chosen_initial_model`, the frozen `candidates`,
+    `episodes` per candidate, `seeds` and the `ranking` (empty when nothing was ranked)."""
 
 
 def readable_checkpoint(path: Path) -> dict[str, Any] | str:
@@ -83,85 +101,137 @@ def compatible(checkpoint: dict[str, Any], config: Config, path: Path) -> bool:
     return architecture[:2] == (envs.BODY_OBS_DIM + len(inputs), envs.ACT_DIM)
 
 
-def zero_shot_return(checkpoint: dict[str, Any], config: Config) -> float:
-    """Mean return of `AUTO_EPISODES` deterministic episodes on the study's walker."""
-    from evaluation.evaluate import play  # evaluation imports transfer: import it when used
+def episodes_per_candidate(candidates: int, max_time_steps: int) -> int:
+    """AUTO_EPISODES, fewer where AUTO_TOTAL_STEPS has no room for them; at least one."""
+    return max(1, min(AUTO_EPISODES, AUTO_TOTAL_STEPS // max(1, candidates * max_time_steps)))
+
+
+def zero_shot(checkpoint: dict[str, Any], config: Config, path: Path, episodes: int
+              ) -> Ranked:
+    """`episodes` deterministic episodes (seeds `--seed` + i) on the study's walker."""
+    from evaluation.evaluate import play, summarize  # evaluation imports transfer
 
     policy = policy_from_checkpoint(checkpoint).eval()  # load_checkpoint checked it
-    episodes = play(config, policy, AUTO_EPISODES, design_inputs=design_inputs_of(checkpoint))
-    return float(np.mean([episode.episode_return for episode in episodes]))
+    summary = summarize(list(play(config, policy, episodes,
+                                  design_inputs=design_inputs_of(checkpoint))))
+    trained_on = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    return Ranked(path, summary["mean_return"], tuple(summary["return_ci95"]),
+                  summary["fall_rate"], summary["finish_rate"],
+                  tuple(design_inputs_of(checkpoint)),
+                  tuple(envs.outside_training(trained_on, config.env_kwargs())))
 
 
-def rank_models(config: Config, skipped: list[str] | None = None) -> list[Ranked]:
-    """The compatible policies, best first; each unreadable file is added to `skipped` as
-    `path (why)`."""
-    ranked = []
+def find_candidates(config: Config, skipped: list[str] | None = None
+                    ) -> list[tuple[Path, dict[str, Any]]]:
+    """The compatible policies in the model folders now (the list is frozen here); each
+    unreadable file is added to `skipped` as `path (why)`."""
+    found = []
     for path in model_files(Path(config.models_dir), include_resume=False):
         checkpoint = readable_checkpoint(path)
         if isinstance(checkpoint, str):
             if skipped is not None:
                 skipped.append(f"{path} ({checkpoint})")
             continue
-        if not compatible(checkpoint, config, path):
-            continue
-        trained_on = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-        ranked.append(Ranked(path, zero_shot_return(checkpoint, config),
-                             tuple(design_inputs_of(checkpoint)),
-                             tuple(envs.outside_training(trained_on, config.env_kwargs()))))
+        if compatible(checkpoint, config, path):
+            found.append((path, checkpoint))
+    return found
+
+
+def rank_models(config: Config, candidates: list[tuple[Path, dict[str, Any]]],
+                say: Callable[[str], None] | None = None) -> list[Ranked]:
+    """The candidates (`find_candidates`), best first; `say` is told of each as it is
+    ranked."""
+    episodes = episodes_per_candidate(len(candidates), config.max_time_steps)
+    ranked = []
+    for number, (path, checkpoint) in enumerate(candidates, start=1):
+        started = time.monotonic()
+        entry = zero_shot(checkpoint, config, path, episodes)
+        ranked.append(entry)
+        if say:
+            say(f"auto: [{number}/{len(candidates)}] {path}: {describe_entry(entry, episodes)} "
+                f"({time.monotonic() - started:.1f} s)")
     return sorted(ranked, key=lambda entry: -entry.mean_return)
 
 
-def describe_ranking(ranked: list[Ranked], config: Config, seconds: float) -> str:
+def describe_entry(entry: Ranked, episodes: int) -> str:
+    low, high = entry.return_ci95
+    return (f"mean return {entry.mean_return:.1f} [95% {low:.1f}, {high:.1f}], falls "
+            f"{round(entry.fall_rate * episodes)}/{episodes}")
+
+
+def describe_ranking(ranked: list[Ranked], config: Config, episodes: int, seconds: float) -> str:
     walker = envs.describe_design(config.env_kwargs())
-    lines = [f"auto: {len(ranked)} compatible policies, each run for {AUTO_EPISODES} "
-             f"deterministic episodes on the target walker ({walker}) in {seconds:.1f} s:"]
+    over = (f" (more candidates than the bound of {AUTO_TOTAL_STEPS:,} steps has room for: "
+            f"one episode each)" if len(ranked) * episodes * config.max_time_steps
+            > AUTO_TOTAL_STEPS else "")
+    lines = [f"auto: {len(ranked)} compatible policies, each run for {episodes} "
+             f"deterministic episodes (seeds {config.seed}..{config.seed + episodes - 1}) on "
+             f"the target walker ({walker}) in {seconds:.1f} s{over}:"]
     for place, entry in enumerate(ranked, start=1):
         conditioned = (f" (conditioned on {', '.join(entry.conditioned_on)})"
                        if entry.conditioned_on else "")
         outside = f" [outside what it learned: {'; '.join(entry.outside)}]" if entry.outside else ""
-        lines.append(f"auto: {place}. {entry.path}: mean return {entry.mean_return:.1f}"
+        lines.append(f"auto: {place}. {entry.path}: {describe_entry(entry, episodes)}"
                      f"{conditioned}{outside}")
     lines.append(f"auto: chose {ranked[0].path}")
     return "\n".join(lines)
 
 
-def choose_initial_model(config: Config) -> Choice:
-    """Rank the candidates and return the config that names the winner."""
+def choose_initial_model(config: Config, say: Callable[[str], None] | None = None) -> Choice:
+    """Rank the candidates and return the config that names the winner, and its record."""
     started = time.monotonic()
     skipped: list[str] = []
-    ranked = rank_models(config, skipped)
+    candidates = find_candidates(config, skipped)
+    if say and candidates:
+        say(f"auto: ranking {len(candidates)} compatible policies, "
+            f"{episodes_per_candidate(len(candidates), config.max_time_steps)} deterministic "
+            f"episodes each, on this study's walker")
+    ranked = rank_models(config, candidates, say)
     if not ranked:
         folders = ", ".join(map(str, model_dirs(Path(config.models_dir))))
         unreadable = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
         raise UsageError(f"--initial_model: auto found no policy in {folders} with "
                          f"--hidden_layers={list(config.hidden_layers)} that can observe this "
                          f"study's walkers{unreadable}; name a model or train from scratch")
+    episodes = episodes_per_candidate(len(ranked), config.max_time_steps)
     report = "\n".join([*(f"auto: skipped {entry}" for entry in skipped),
-                        describe_ranking(ranked, config, time.monotonic() - started)])
-    return Choice(dataclasses.replace(config, initial_model=str(ranked[0].path)), report)
+                        describe_ranking(ranked, config, episodes,
+                                         time.monotonic() - started)])
+    record = {"chosen_initial_model": str(ranked[0].path),
+              "candidates": sorted(str(entry.path) for entry in ranked),
+              "episodes": episodes,
+              "seeds": [config.seed + i for i in range(episodes)],
+              "ranking": [entry.as_dict() for entry in ranked]}
+    return Choice(dataclasses.replace(config, initial_model=str(ranked[0].path)), report,
+                  record)
 
 
 def resolve_initial_model(config: Config) -> Choice:
-    """`--initial_model=auto` resolved to a path (any other value is kept as it is).
-
-    A resumed study keeps the choice it made when it started, read from its resume checkpoint,
-    so that it continues the same experiment.
+    """`--initial_model=auto` resolved to a path (any other value is kept as it is), for the
+    runs of a saved policy (`--eval_episodes`, `--record`, `--render`) and the sweep's shipped
+    studies. A training study records `auto` and ranks in `study.trainer.train`, after its
+    name, lock and folders are checked.
     """
     if not is_auto(config.initial_model):
         return Choice(config, "")
-    last_path = StudyFiles(Path(config.models_dir), Path(config.results_dir),
-                           config.save_name).last
     files = StudyFiles(Path(config.models_dir), Path(config.results_dir), config.save_name)
-    if not config.resume or files.stopped_before_first_checkpoint():  # a new study
-        return choose_initial_model(config)
-    if not last_path.is_file():  # nothing to resume: the study says so, no ranking first
-        return Choice(config, "")
-    saved = load_checkpoint(last_path, "resume").get("config", {})
-    chosen = saved.get("initial_model") if isinstance(saved, dict) else None
-    if isinstance(chosen, str):
-        return Choice(dataclasses.replace(config, initial_model=chosen),
-                      f"auto: resumed with the policy chosen at the start, {chosen}")
+    if config.resume and files.last.is_file() and not files.stopped_before_first_checkpoint():
+        chosen = chosen_at_start(load_checkpoint(files.last, "resume"))
+        if chosen:
+            return Choice(dataclasses.replace(config, initial_model=chosen),
+                          f"auto: resumed with the policy chosen at the start, {chosen}")
     return choose_initial_model(config)
+
+
+def chosen_at_start(resume_checkpoint: dict[str, Any]) -> str | None:
+    """The model an interrupted auto study chose: recorded beside `auto`, or (a shipped sweep
+    study, or one from before `auto` was recorded) its resolved initial_model."""
+    auto = resume_checkpoint.get("auto")
+    if isinstance(auto, dict) and isinstance(auto.get("chosen_initial_model"), str):
+        return auto["chosen_initial_model"]
+    saved = resume_checkpoint.get("config")
+    chosen = saved.get("initial_model") if isinstance(saved, dict) else None
+    return chosen if isinstance(chosen, str) and not is_auto(chosen) else None
 
 
 def describe_model(path: Path, checkpoint: dict[str, Any] | str) -> str:
@@ -170,16 +240,25 @@ def describe_model(path: Path, checkpoint: dict[str, Any] | str) -> str:
     if isinstance(checkpoint, str):
         return f"{path}: unreadable: {checkpoint}"
     env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-    frames, score = checkpoint.get("frames"), checkpoint.get("score")
+    frames = checkpoint.get("frames")
     inputs = design_inputs_of(checkpoint)
     design = ", ".join(f"{name} {value}" for name, value in envs.design_of(env).items())
     parts = [f"trained on {design}" if env else "design unknown",
              f"{frames:,} frames" if isinstance(frames, int) else "frames unknown",
-             f"score {score:.1f}" if isinstance(score, int | float) and math.isfinite(score)
-             else "no score",
+             describe_checkpoint_score(checkpoint),
              f"conditioned on {', '.join(inputs)}" if inputs else "fixed design",
              f"hidden layers {checkpoint.get('hidden_layers')}"]
     return f"{path}: " + "; ".join(parts)
+
+
+def describe_checkpoint_score(checkpoint: dict[str, Any]) -> str:
+    """A policy's recorded score and what it measures; checkpoints from before that was
+    recorded were picked by the running average of 100 training episodes."""
+    score = checkpoint.get("score")
+    kind = checkpoint.get("score_kind") or "running average of training episodes"
+    if isinstance(score, int | float) and math.isfinite(score):
+        return f"score {score:.1f} ({kind})"
+    return "no score"
 
 
 def list_models(models_dir: Path) -> str:
