@@ -32,7 +32,8 @@ EVAL_STREAM = 0x4556414C
 """ASCII "EVAL": the second word of the evaluation episodes' seed sequence (the training
 walkers' sequences have the study's seed alone as entropy)."""
 COLUMNS = ("frames", "mean_return", "std_return", "fall_rate", "finish_rate", "mean_length",
-           "wall_time")
+           "wall_time", "seconds")
+"""`wall_time`: the study's seconds when the evaluation ended; `seconds`: what it took."""
 TENSORBOARD_TAGS = {"mean_return": "eval/mean_return", "std_return": "eval/std_return",
                     "fall_rate": "eval/fall_rate", "finish_rate": "eval/finish_rate",
                     "mean_length": "eval/mean_length"}
@@ -97,15 +98,18 @@ class EvaluationLog:
     """Columns of COLUMNS, one entry per evaluation, as saved in checkpoints and results."""
 
     def __init__(self, columns: dict[str, list[float]] | None = None) -> None:
-        self.columns: dict[str, list[float]] = {name: list((columns or {}).get(name, []))
+        columns = columns or {}
+        count = len(columns.get("frames", []))
+        self.columns: dict[str, list[float]] = {name: list(columns.get(name, [math.nan] * count))
                                                 for name in COLUMNS}
 
     def __len__(self) -> int:
         return len(self.columns["frames"])
 
-    def add(self, frames: int, results: list[EpisodeResult], wall_time: float
+    def add(self, frames: int, results: list[EpisodeResult], wall_time: float, seconds: float
             ) -> dict[str, Any]:
-        row = {**summarize(results), "frames": frames, "wall_time": wall_time}
+        row = {**summarize(results), "frames": frames, "wall_time": wall_time,
+               "seconds": seconds}
         for name in COLUMNS:
             self.columns[name].append(row[name])
         return row

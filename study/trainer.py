@@ -330,9 +330,11 @@ class Study:
         with `--best_by=eval`, the policy is the best one if it beats every earlier one."""
         if not is_due(self.config, frames_before, self.frames):
             return
+        started = time.monotonic()
         results = evaluate_policy(self.config, self.policy, self.env_kwargs["design_inputs"],
                                   lambda: self.stop_signal is not None)
-        row = self.evaluations.add(self.frames, results, self.wall_time())
+        row = self.evaluations.add(self.frames, results, self.wall_time(),
+                                   time.monotonic() - started)
         best = self.config.best_by == "eval" and row["mean_return"] > self.best_score
         self.progress.message(describe_evaluation(row, len(results), best))
         if best:
