@@ -22,14 +22,18 @@ from ppo.diagnostics import (
     clip_fraction,
     explained_variance,
 )
+from study.evaluations import TENSORBOARD_TAGS as EVALUATION_TAGS
 from study.tensorboard_log import EPISODE_TAGS, UPDATE_TAGS
 from study.trainer import Study, train, walker_seeds
 
 CLEANRL_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS",
                 "charts/action_std", "charts/learning_rate", "losses/policy_loss",
                 "losses/value_loss", "losses/approx_kl", "losses/clipfrac",
-                "losses/explained_variance", "losses/grad_norm"}
-"""The keys issue 16 asks for, written out here rather than read from the module."""
+                "losses/explained_variance", "losses/grad_norm",
+                # Issue 25: the evaluations during training (one at the end of a tiny study).
+                "eval/mean_return", "eval/std_return", "eval/fall_rate", "eval/finish_rate",
+                "eval/mean_length"}
+"""The keys issues 16 and 25 ask for, written out here rather than read from the module."""
 
 
 def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -170,7 +174,8 @@ def test_a_tiny_study_announces_itself_and_records_every_update(tmp_path: Path):
 
     scalars = event_scalars(tmp_path / "runs" / "tiny")
     assert set(scalars) == CLEANRL_TAGS
-    assert set(EPISODE_TAGS.values()) | set(UPDATE_TAGS.values()) == CLEANRL_TAGS
+    assert set(EPISODE_TAGS.values()) | set(UPDATE_TAGS.values()) \
+        | set(EVALUATION_TAGS.values()) == CLEANRL_TAGS
     episodes = study_results(tmp_path)["episodes"]
     assert [step for step, _ in scalars["charts/episodic_return"]] == episodes["frames"]
     assert [value for _, value in scalars["charts/episodic_return"]] == pytest.approx(

@@ -363,8 +363,11 @@ def test_the_budget_is_never_exceeded_the_last_batch_is_shortened(tmp_path: Path
 
 def test_a_study_without_a_finished_episode_prints_no_policy_path(tmp_path: Path, capfd):
     capfd.readouterr()
+    # By the running average: by evaluation (the default), the evaluation at the end of the
+    # budget finishes its own episodes and saves the policy with that score.
     assert cli_in_process(tiny_flags(tmp_path, "--total_frames=50", "--batch_size=50",
-                                     "--minibatch_size=50", "--max_time_steps=1000")) == 0
+                                     "--minibatch_size=50", "--max_time_steps=1000",
+                                     "--eval_every=0", "--best_by=running_average")) == 0
     stdout = capfd.readouterr().out
     assert not (tmp_path / "m" / "tiny.pt").exists()
     assert "best policy: none saved" in stdout

@@ -321,8 +321,9 @@ def test_same_seed_gives_identical_results(tmp_path: Path, tiny_config, num_envs
 def test_best_checkpoint_holds_the_statistics_its_weights_ran_with(tmp_path: Path, tiny_config):
     """One batch: the best checkpoint holds the weights that collected it, so it must hold the
     normaliser as it was during that rollout (nothing seen yet), not after absorbing it; the
-    last checkpoint (the next rollout's) has absorbed the batch's 1000 observations."""
-    train(tiny_config("--total_frames=1000"))
+    last checkpoint (the next rollout's) has absorbed the batch's 1000 observations. (The rule
+    of --best_by=running_average; by evaluation, see the next test.)"""
+    train(tiny_config("--total_frames=1000", "--best_by=running_average"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")
     last = load_checkpoint(tmp_path / "m" / "tiny.last.pt")
     assert best["frames"] == last["frames"] == 1000
@@ -332,6 +333,19 @@ def test_best_checkpoint_holds_the_statistics_its_weights_ran_with(tmp_path: Pat
     # Both carry the reward scaling statistics, which a transfer study restores.
     assert best["reward_scaler"]["count"] == pytest.approx(1000) and best["reward_scaler"][
         "var"] > 0
+
+
+def test_best_checkpoint_by_evaluation_holds_the_policy_that_was_evaluated(tmp_path: Path,
+                                                                           tiny_config):
+    """By evaluation the best policy is the one evaluated after the update, normaliser
+    included: here the last batch's, the same weights and statistics as the last checkpoint."""
+    train(tiny_config("--total_frames=1000", "--eval_every=1000"))
+    best = load_checkpoint(tmp_path / "m" / "tiny.pt")
+    last = load_checkpoint(tmp_path / "m" / "tiny.last.pt")
+    assert best["frames"] == last["frames"] == 1000
+    assert best["score_kind"].endswith("deterministic episodes") and best["score"] > -math.inf
+    for key, tensor in last["state_dict"].items():
+        assert torch.equal(best["state_dict"][key], tensor), key
 
 
 def test_a_different_seed_gives_different_results(tmp_path: Path, tiny_config):
@@ -359,6 +373,7 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     models, results = tmp_path / "m", tmp_path / "r"
     assert sorted(p.name for p in models.iterdir()) == ["smoke.last.pt", "smoke.pt"]
     assert sorted(p.name for p in results.iterdir()) == ["smoke.csv", "smoke.p",
+                                                         "smoke_evaluations.csv",
                                                          "smoke_updates.csv"]
     assert str(results / "smoke.p") in done.stdout
 
@@ -374,7 +389,8 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
 
     document = study_results(tmp_path, "smoke")
     assert set(document) == {"config", "frames", "best_score", "wall_time", "schedules",
-                             "transfer", "episodes", "updates"}
+                             "transfer", "episodes", "updates", "evaluations", "best_by",
+                             "score_kind"}
     assert document["schedules"] == {"action_std_start": 0.8, "action_std_final": 0.2,
                                      "action_std_end_frame": 1000, "thaw_frames": []}
     assert document["frames"] == 2000 and document["transfer"] == ""
