@@ -35,6 +35,13 @@ import signal
 import sys
 from pathlib import Path
 
+from designsearch.checks import (
+    MAX_PARALLEL,
+    check_address,
+    check_confirm_fixed,
+    check_save_name_length,
+    check_storage,
+)
 from designsearch.project import (
     OneLineErrorParser,
     StudyFailed,
@@ -47,7 +54,7 @@ from designsearch.project import (
     resolve_model_path,
 )
 from designsearch.search import OBJECTIVES, SAMPLERS, Search
-from designsearch.space import DESIGN_FLAGS, check_space
+from designsearch.space import DESIGN_FLAGS, check_space, outside_warning
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -115,6 +122,7 @@ def search_from_args(args) -> Search:
     if not NAME_PATTERN.fullmatch(args.save_name) or "__" in args.save_name:
         raise UsageError(f"--save_name: letters, digits, _ . - (no '__'), got "
                          f"{args.save_name!r}")
+    check_save_name_length(args.save_name)
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective: one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     if args.sampler not in SAMPLERS:
@@ -125,6 +133,11 @@ def search_from_args(args) -> Search:
                         ("confirm_frames", 1), ("confirm_seeds", 1)):
         if getattr(args, name) < least:
             raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
+    if args.parallel > MAX_PARALLEL:
+        raise UsageError(f"--parallel: at most {MAX_PARALLEL}, got {args.parallel}")
+    if args.confirm > args.trials:
+        raise UsageError(f"--confirm: at most --trials ({args.trials}) designs, got "
+                         f"{args.confirm}")
     if args.confirm_episodes < 30:
         raise UsageError(f"--confirm_episodes: must be at least 30, got "
                          f"{args.confirm_episodes}")
@@ -161,14 +174,13 @@ def search_from_args(args) -> Search:
                          str(policy_path), args.episodes, course)
     except UsageError:
         raise
-    if args.storage is not None and not args.storage.strip():
-        raise UsageError("--storage: an empty URL")
-    confirm_fixed = {}
-    for text in args.confirm_fixed:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UsageError(f"--confirm_fixed: expects FLAG=VALUE, got {text!r}")
-        confirm_fixed[key.strip().removeprefix("--")] = value.strip()
+    check_storage(args.storage, args.results_dir)
+    check_address(args.address)
+    from designsearch.confirm import fine_tune_flags
+
+    confirm_fixed = check_confirm_fixed(args.confirm, args.confirm_fixed, fine_tune_flags(
+        str(policy_path.resolve()), {**fixed, **{n: low for n, (low, _) in ranges.items()}},
+        args.confirm_frames, course, f"{args.save_name}_confirm_baseline__seed1"))
     return Search(
         save_name=args.save_name, policy_name=policy_path.stem, policy_path=policy_path,
         ranges=ranges, fixed=fixed, objective=args.objective, min_score=args.min_score,
@@ -197,6 +209,11 @@ def main(search: Search, command: str = "") -> int:
             raise UsageError("--sampler: cmaes needs the cmaes package (pip install cmaes)") \
                 from None
     with search.lock():
+        checkpoint = load_checkpoint(search.policy_path, "initial_model")
+        warning = outside_warning(search.policy_path.name, checkpoint.get("env") if isinstance(
+            checkpoint.get("env"), dict) else {}, search.ranges, search.fixed)
+        if warning:  # on stderr, quiet or not, as run.py's
+            print(warning, file=sys.stderr, flush=True)
         banner = (f"design search {search.save_name}: {search.policy_name}, "
                   + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
                   + f", objective {search.objective}, {search.trials} trials x "

@@ -33,6 +33,20 @@ FINE_TUNE_SCHEDULE = {"action_std_start": "0.2", "action_std_final": "0.1",
 MIN_CONFIRM_EPISODES = 30
 
 
+def fine_tune_flags(policy: str, design: dict[str, float | str], frames: int, course: Course,
+                    save_name: str | None = None) -> dict[str, str]:
+    """run.py's flags of a fine-tuning run on `design` (before --confirm_fixed); with
+    `save_name`, a whole command line that design.py checks before the search starts."""
+    flags = {"initial_model": policy,
+             **{name: value if isinstance(value, str) else f"{value:g}"
+                for name, value in design.items()},
+             "total_frames": str(frames),
+             "terrain_length_scale": f"{course.terrain_length_scale:g}",
+             "max_time_steps": str(course.max_time_steps),
+             "fall_penalty": f"{course.fall_penalty:g}", **FINE_TUNE_SCHEDULE}
+    return {"save_name": save_name, **flags} if save_name else flags
+
+
 def baseline_design(search: Search) -> dict[str, float]:
     import envs
 
@@ -62,12 +76,9 @@ def fine_tune_sweep(search: Search, designs: list[dict[str, Any]], command: str)
     for design in designs:
         flags = {name: f"{value:g}" for name, value in
                  full_design(design["params"], search.fixed).items()}
-        fixed = {"initial_model": str(search.policy_path.resolve()), **flags,
-                 "total_frames": str(search.confirm_frames),
-                 "terrain_length_scale": f"{search.course.terrain_length_scale:g}",
-                 "max_time_steps": str(search.course.max_time_steps),
-                 "fall_penalty": f"{search.course.fall_penalty:g}",
-                 **FINE_TUNE_SCHEDULE, **search.confirm_fixed}
+        fixed = {**fine_tune_flags(str(search.policy_path.resolve()), flags,
+                                   search.confirm_frames, search.course),
+                 **search.confirm_fixed}
         design["studies"] = expand(f"{search.save_name}_confirm_{design['label']}",
                                    {"seed": seeds}, fixed)
         studies += design["studies"]

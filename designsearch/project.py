@@ -11,6 +11,7 @@ from study.checkpoint import atomic_write_bytes, load_checkpoint
 from study.config import (
     Config,
     OneLineErrorParser,
+    build_parser,
     parse_bool,
     parse_count,
     parse_design_value,
@@ -18,13 +19,42 @@ from study.config import (
 )
 from study.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
 from study.locking import StudyLock
+from study.study_files import (
+    MAX_FILE_NAME_BYTES,
+    MAX_SAVE_NAME_LENGTH,
+    check_output_folder,
+    temporary_path,
+)
 from sweeps.execution import run_sweep, start_ray
+from sweeps.grid import CONFIG_FLAGS, SWEEP_OWNED_FLAGS
 from sweeps.state import Paths, Sweep, expand
 from transfer.loading import design_inputs_of, resolve_model_path
 from workers.processes import CAN_FORK
 
+
+def run_py_config(flags: dict[str, str]) -> Config:
+    """run.py's validated configuration of these flags (FLAG: VALUE text), as run.py would
+    parse them; a UsageError naming the flag where run.py would refuse them."""
+    class Refusing(type(build_parser())):
+        def error(self, message: str):
+            raise UsageError(message.removeprefix("argument "))
+
+    parser = build_parser()
+    parser.__class__ = Refusing
+    values = vars(parser.parse_args([f"--{name}={value}" for name, value in flags.items()]))
+    config = Config(**values)
+    validate(config, given=set(flags))
+    return config
+
 __all__ = [
     "CAN_FORK",
+    "CONFIG_FLAGS",
+    "MAX_FILE_NAME_BYTES",
+    "MAX_SAVE_NAME_LENGTH",
+    "SWEEP_OWNED_FLAGS",
+    "check_output_folder",
+    "run_py_config",
+    "temporary_path",
     "Config",
     "EpisodeResult",
     "OneLineErrorParser",

@@ -267,7 +267,13 @@ class RayTasks(Evaluator):
 
         self.started = not ray.is_initialized()
         if self.started:
-            start_ray(None if address == "local" else address)
+            try:
+                start_ray(None if address == "local" else address)
+            except Exception as error:  # noqa: BLE001 (no cluster there, a bad address)
+                ray.shutdown()
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise UsageError(f"--address: cannot start or reach Ray at {address}: "
+                                 f"{first[:200]}") from None
         self.task = ray.remote(evaluate).options(num_cpus=1, max_retries=1)
         self.refs: list[Any] = []
 
@@ -308,7 +314,14 @@ def run_search(search: Search, say: Callable[[str], None],
     """Run trials until `search.trials` have completed. Returns (study, signal that stopped it
     or None). The caller holds the lock."""
     from optuna.distributions import FloatDistribution
-    study = open_study(search)
+    # A cluster is reached before the study is created: an unreachable one leaves no database.
+    remote = RayTasks(search.address) if search.address is not None else None
+    try:
+        study = open_study(search)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        raise
     if banner:
         say(banner)
     requeued = requeue_unfinished(study)
@@ -320,7 +333,7 @@ def run_search(search: Search, say: Callable[[str], None],
     distributions = {name: FloatDistribution(low, high) for name, (low, high)
                      in search.ranges.items()}
     policy_bytes = search.policy_path.read_bytes()
-    evaluator = make_evaluator(search) if done < search.trials else InProcess()
+    evaluator = remote or (make_evaluator(search) if done < search.trials else InProcess())
     stopped: int | None = None
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:

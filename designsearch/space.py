@@ -48,6 +48,15 @@ def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
                          f"{error.value}") from None
 
 
+def outside_warning(policy_file: str, policy_env: Mapping[str, object],
+                    ranges: dict[str, tuple[float, float]], fixed: dict[str, float]) -> str:
+    """run.py's `warning: POLICY is used outside what it learned: ...` for a search space that
+    reaches beyond the designs the policy was trained on; "" if it stays inside."""
+    if not policy_env:
+        return ""
+    return envs.outside_warning(policy_file, policy_env, {**fixed, "design_ranges": ranges})
+
+
 def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | None:
     """The default walker's values of the searched parameters, if it lies inside the ranges
     (the search evaluates it first, as the baseline), else None."""
