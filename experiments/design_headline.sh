@@ -21,3 +21,19 @@ python design.py --save_name=headline_score $BOX --objective=score --finish_bonu
 # shellcheck disable=SC2086
 python design.py --save_name=headline_light $BOX --objective=min_leg_area --min_score=300 \
     --trials=60 --episodes=10 --parallel=2 "$(again headline_light)" --quiet
+
+# (b)'s winner (the top of the ranked table), checked on 30 terrains the search never saw.
+read -r -a lightest < <(python -c "
+import json
+best = json.load(open('results/headline_light_design.json'))['trials'][0]['params']
+print(' '.join(f'--{name}={value:.2f}' for name, value in best.items()))")
+python run.py --initial_model=universal_design "${lightest[@]}" --eval_episodes=30 --seed=5000 \
+    --save_name=headline_light_check --overwrite=true --quiet
+
+# What docs/design_headline.md shows.
+mkdir -p docs/design_headline
+cp results/headline_score_design.md results/headline_light_design.md \
+    results/headline_score_design_params.png results/headline_score_design_progress.png \
+    results/headline_light_design_params.png results/headline_light_design_progress.png \
+    results/headline_score_confirm.json \
+    results/headline_light_check_eval.json docs/design_headline/
