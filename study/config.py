@@ -67,18 +67,37 @@ EXPERIMENT = "experiment"
 RUN = "run"
 
 
-def experiment_setting(default: Any = dataclasses.MISSING, *, transfer: bool = False) -> Any:
+STUDY = "Study parameters"
+ENVIRONMENT = "Environment parameters"
+DESIGN = "Walker design parameters"
+MODEL = "Network and model parameters"
+TRANSFER = "Transfer learning parameters"
+"""The sections of `--help` (and of README's parameter reference), in this order."""
+GROUPS = (STUDY, ENVIRONMENT, DESIGN, MODEL, TRANSFER)
+
+
+def experiment_setting(default: Any = dataclasses.MISSING, *, group: str, help: str = "",
+                       transfer: bool = False) -> Any:
     """A Config field that can change what a study learns (walker, network, algorithm,
     walkers, seed, transfer, schedules): studies are the same experiment exactly when these
-    agree. `transfer`: meaningful only with an initial model."""
-    return dataclasses.field(default=default, metadata={"part": EXPERIMENT, "transfer": transfer})
+    agree. `transfer`: meaningful only with an initial model. `group` and `help` are its
+    `--help` section and text (a design parameter's help is its declaration's, envs.DECLARED)."""
+    return dataclasses.field(default=default, metadata={
+        "part": EXPERIMENT, "transfer": transfer, "group": group, "help": help})
 
 
-def run_setting(default: Any = dataclasses.MISSING) -> Any:
+def design_setting(name: str) -> Any:
+    """A design parameter's field: an experiment setting whose default and help are its
+    declaration's (envs.DECLARED)."""
+    return experiment_setting(DESIGN_DEFAULTS[name], group=DESIGN)
+
+
+def run_setting(default: Any = dataclasses.MISSING, *, group: str, help: str) -> Any:
     """A Config field that says how a study runs (budget, processes, device, folders, display,
     what to do with existing files): it may differ between runs of one experiment, e.g. when
     a study is resumed on another machine or extended with a larger budget."""
-    return dataclasses.field(default=default, metadata={"part": RUN})
+    return dataclasses.field(default=default, metadata={"part": RUN, "group": group,
+                                                        "help": help})
 
 
 def default_num_workers(num_envs: int, cpus: int) -> int:
@@ -103,59 +122,201 @@ class Config:
     experiment (`experiment_of`). A field declared otherwise fails at import.
     """
 
-    save_name: str = run_setting("")
+    save_name: str = run_setting(
+        "", group=STUDY,
+        help=f"name under which the trained model and results are saved: letters, digits, "
+            f"_ . -, at most {MAX_SAVE_NAME_LENGTH} characters, not ending in "
+            f"{' or '.join(colliding_endings())}; not needed to render, record or "
+            f"evaluate --initial_model")
     """"": not given (allowed only where no study is trained: see `validate`)."""
-    total_frames: int = run_setting(10_000_000)
-    render: bool = run_setting(False)
-    record: str = run_setting("")
-    eval_episodes: int = run_setting(0)
-    env: str = experiment_setting(ENV_ID)
-    leg_length: DesignValue = experiment_setting(DESIGN_DEFAULTS["leg_length"])
-    thigh_length: DesignValue | None = experiment_setting(DESIGN_DEFAULTS["thigh_length"])
-    shin_length: DesignValue | None = experiment_setting(DESIGN_DEFAULTS["shin_length"])
-    leg_width: DesignValue = experiment_setting(DESIGN_DEFAULTS["leg_width"])
-    motor_torque: DesignValue = experiment_setting(DESIGN_DEFAULTS["motor_torque"])
-    terrain_length_scale: float = experiment_setting(2.0)
-    fall_penalty: float = experiment_setting(-50.0)
-    max_time_steps: int = experiment_setting(1500)
-    hidden_layers: tuple[int, ...] = experiment_setting((32, 32, 32, 32))
-    algorithm: str = experiment_setting("ppo")
-    optimizer: str = experiment_setting("adam")
-    learning_rate: float = experiment_setting(3e-4)
-    gamma: float = experiment_setting(0.98)
-    batch_size: int = experiment_setting(10_000)
-    train_steps: int = experiment_setting(80)
-    action_std: float = experiment_setting(0.5)
-    action_std_start: float | None = experiment_setting(None)
-    action_std_final: float | None = experiment_setting(None)
-    action_std_end: float | None = experiment_setting(None)
-    device: str = run_setting("cpu")
-    initial_model: str = experiment_setting("none", transfer=True)
-    transfer_learning: str = experiment_setting("none", transfer=True)
-    tl_end: float = experiment_setting(0.25, transfer=True)
-    reset_final_layer: bool = experiment_setting(False, transfer=True)
-    add_noise_layers: int = experiment_setting(0, transfer=True)
-    add_noise_alpha: float = experiment_setting(1.0, transfer=True)
-    seed: int = experiment_setting(1)
-    num_envs: int = experiment_setting(8)
-    num_workers: int | None = run_setting(None)
-    lockstep: bool = run_setting(False)
-    policy_lag: bool = experiment_setting(False)
-    gae_lambda: float = experiment_setting(0.95)
-    clip: float = experiment_setting(0.2)
-    minibatch_size: int = experiment_setting(1000)
-    value_coef: float = experiment_setting(0.5)
-    max_grad_norm: float = experiment_setting(0.5)
-    quiet: bool = run_setting(False)
-    resume: bool = run_setting(False)
-    overwrite: bool = run_setting(False)
-    models_dir: str = run_setting("trained_models")
-    results_dir: str = run_setting("results")
-    tensorboard: str = run_setting("runs")
-    list_models: bool = run_setting(False)
-    eval_every: int = run_setting(200_000)
-    eval_episodes_during: int = run_setting(10)
-    best_by: str = run_setting("eval")
+    total_frames: int = run_setting(
+        10_000_000, group=STUDY,
+        help="total number of frames (time steps) the study runs for, never more: the "
+            "last batch is shortened to fit (at least num_envs, one step of each walker)")
+    render: bool = run_setting(
+        False, group=STUDY,
+        help="true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
+            "window; no training happens")
+    record: str = run_setting(
+        "", group=STUDY,
+        help="write the policy's episodes to this .gif or .mp4 (no display needed); no training")
+    eval_episodes: int = run_setting(
+        0, group=STUDY,
+        help="evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
+            "...), print the mean return and write results/SAVE_NAME_eval.json "
+            "(without --save_name: named after the policy); "
+            "with --record: episodes recorded (0 means 1); with --render: episodes shown "
+            "(0: until the window is closed)")
+    seed: int = experiment_setting(
+        1, group=STUDY,
+        help="seed for python, numpy, torch and the environments")
+    resume: bool = run_setting(
+        False, group=STUDY,
+        help="true: continue an interrupted study from its last checkpoint")
+    overwrite: bool = run_setting(
+        False, group=STUDY,
+        help="true: start the study again, replacing the files of an earlier study of this "
+            "save_name (without it, a name already used is refused); with --eval_episodes, "
+            "replace an evaluation report of another policy or walker")
+    quiet: bool = run_setting(
+        False, group=STUDY,
+        help="true: no progress display")
+    models_dir: str = run_setting(
+        "trained_models", group=STUDY,
+        help="folder for trained policies")
+    results_dir: str = run_setting(
+        "results", group=STUDY,
+        help="folder for results files")
+    tensorboard: str = run_setting(
+        "runs", group=STUDY,
+        help="folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
+            "(tensorboard --logdir FOLDER); none: no events")
+    list_models: bool = run_setting(
+        False, group=STUDY,
+        help="true: list the policies in models_dir (design, frames, score and how it "
+            "was measured, whether design-conditioned) and exit")
+    eval_every: int = run_setting(
+        200_000, group=STUDY,
+        help="every this many frames (and at the end of the budget) evaluate the policy "
+            "deterministically on --eval_episodes_during fixed episodes (their seeds and, "
+            "for a design range, their bodies never change during the study); written to "
+            "results, SAVE_NAME_evaluations.csv and TensorBoard (eval/); 0: never")
+    eval_episodes_during: int = run_setting(
+        10, group=STUDY,
+        help="episodes of each evaluation during training")
+    best_by: str = run_setting(
+        "eval", group=STUDY,
+        help=f"what picks the best checkpoint ({' or '.join(BEST_BY)}): eval: the best "
+            f"deterministic evaluation (needs --eval_every > 0); running_average: the best "
+            f"average return of the last 100 training episodes, under exploration noise")
+    env: str = experiment_setting(
+        ENV_ID, group=ENVIRONMENT,
+        help=f"environment to train in; only {ENV_ID} is implemented")
+    terrain_length_scale: float = experiment_setting(
+        2.0, group=ENVIRONMENT,
+        help=f"above/below 1 lengthens/shortens the course the walker can "
+            f"traverse, in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
+            f"{MAX_TERRAIN_LENGTH_SCALE:g}]")
+    fall_penalty: float = experiment_setting(
+        -50.0, group=ENVIRONMENT,
+        help=f"reward when the walker falls over (ends the episode), in "
+            f"[{-MAX_ABS_FALL_PENALTY:g}, {MAX_ABS_FALL_PENALTY:g}]")
+    max_time_steps: int = experiment_setting(
+        1500, group=ENVIRONMENT,
+        help=f"maximum number of time steps in each episode, in [1, {MAX_TIME_STEPS:g}]")
+    leg_length: DesignValue = design_setting("leg_length")
+    thigh_length: DesignValue | None = design_setting("thigh_length")
+    shin_length: DesignValue | None = design_setting("shin_length")
+    leg_width: DesignValue = design_setting("leg_width")
+    motor_torque: DesignValue = design_setting("motor_torque")
+    hidden_layers: tuple[int, ...] = experiment_setting(
+        (32, 32, 32, 32), group=MODEL,
+        help="widths of the hidden layers of actor and critic, e.g. [32,32,32,32]; "
+            "networks, batch and walkers together must fit in half of this "
+            "machine's memory (estimated before the study starts)")
+    algorithm: str = experiment_setting(
+        "ppo", group=MODEL,
+        help="reinforcement learning algorithm; only ppo is implemented")
+    optimizer: str = experiment_setting(
+        "adam", group=MODEL,
+        help=f"optimiser for the network parameters: {', '.join(OPTIMIZERS)}")
+    learning_rate: float = experiment_setting(
+        3e-4, group=MODEL,
+        help="learning rate of the optimiser")
+    gamma: float = experiment_setting(
+        0.98, group=MODEL,
+        help="reward discount rate, in (0, 1]")
+    batch_size: int = experiment_setting(
+        10_000, group=MODEL,
+        help="frames collected (across all workers) before each training phase")
+    train_steps: int = experiment_setting(
+        80, group=MODEL,
+        help="gradient steps (each on one minibatch) per batch")
+    minibatch_size: int = experiment_setting(
+        1000, group=MODEL,
+        help="frames per gradient step, at least 2 (its advantages are normalised "
+            "by their standard deviation)")
+    action_std: float = experiment_setting(
+        0.5, group=MODEL,
+        help="standard deviation of the exploration noise on actions (fixed; not with a "
+            "schedule)")
+    action_std_start: float | None = experiment_setting(
+        None, group=MODEL,
+        help="noise std at the start of a linear schedule (set all three to use it)")
+    action_std_final: float | None = experiment_setting(
+        None, group=MODEL,
+        help="noise std at the end of the schedule")
+    action_std_end: float | None = experiment_setting(
+        None, group=MODEL,
+        help="fraction of total_frames, in [0, 1], over which the schedule runs; "
+            "fixed in frames when the study starts, so a study extended with a "
+            "larger --total_frames continues it")
+    device: str = run_setting(
+        "cpu", group=MODEL,
+        help=f"torch device to train on: cpu, cuda, cuda:N (N <= {MAX_DEVICE_INDEX}), mps")
+    num_envs: int = experiment_setting(
+        8, group=MODEL,
+        help="walkers stepped in parallel; the batch is split evenly between them (memory "
+            "bounds them, see hidden_layers)")
+    num_workers: int | None = run_setting(
+        None, group=MODEL,
+        help=f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
+            f"core; 0: in the training process; none: one per core, at most num_envs "
+            f"(0 for fewer than 4 walkers or 1 core)")
+    lockstep: bool = run_setting(
+        False, group=MODEL,
+        help="true: the training process chooses every step's actions and the workers step "
+            "in lock-step with it (slower); false: each worker runs the policy on its own "
+            "walkers for a whole rollout. The same study either way; no effect without "
+            "worker processes (fewer than 4 walkers by default)")
+    policy_lag: bool = experiment_setting(
+        False, group=MODEL,
+        help="true: collect the next batch while the update runs, with the policy from "
+            "before that update (one update of lag; PPO's ratio uses the behaviour "
+            "policy's log-probabilities). Another study, which learns slower per "
+            "frame (measured, benchmarks/README.md); faster per second only where a "
+            "core is left for the update (not on 2 cores with 2 workers)")
+    gae_lambda: float = experiment_setting(
+        0.95, group=MODEL,
+        help="GAE lambda, in [0, 1]")
+    clip: float = experiment_setting(
+        0.2, group=MODEL,
+        help="PPO clipping range of the probability ratio")
+    value_coef: float = experiment_setting(
+        0.5, group=MODEL,
+        help=f"weight of the value loss, in [0, {MAX_VALUE_COEF:g}]. Actor and critic are "
+            f"separate networks, so the value loss reaches only the critic, and an "
+            f"optimizer that normalises each gradient (adam, rmsprop, adagrad) cancels "
+            f"its scale: it acts through the --max_grad_norm clip over both networks "
+            f"(a larger weight makes the critic's gradient more of the clipped norm, "
+            f"so every step, the actor's too, is clipped harder). With sgd it scales "
+            f"the critic's steps; 0: the critic does not learn")
+    max_grad_norm: float = experiment_setting(
+        0.5, group=MODEL,
+        help="gradients are clipped to this global norm")
+    initial_model: str = experiment_setting(
+        "none", transfer=True, group=TRANSFER,
+        help="trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
+            "auto: the compatible policy in models_dir that walks this walker best in "
+            "a short zero-shot evaluation")
+    transfer_learning: str = experiment_setting(
+        "none", transfer=True, group=TRANSFER,
+        help=f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}")
+    tl_end: float = experiment_setting(
+        0.25, transfer=True, group=TRANSFER,
+        help="freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw; "
+            "fixed in frames when the study starts (thawed layers stay thawed in a study "
+            "extended with a larger --total_frames)")
+    reset_final_layer: bool = experiment_setting(
+        False, transfer=True, group=TRANSFER,
+        help="true: re-initialise the final layer of actor and critic after loading")
+    add_noise_layers: int = experiment_setting(
+        0, transfer=True, group=TRANSFER,
+        help="add Gaussian noise to the final N layers of actor and critic")
+    add_noise_alpha: float = experiment_setting(
+        1.0, transfer=True, group=TRANSFER,
+        help=f"noise std relative to the std of each noised layer's parameters, in "
+            f"[0, {MAX_NOISE_ALPHA:g}]")
 
     @property
     def steps_per_env(self) -> int:
@@ -359,122 +520,14 @@ def parse_optional_float(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-FLAG_HELP = {
-    "save_name": f"name under which the trained model and results are saved: letters, digits, "
-                 f"_ . -, at most {MAX_SAVE_NAME_LENGTH} characters, not ending in "
-                 f"{' or '.join(colliding_endings())}; not needed to render, record or "
-                 f"evaluate --initial_model",
-    "total_frames": "total number of frames (time steps) the study runs for, never more: the "
-                    "last batch is shortened to fit (at least num_envs, one step of each walker)",
-    "render": "true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
-              "window; no training happens",
-    "record": "write the policy's episodes to this .gif or .mp4 (no display needed); no training",
-    "eval_episodes": "evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
-                     "...), print the mean return and write results/SAVE_NAME_eval.json "
-                     "(without --save_name: named after the policy); "
-                     "with --record: episodes recorded (0 means 1); with --render: episodes shown "
-                     "(0: until the window is closed)",
-    "env": f"environment to train in; only {ENV_ID} is implemented",
-    "terrain_length_scale": f"above/below 1 lengthens/shortens the course the walker can "
-                            f"traverse, in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
-                            f"{MAX_TERRAIN_LENGTH_SCALE:g}]",
-    "fall_penalty": f"reward when the walker falls over (ends the episode), in "
-                    f"[{-MAX_ABS_FALL_PENALTY:g}, {MAX_ABS_FALL_PENALTY:g}]",
-    "max_time_steps": f"maximum number of time steps in each episode, in [1, {MAX_TIME_STEPS:g}]",
-    "hidden_layers": "widths of the hidden layers of actor and critic, e.g. [32,32,32,32]; "
-                     "networks, batch and walkers together must fit in half of this "
-                     "machine's memory (estimated before the study starts)",
-    "algorithm": "reinforcement learning algorithm; only ppo is implemented",
-    "optimizer": f"optimiser for the network parameters: {', '.join(OPTIMIZERS)}",
-    "learning_rate": "learning rate of the optimiser",
-    "gamma": "reward discount rate, in (0, 1]",
-    "batch_size": "frames collected (across all workers) before each training phase",
-    "train_steps": "gradient steps (each on one minibatch) per batch",
-    "action_std": "standard deviation of the exploration noise on actions (fixed; not with a "
-                  "schedule)",
-    "action_std_start": "noise std at the start of a linear schedule (set all three to use it)",
-    "action_std_final": "noise std at the end of the schedule",
-    "action_std_end": "fraction of total_frames, in [0, 1], over which the schedule runs; "
-                      "fixed in frames when the study starts, so a study extended with a "
-                      "larger --total_frames continues it",
-    "device": f"torch device to train on: cpu, cuda, cuda:N (N <= {MAX_DEVICE_INDEX}), mps",
-    "initial_model": "trained_models/NAME.pt (or a path to a .pt) to start from; none: scratch; "
-                     "auto: the compatible policy in models_dir that walks this walker best in "
-                     "a short zero-shot evaluation",
-    "transfer_learning": f"how to reuse initial_model: {', '.join(TRANSFER_STRATEGIES)}",
-    "tl_end": "freeze_then_thaw: fraction of total_frames, in (0, 1], over which layers thaw; "
-              "fixed in frames when the study starts (thawed layers stay thawed in a study "
-              "extended with a larger --total_frames)",
-    "reset_final_layer": "true: re-initialise the final layer of actor and critic after loading",
-    "add_noise_layers": "add Gaussian noise to the final N layers of actor and critic",
-    "add_noise_alpha": f"noise std relative to the std of each noised layer's parameters, in "
-                       f"[0, {MAX_NOISE_ALPHA:g}]",
-    "seed": "seed for python, numpy, torch and the environments",
-    "num_envs": "walkers stepped in parallel; the batch is split evenly between them (memory "
-                "bounds them, see hidden_layers)",
-    "num_workers": f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
-                   f"core; 0: in the training process; none: one per core, at most num_envs "
-                   f"(0 for fewer than 4 walkers or 1 core)",
-    "lockstep": "true: the training process chooses every step's actions and the workers step "
-                "in lock-step with it (slower); false: each worker runs the policy on its own "
-                "walkers for a whole rollout. The same study either way; no effect without "
-                "worker processes (fewer than 4 walkers by default)",
-    "policy_lag": "true: collect the next batch while the update runs, with the policy from "
-                  "before that update (one update of lag; PPO's ratio uses the behaviour "
-                  "policy's log-probabilities). Another study, which learns slower per "
-                  "frame (measured, benchmarks/README.md); faster per second only where a "
-                  "core is left for the update (not on 2 cores with 2 workers)",
-    "gae_lambda": "GAE lambda, in [0, 1]",
-    "clip": "PPO clipping range of the probability ratio",
-    "minibatch_size": "frames per gradient step, at least 2 (its advantages are normalised "
-                      "by their standard deviation)",
-    "value_coef": f"weight of the value loss, in [0, {MAX_VALUE_COEF:g}]. Actor and critic are "
-                  f"separate networks, so the value loss reaches only the critic, and an "
-                  f"optimizer that normalises each gradient (adam, rmsprop, adagrad) cancels "
-                  f"its scale: it acts through the --max_grad_norm clip over both networks "
-                  f"(a larger weight makes the critic's gradient more of the clipped norm, "
-                  f"so every step, the actor's too, is clipped harder). With sgd it scales "
-                  f"the critic's steps; 0: the critic does not learn",
-    "max_grad_norm": "gradients are clipped to this global norm",
-    "quiet": "true: no progress display",
-    "resume": "true: continue an interrupted study from its last checkpoint",
-    "overwrite": "true: start the study again, replacing the files of an earlier study of this "
-                 "save_name (without it, a name already used is refused); with --eval_episodes, "
-                 "replace an evaluation report of another policy or walker",
-    "models_dir": "folder for trained policies",
-    "results_dir": "folder for results files",
-    "tensorboard": "folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
-                   "(tensorboard --logdir FOLDER); none: no events",
-    "list_models": "true: list the policies in models_dir (design, frames, score and how it "
-                   "was measured, whether design-conditioned) and exit",
-    "eval_every": "every this many frames (and at the end of the budget) evaluate the policy "
-                  "deterministically on --eval_episodes_during fixed episodes (their seeds and, "
-                  "for a design range, their bodies never change during the study); written to "
-                  "results, SAVE_NAME_evaluations.csv and TensorBoard (eval/); 0: never",
-    "eval_episodes_during": "episodes of each evaluation during training",
-    "best_by": f"what picks the best checkpoint ({' or '.join(BEST_BY)}): eval: the best "
-               f"deterministic evaluation (needs --eval_every > 0); running_average: the best "
-               f"average return of the last 100 training episodes, under exploration noise",
-}
-FLAG_HELP.update({parameter.name: parameter.describe_help() for parameter in DECLARED})
-"""A design parameter's help is its declaration's (envs/design.py)."""
 
-HELP_GROUPS = {
-    "Study parameters": (
-        "save_name", "total_frames", "render", "record", "eval_episodes", "seed", "resume",
-        "overwrite", "quiet", "models_dir", "results_dir", "tensorboard", "list_models",
-        "eval_every", "eval_episodes_during", "best_by"),
-    "Environment parameters": ("env", "terrain_length_scale", "fall_penalty", "max_time_steps"),
-    "Walker design parameters": tuple(DESIGN_PARAMETERS),
-    "Network and model parameters": (
-        "hidden_layers", "algorithm", "optimizer", "learning_rate", "gamma", "batch_size",
-        "train_steps", "minibatch_size", "action_std", "action_std_start", "action_std_final",
-        "action_std_end", "device", "num_envs", "num_workers", "lockstep", "policy_lag",
-        "gae_lambda", "clip", "value_coef", "max_grad_norm"),
-    "Transfer learning parameters": (
-        "initial_model", "transfer_learning", "tl_end", "reset_final_layer", "add_noise_layers",
-        "add_noise_alpha"),
-}
+DESIGN_HELP = {parameter.name: parameter.describe_help() for parameter in DECLARED}
+FLAG_HELP = {spec.name: spec.metadata["help"] or DESIGN_HELP[spec.name]
+             for spec in dataclasses.fields(Config)}
+"""Each flag's help, from its field's declaration (a design parameter's, from envs.DECLARED)."""
+HELP_GROUPS = {group: tuple(spec.name for spec in dataclasses.fields(Config)
+                            if spec.metadata["group"] == group) for group in GROUPS}
+"""The sections of `--help`: each field's declared group, in declaration order."""
 """`--help`'s sections: the README's groups of parameters, in the README's order."""
 
 FLAG_TYPES = {
