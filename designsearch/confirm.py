@@ -20,9 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from designsearch.project import Paths, Sweep, UsageError, atomic_write_bytes, expand, run_sweep
+from designsearch.project import (
+    Paths,
+    Sweep,
+    UsageError,
+    atomic_write_bytes,
+    expand,
+    interval95,
+    run_sweep,
+)
 from designsearch.report import ranked
-from designsearch.scoring import Course, Job, interval95
+from designsearch.scoring import Course, Job
 from designsearch.search import Search, feasible, make_evaluator
 from designsearch.space import DESIGN_FLAGS, full_design
 

@@ -6,7 +6,7 @@ Other developers are moving these modules into rooms by purpose (`evaluation/`, 
 
 from __future__ import annotations
 
-from evaluation.evaluate import EpisodeResult, load_policy, play
+from evaluation.evaluate import EpisodeResult, interval95, load_policy, play
 from study.checkpoint import atomic_write_bytes, load_checkpoint
 from study.config import (
     Config,
@@ -47,6 +47,7 @@ def run_py_config(flags: dict[str, str]) -> Config:
     return config
 
 __all__ = [
+    "interval95",
     "CAN_FORK",
     "CONFIG_FLAGS",
     "MAX_FILE_NAME_BYTES",

@@ -19,7 +19,6 @@ Energy: the mechanical work of the four motors, sum over steps and joints of
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from designsearch.project import (
     Config,
     EpisodeResult,
     design_inputs_of,
+    interval95,
     load_policy,
     play,
     validate,
@@ -66,18 +66,6 @@ class Job:
     policy_name: str
     policy_bytes: bytes = field(repr=False)
     """The checkpoint itself, so that a task on another node needs no shared filesystem."""
-
-
-def interval95(values: list[float]) -> tuple[float, float]:
-    """95% Student-t interval of the mean over `values` (a point for a single value)."""
-    data = np.asarray(values, dtype=np.float64)
-    mean = float(data.mean())
-    if len(data) < 2:
-        return mean, mean
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data)))
-    return mean - half, mean + half
 
 
 def episode_score(result: EpisodeResult, max_time_steps: int, finish_bonus: float) -> float:
