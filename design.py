@@ -28,6 +28,7 @@ docs/design_search.md is the guide: scoring, sampler choice, resuming, clusters.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -43,6 +44,7 @@ from designsearch.checks import (
     check_storage,
 )
 from designsearch.project import (
+    Config,
     OneLineErrorParser,
     StudyFailed,
     UsageError,
@@ -52,11 +54,18 @@ from designsearch.project import (
     parse_design_value,
     raise_interrupted,
     resolve_model_path,
+    trained_env,
 )
 from designsearch.search import OBJECTIVES, SAMPLERS, Search
 from designsearch.space import DESIGN_FLAGS, check_space, outside_warning
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def run_py_default(name: str):
+    """The default of run.py's flag `name` (its Config field's): a search runs on run.py's
+    course and folders unless told otherwise."""
+    return next(spec.default for spec in dataclasses.fields(Config) if spec.name == name)
 
 
 def build_parser() -> OneLineErrorParser:
@@ -95,9 +104,12 @@ def build_parser() -> OneLineErrorParser:
     flag("storage", str, None, "Optuna storage URL (default: sqlite:///RESULTS_DIR/NAME.db)")
     flag("address", str, None, "evaluate on Ray: local, auto, or ray://HOST:PORT (default: a "
                                "process pool on this machine)")
-    flag("terrain_length_scale", float, 2.0, "run.py's course length")
-    flag("max_time_steps", parse_count, 1500, "run.py's episode length limit")
-    flag("fall_penalty", float, -50.0, "run.py's reward for falling")
+    flag("terrain_length_scale", float, run_py_default("terrain_length_scale"),
+         "run.py's course length")
+    flag("max_time_steps", parse_count, run_py_default("max_time_steps"),
+         "run.py's episode length limit")
+    flag("fall_penalty", float, run_py_default("fall_penalty"),
+         "run.py's reward for falling")
     flag("confirm", parse_count, 0, "after the search, fine-tune the top k designs and the "
                                     "default body and check the ranking; 0: no")
     flag("confirm_frames", parse_count, 300_000, "--confirm: frames of each fine-tuning run")
@@ -109,8 +121,10 @@ def build_parser() -> OneLineErrorParser:
     flag("resume", parse_bool, False, "continue the search NAME", boolean=True)
     flag("overwrite", parse_bool, False, "replace the search NAME and its reports",
          boolean=True)
-    flag("models_dir", str, "trained_models", "folder of policies (and fine-tuned ones)")
-    flag("results_dir", str, "results", "folder of the database and reports")
+    flag("models_dir", str, run_py_default("models_dir"),
+         "folder of policies (and fine-tuned ones)")
+    flag("results_dir", str, run_py_default("results_dir"),
+         "folder of the database and reports")
     flag("quiet", parse_bool, False, "no progress lines", boolean=True)
     return parser
 
@@ -162,7 +176,7 @@ def search_from_args(args) -> Search:
             fixed[name] = float(value)
     policy_path = resolve_model_path(args.initial_model, Path(args.models_dir))
     checkpoint = load_checkpoint(policy_path, "initial_model")
-    env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    env = trained_env(checkpoint)
     observed = env.get("design_inputs") or {}
     check_space(ranges, fixed, observed, policy_path.stem)
     from designsearch.scoring import Course, candidate_config
@@ -195,7 +209,7 @@ def search_from_args(args) -> Search:
 
 def main(search: Search, command: str = "") -> int:
     """Run the search (and --confirm); print the ranked table and the best line."""
-    from designsearch.report import best_line, ranked, table, write_reports
+    from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
     from designsearch.search import run_search
 
     def say(text: str) -> None:
@@ -226,7 +240,7 @@ def main(search: Search, command: str = "") -> int:
             confirmation = confirm(search, study, say, command)
         files = write_reports(search, study, confirmation)
         trials = ranked(search, study)
-        print(table(search, trials, limit=20))
+        print(table(search, trials, limit=TABLE_ROWS))
         if confirmation:
             print(confirmation.splitlines()[-1])
         print(f"reports: {', '.join(files)}")

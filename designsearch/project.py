@@ -28,7 +28,7 @@ from study.study_files import (
 from sweeps.execution import run_sweep, start_ray
 from sweeps.grid import CONFIG_FLAGS, SWEEP_OWNED_FLAGS
 from sweeps.state import Paths, Sweep, expand
-from transfer.loading import design_inputs_of, resolve_model_path
+from transfer.loading import design_inputs_of, resolve_model_path, trained_env
 from workers.processes import CAN_FORK
 
 
@@ -47,6 +47,7 @@ def run_py_config(flags: dict[str, str]) -> Config:
     return config
 
 __all__ = [
+    "trained_env",
     "interval95",
     "CAN_FORK",
     "CONFIG_FLAGS",

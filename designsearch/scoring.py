@@ -48,10 +48,10 @@ impulse x (1 / dt)."""
 class Course:
     """Where candidates are evaluated: run.py's course flags and the terrains' first seed."""
 
-    terrain_length_scale: float = 2.0
-    max_time_steps: int = 1500
-    fall_penalty: float = -50.0
-    seed: int = 1000
+    terrain_length_scale: float
+    max_time_steps: int
+    fall_penalty: float
+    seed: int
 
 
 @dataclass(frozen=True)

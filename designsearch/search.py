@@ -52,13 +52,13 @@ class Search:
     policy_path: Path
     ranges: dict[str, tuple[float, float]]
     fixed: dict[str, float]
+    course: Course
     objective: str = "score"
     min_score: float = 300.0
     energy_weight: float = 0.01
     finish_bonus: float = 100.0
     trials: int = 30
     episodes: int = 5
-    course: Course = field(default_factory=Course)
     parallel: int = 4
     sampler: str = "tpe"
     storage: str = ""

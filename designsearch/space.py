@@ -41,7 +41,6 @@ def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
     try:
         envs.check_walker_arguments(
             **{**{name: envs.DESIGN_DEFAULTS[name] for name in DESIGN_FLAGS}, **fixed},
-            terrain_length_scale=2.0, fall_penalty=-50.0, max_time_steps=1500,
             design_ranges=ranges)
     except envs.InvalidWalkerArgument as error:
         raise UsageError(f"--{error.argument}: must be {error.allowed}, got "

@@ -7,6 +7,7 @@ from gymnasium.envs.registration import register, registry
 
 from envs.design import (
     BODY_OBS_DIM,
+    COURSE_DEFAULTS,
     DECLARED,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
@@ -36,6 +37,7 @@ if ENV_ID not in registry:
 __all__ = [
     "ACT_DIM",
     "BODY_OBS_DIM",
+    "COURSE_DEFAULTS",
     "DECLARED",
     "DESIGN_DEFAULTS",
     "DESIGN_PARAMETERS",

@@ -88,6 +88,9 @@ air (measured: thigh 10 with shin 30, thigh 14 with shin 45)."""
 MAX_DRAWS = 1000
 """Draws of a ranged body before giving up on one that stands (see `_draw_design`)."""
 
+COURSE_DEFAULTS = {"terrain_length_scale": 2.0, "fall_penalty": -50.0, "max_time_steps": 1500}
+"""The default course: twice Gymnasium's length, a fall penalty of -50 (Gymnasium: -100), 1,500
+steps (Gymnasium: 1,600). The walker, its checks and the flags take their defaults from here."""
 MIN_TERRAIN_LENGTH_SCALE = (TERRAIN_STARTPAD + TERRAIN_GRASS + 1) / TERRAIN_LENGTH
 """Below this the finish line would lie on the start pad."""
 MAX_TERRAIN_LENGTH_SCALE = 100.0
@@ -150,9 +153,9 @@ class InvalidWalkerArgument(ValueError):
 
 
 def check_walker_arguments(
-    terrain_length_scale: float = 2.0,
-    fall_penalty: float = -50.0,
-    max_time_steps: int = 1500,
+    terrain_length_scale: float = COURSE_DEFAULTS["terrain_length_scale"],
+    fall_penalty: float = COURSE_DEFAULTS["fall_penalty"],
+    max_time_steps: int = COURSE_DEFAULTS["max_time_steps"],
     design_ranges: Mapping[str, Sequence[float]] | None = None,
     design_inputs: Mapping[str, Sequence[float]] | None = None,
     **design: float | None,

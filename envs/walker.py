@@ -35,6 +35,7 @@ from gymnasium.utils import EzPickle
 
 from envs.design import (
     BODY_OBS_DIM,
+    COURSE_DEFAULTS,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
     MAX_DRAWS,
@@ -213,9 +214,9 @@ class BipedalCustomLegLength(BipedalWalker):
     def __init__(
         self,
         render_mode: str | None = None,
-        terrain_length_scale: float = 2.0,
-        fall_penalty: float = -50.0,
-        max_time_steps: int = 1500,
+        terrain_length_scale: float = COURSE_DEFAULTS["terrain_length_scale"],
+        fall_penalty: float = COURSE_DEFAULTS["fall_penalty"],
+        max_time_steps: int = COURSE_DEFAULTS["max_time_steps"],
         design_ranges: Mapping[str, Sequence[float]] | None = None,
         design_inputs: Mapping[str, Sequence[float]] | None = None,
         **design: float | None,

@@ -48,7 +48,7 @@ from study.config import Config
 from study.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
 from study.study_files import StudyFiles, check_output_file
 from transfer import resolve_model_path
-from transfer.loading import design_inputs_of
+from transfer.loading import design_inputs_of, trained_env
 
 FrameHook = Callable[[gym.Env, int, int, float], None]
 """Called after each reset and each step with (env, episode index, step, return so far)."""
@@ -122,16 +122,16 @@ def act(policy: ActorCritic | PolicySnapshot, observation: np.ndarray) -> np.nda
 
 def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> str:
     details = []
-    trained_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-    if trained_env:
-        details.append(f"trained on {envs.describe_design(trained_env)}")
+    trained_on = trained_env(checkpoint)
+    if trained_on:
+        details.append(f"trained on {envs.describe_design(trained_on)}")
     if isinstance(checkpoint.get("frames"), int):
         details.append(f"{checkpoint['frames']:,} frames")
     if isinstance(checkpoint.get("score"), int | float) and math.isfinite(checkpoint["score"]):
         kind = checkpoint.get("score_kind") or "running average of training episodes"
         details.append(f"score {checkpoint['score']:.1f}: {kind}")
     line = f"policy: {path}" + (f" ({', '.join(details)})" if details else "")
-    differences = envs.design_differences(trained_env, config.env_kwargs()) if trained_env else []
+    differences = envs.design_differences(trained_on, config.env_kwargs()) if trained_on else []
     if differences:
         line += f"\nzero-shot transfer: {', '.join(differences)}"
     return line
@@ -139,9 +139,9 @@ def describe_policy(path: Path, checkpoint: dict[str, Any], config: Config) -> s
 
 def warn_if_outside(path: Path, checkpoint: dict[str, Any], config: Config) -> None:
     """On stderr, quiet or not: a policy run where it never learned to walk."""
-    trained_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
-    warning = envs.outside_warning(path.name, trained_env, config.env_kwargs())
-    if trained_env and warning:
+    trained_on = trained_env(checkpoint)
+    warning = envs.outside_warning(path.name, trained_on, config.env_kwargs())
+    if trained_on and warning:
         print(warning, file=sys.stderr, flush=True)
 
 

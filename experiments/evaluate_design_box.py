@@ -80,13 +80,10 @@ def evaluate_one(task: tuple[str, str, dict[str, float], int]) -> dict:
     config = parse_config(flags)
     policy, checkpoint, _ = load_policy(config)
     results = list(play(config, policy, episodes, design_inputs=design_inputs_of(checkpoint)))
-    finished = [r.length for r in results if r.outcome == "finished"]
     return {"policy": policy_name, "kind": kind, "design": design,
             "returns": [r.episode_return for r in results],
             "outcomes": [r.outcome for r in results],
             "lengths": [r.length for r in results],
-            "finish_rate": len(finished) / len(results),
-            "steps_to_finish": float(np.mean(finished)) if finished else None,
             **summarize(results)}
 
 
@@ -137,7 +134,7 @@ def box_table(rows: list[dict], policies: list[str]) -> str:
     for policy in policies:
         header += [f"{policy} mean [95% CI]", "falls", "finished", "steps to finish"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for kind, design in (item[:2] for item in box_designs_keys()):
+    for kind, design in box_designs_keys():
         cells = by_design.get((kind, design), {})
         values = dict(pair.split("=") for pair in design.split(","))
         line = [kind, *(values[name] for name in BOX)]
@@ -146,7 +143,7 @@ def box_table(rows: list[dict], policies: list[str]) -> str:
             if row is None:
                 line += ["-", "-", "-", "-"]
                 continue
-            steps = row["steps_to_finish"]
+            steps = row["mean_steps_to_finish"]
             line += [mean_interval(row["returns"]), f"{row['fall_rate']:.0%}",
                      f"{row['finish_rate']:.0%}", "-" if steps is None else f"{steps:.0f}"]
         lines.append("| " + " | ".join(line) + " |")

@@ -297,8 +297,7 @@ def walker_settings_problem(env: Any) -> str | None:
             if not (isinstance(bounds, list | tuple) and len(bounds) == 2
                     and all(is_number(bound) for bound in bounds)):
                 return f"its walker setting {table}[{name}] is not a pair of numbers LOW:HIGH"
-    defaults = {"leg_length": envs.DESIGN_DEFAULTS["leg_length"], "terrain_length_scale": 2.0,
-                "fall_penalty": -50.0, "max_time_steps": 1500}
+    defaults = {"leg_length": envs.DESIGN_DEFAULTS["leg_length"], **envs.COURSE_DEFAULTS}
     arguments = {**defaults, **{key: value for key, value in env.items() if key != "env"}}
     try:
         envs.check_walker_arguments(**arguments)
@@ -333,8 +332,8 @@ def metadata_problem(checkpoint: dict[str, Any]) -> str | None:
     if not isinstance(versions, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in versions.items()):
         return "damaged: its library versions are not text"
-    if "reward_scaler" in checkpoint and scaler_problem(checkpoint["reward_scaler"]):
-        return scaler_problem(checkpoint["reward_scaler"])
+    if "reward_scaler" in checkpoint and (problem := scaler_problem(checkpoint["reward_scaler"])):
+        return problem
     if "env" in checkpoint:
         problem = walker_settings_problem(checkpoint["env"])
         if problem:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from envs import (
+    COURSE_DEFAULTS,
     DECLARED,
     DESIGN_DEFAULTS,
     DESIGN_PARAMETERS,
@@ -193,16 +194,16 @@ class Config:
         ENV_ID, group=ENVIRONMENT,
         help=f"environment to train in; only {ENV_ID} is implemented")
     terrain_length_scale: float = experiment_setting(
-        2.0, group=ENVIRONMENT,
+        COURSE_DEFAULTS["terrain_length_scale"], group=ENVIRONMENT,
         help=f"above/below 1 lengthens/shortens the course the walker can "
             f"traverse, in [{MIN_TERRAIN_LENGTH_SCALE:g}, "
             f"{MAX_TERRAIN_LENGTH_SCALE:g}]")
     fall_penalty: float = experiment_setting(
-        -50.0, group=ENVIRONMENT,
+        COURSE_DEFAULTS["fall_penalty"], group=ENVIRONMENT,
         help=f"reward when the walker falls over (ends the episode), in "
             f"[{-MAX_ABS_FALL_PENALTY:g}, {MAX_ABS_FALL_PENALTY:g}]")
     max_time_steps: int = experiment_setting(
-        1500, group=ENVIRONMENT,
+        COURSE_DEFAULTS["max_time_steps"], group=ENVIRONMENT,
         help=f"maximum number of time steps in each episode, in [1, {MAX_TIME_STEPS:g}]")
     leg_length: DesignValue = design_setting("leg_length")
     thigh_length: DesignValue | None = design_setting("thigh_length")

@@ -118,7 +118,8 @@ def check_outputs_and_device(config: Config) -> None:
     check_output_folder(config.results_dir, "results_dir")
     folder = tensorboard_folder(config)
     if folder is not None:
-        check_output_folder(config.tensorboard, "tensorboard")
+        # The study's own events folder: a file in its place is named as such (the folder
+        # check below would only say it cannot be written).
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"--tensorboard: {folder} exists and is not a folder (the study's "
                              f"events go there); move it away or name another --tensorboard")

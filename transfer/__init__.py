@@ -39,6 +39,7 @@ from transfer.loading import (
     load_initial_policy,
     load_reward_scaling,
     resolve_model_path,
+    trained_env,
 )
 from transfer.perturb import add_noise, reset_final_layer
 
@@ -112,7 +113,7 @@ def prepare(policy: ActorCritic, reward_scaler: RewardScaler, config: Config,
     apply_thaw_schedule(policy, config.transfer_learning, schedules, frame=0)
     # Fine-tuning a fixed-design policy on another design is the transfer itself: the summary
     # says it. A conditioned one is told the body, which may lie outside what it learned.
-    source_env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    source_env = trained_env(checkpoint)
     if design_inputs_of(checkpoint) and (
             warning := envs.outside_warning(path.name, source_env, config.env_kwargs())):
         print(warning, file=sys.stderr, flush=True)  # on stderr: quiet or not
@@ -146,7 +147,7 @@ def describe_source(path: Path, checkpoint: dict[str, Any]) -> str:
 
 def describe_designs(checkpoint: dict[str, Any], config: Config) -> str:
     """Source and target walkers, and what differs between them."""
-    source = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    source = trained_env(checkpoint)
     target = {**config.env_kwargs(), "design_inputs": design_inputs_of(checkpoint) or None}
     differences = envs.design_differences(source, target)
     return (f"transfer: source walker {envs.describe_design(source)}\n"

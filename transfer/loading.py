@@ -156,6 +156,12 @@ def checked_design_inputs(checkpoint: dict[str, Any], walker: dict[str, Any], pa
     return inputs
 
 
+def trained_env(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The walker settings a policy was trained with; empty when its checkpoint has none."""
+    env = checkpoint.get("env")
+    return env if isinstance(env, dict) else {}
+
+
 def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:
     """The design parameters a policy reads from its observation, and their input ranges;
     empty for a fixed-design policy (and for checkpoints from before design inputs existed)."""

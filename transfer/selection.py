@@ -31,6 +31,7 @@ from transfer.loading import (
     design_inputs_of,
     model_dirs,
     model_files,
+    trained_env,
 )
 
 AUTO = "auto"
@@ -114,7 +115,7 @@ def zero_shot(checkpoint: dict[str, Any], config: Config, path: Path, episodes: 
     policy = policy_from_checkpoint(checkpoint).eval()  # load_checkpoint checked it
     summary = summarize(list(play(config, policy, episodes,
                                   design_inputs=design_inputs_of(checkpoint))))
-    trained_on = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    trained_on = trained_env(checkpoint)
     return Ranked(path, summary["mean_return"], tuple(summary["return_ci95"]),
                   summary["fall_rate"], summary["finish_rate"],
                   tuple(design_inputs_of(checkpoint)),
@@ -239,7 +240,7 @@ def describe_model(path: Path, checkpoint: dict[str, Any] | str) -> str:
     the file is unreadable)."""
     if isinstance(checkpoint, str):
         return f"{path}: unreadable: {checkpoint}"
-    env = checkpoint.get("env") if isinstance(checkpoint.get("env"), dict) else {}
+    env = trained_env(checkpoint)
     frames = checkpoint.get("frames")
     inputs = design_inputs_of(checkpoint)
     design = ", ".join(f"{name} {value}" for name, value in envs.design_of(env).items())
