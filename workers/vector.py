@@ -19,6 +19,7 @@ cores step walkers without waiting on the trainer or on each other between steps
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import mmap
 import pickle
@@ -33,6 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ppo.gradient import ShardTask
 from ppo.inference import PolicySnapshot
 from study.errors import StudyFailed
 from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
@@ -162,12 +164,14 @@ CLOSE_GRACE_S = 2.0
 
 def serve(connection: Connection, parent: ParentWatch, env_id: str,
           env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray], rows: slice,
-          samples: dict[str, np.ndarray], control: dict[str, np.ndarray], index: int) -> None:
-    """Worker `index`: answer reset/step/rollout/close messages for the environments `rows`.
+          samples: dict[str, np.ndarray], control: dict[str, np.ndarray],
+          gradient_arrays: dict[str, np.ndarray], index: int) -> None:
+    """Worker `index`: answer reset/step/rollout/gradient/close messages for the environments
+    `rows`.
 
-    `arrays` and `samples` are its rows of the pool's; `control`, the pool's. Replies None
-    when done, or the traceback of an environment's exception. Returns at a "close" message,
-    at end of file (the trainer died) or when the trainer is gone.
+    `arrays` and `samples` are its rows of the pool's; `control` and `gradient_arrays`, the
+    pool's. Replies None when done, or the traceback of an exception. Returns at a "close"
+    message, at end of file (the trainer died) or when the trainer is gone.
     """
     stop, steps = control["stop"], control["steps"][index:index + 1]
 
@@ -190,6 +194,8 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
                     policy, num_steps = payload
                     run_policy(policy, rows, arrays["obs"], envs.take,
                                first_steps(samples, num_steps), keep_going)
+                elif command == "gradient":
+                    payload.run(gradient_arrays)
                 else:
                     envs.reset(payload)
             except Exception:  # reported to the trainer, which raises it
@@ -213,14 +219,20 @@ class WalkerPool:
 
     `rollout_steps`: the longest rollout `start_rollout` runs (0: none). `lockstep`: run them
     here, stepping the workers every step, rather than in the workers (the same samples).
+
+    `gradient_layout(obs_dim, act_dim)`: the arrays of the update's gradient shards (see
+    `ppo.algorithm.GradientSource`), shared with the workers, which compute the shards
+    between rollouts: the pool is the study's gradient source too.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int,
                  num_workers: int, stop_requested: Callable[[], bool] = lambda: False,
-                 rollout_steps: int = 0, lockstep: bool = False) -> None:
+                 rollout_steps: int = 0, lockstep: bool = False,
+                 gradient_layout: Callable[[int, int], Layout] = lambda obs, act: {}) -> None:
         self.num_envs = num_envs
         self.stop_requested = stop_requested
         self.lockstep = lockstep
+        self.rollout_in_workers = False
         self.rollout_complete = False
         self.rollout_samples: dict[str, np.ndarray] = {}
         probe = gym.make(env_id, **env_kwargs)
@@ -229,6 +241,7 @@ class WalkerPool:
         layout = array_layout(num_envs, probe.observation_space, probe.action_space)
         samples_layout = sample_layout(rollout_steps, num_envs, self.observation_shape[0],
                                        self.action_shape[0])
+        shared_gradients = gradient_layout(self.observation_shape[0], self.action_shape[0])
         probe.close()
         self.local: EnvSlice | None = None
         self.workers: list[ChildProcess] = []
@@ -240,6 +253,7 @@ class WalkerPool:
         self.samples = as_arrays(sample_buffers, samples_layout)
         self.control = as_arrays(allocate(control_layout(num_workers), shared),
                                  control_layout(num_workers))
+        self.gradient_arrays = as_arrays(allocate(shared_gradients, shared), shared_gradients)
         if num_workers == 0:
             self.local = EnvSlice(env_id, env_kwargs, self.arrays)
             self.slices = [slice(0, num_envs)]
@@ -254,7 +268,7 @@ class WalkerPool:
                     worker = start_child(
                         serve, env_id, env_kwargs, as_arrays(buffers, layout, part), part,
                         as_arrays(sample_buffers, samples_layout, (slice(None), part)),
-                        self.control, index)
+                        self.control, self.gradient_arrays, index)
                 except OSError as error:  # out of processes or descriptors
                     raise StudyFailed(f"cannot start walker worker {index}: {error.strerror}; "
                                       f"use fewer --num_workers") from None
@@ -311,14 +325,28 @@ class WalkerPool:
         self.control["stop"][0] = False
         for worker in self.workers:
             self._send(worker, ("rollout", (policy, num_steps)))
+        self.rollout_in_workers = True
 
     def finish_rollout(self) -> dict[str, np.ndarray] | None:
         """The rollout started last: the first `num_steps` of `samples`, filled (see
         `workers.sampler.sample_layout`), or None if a stop cut it short."""
-        if self.local is None and not self.lockstep:
+        if self.rollout_in_workers:
+            self.rollout_in_workers = False
             self._wait_for_workers()
             self.rollout_complete = not self.control["stop"][0]
         return self.rollout_samples if self.rollout_complete else None
+
+    def compute_gradients(self, task: ShardTask) -> None:
+        """The task's shards, split between the workers (shard s by worker s % workers), or
+        here while they are busy with a rollout (--policy_lag) or there are none: the same
+        numbers either way (`ppo.gradient`)."""
+        if not self.workers or self.rollout_in_workers:
+            task.run(self.gradient_arrays)
+            return
+        for index, worker in enumerate(self.workers):
+            self._send(worker, ("gradient", dataclasses.replace(
+                task, shards=task.shards[index::len(self.workers)])))
+        self._wait_for_workers()
 
     def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
         try:
