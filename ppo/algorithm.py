@@ -434,8 +434,13 @@ def autograd_gradients(learner: Learner, batch: Batch, action_std: float) -> Gra
     return step
 
 
+GradientMethod = Callable[[Learner, Batch, float], GradientStep]
+"""`sharded_gradients` or `autograd_gradients`: gradient steps on a batch with an action std."""
+
+
 def update(learner: Learner, batch: Batch, action_std: float,
-           stop_requested: Callable[[], bool] = lambda: False) -> dict[str, float]:
+           stop_requested: Callable[[], bool] = lambda: False,
+           gradient_method: GradientMethod | None = None) -> dict[str, float]:
     """`train_steps` gradient steps of the clipped loss (fewer on a batch shorter than
     `num_steps x num_envs` frames, in proportion), each on `minibatch_size` rows drawn
     without replacement from the batch (reshuffled when used up), gradients clipped to
@@ -443,8 +448,8 @@ def update(learner: Learner, batch: Batch, action_std: float,
     and UpdateInterrupted between steps once `stop_requested()` (a long update must not make
     a stop wait for it).
 
-    On the CPU the gradients are NumPy's, in shards (`sharded_gradients`); elsewhere torch's
-    autograd (`autograd_gradients`). Returns the update's diagnostics
+    By default the gradients are NumPy's shards on the CPU (`sharded_gradients`), torch's
+    autograd elsewhere (`autograd_gradients`). Returns the update's diagnostics
     (`UpdateDiagnostics.summary`): the steps only keep their tensors, read back once at the
     end, so the loop never waits on the device for them."""
     settings, policy, optimizer = learner.settings, learner.policy, learner.optimizer
@@ -458,8 +463,9 @@ def update(learner: Learner, batch: Batch, action_std: float,
     # look ahead; scaling keeps every batch's passes per frame the same.
     full_batch = settings.num_steps * settings.num_envs
     train_steps = max(1, round(settings.train_steps * batch_size / full_batch))
-    gradient_step = (sharded_gradients if settings.device == "cpu" else autograd_gradients)(
-        learner, batch, action_std)
+    if gradient_method is None:
+        gradient_method = sharded_gradients if settings.device == "cpu" else autograd_gradients
+    gradient_step = gradient_method(learner, batch, action_std)
     diagnostics = UpdateDiagnostics(settings.clip_coef)
     for minibatch in draw_minibatches(learner.generator, batch_size, settings.minibatch_size,
                                       train_steps):

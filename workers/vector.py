@@ -234,6 +234,8 @@ class WalkerPool:
         self.lockstep = lockstep
         self.rollout_in_workers = False
         self.rollout_complete = False
+        self.gradient_task: ShardTask | None = None
+        self.gradient_messages: list[bytes] = []
         self.rollout_samples: dict[str, np.ndarray] = {}
         probe = gym.make(env_id, **env_kwargs)
         self.observation_shape = probe.observation_space.shape
@@ -343,9 +345,14 @@ class WalkerPool:
         if not self.workers or self.rollout_in_workers:
             task.run(self.gradient_arrays)
             return
-        for index, worker in enumerate(self.workers):
-            self._send(worker, ("gradient", dataclasses.replace(
-                task, shards=task.shards[index::len(self.workers)])))
+        if task != self.gradient_task:  # an update's steps are the same task: pickled once
+            self.gradient_task = task
+            self.gradient_messages = [
+                pickle.dumps(("gradient", dataclasses.replace(
+                    task, shards=task.shards[index::len(self.workers)])))
+                for index in range(len(self.workers))]
+        for worker, message in zip(self.workers, self.gradient_messages, strict=True):
+            self._send(worker, message)
         self._wait_for_workers()
 
     def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
