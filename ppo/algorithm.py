@@ -20,7 +20,7 @@ itself (`ppo.diagnostics`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -368,16 +368,16 @@ returns the loss's terms. Raises TrainingDiverged for a non-finite loss."""
 
 
 def draw_minibatches(generator: torch.Generator, batch_size: int, minibatch_size: int,
-                     steps: int) -> list[torch.Tensor]:
+                     steps: int) -> Iterator[torch.Tensor]:
     """The batch rows of each gradient step: drawn without replacement, reshuffled when used
-    up (a batch shorter than a minibatch gives all its rows each step)."""
-    order, cursor, minibatches = torch.randperm(batch_size, generator=generator), 0, []
+    up (a batch shorter than a minibatch gives all its rows each step). Drawn as the steps
+    come, so that a long update holds one permutation at a time."""
+    order, cursor = torch.randperm(batch_size, generator=generator), 0
     for _ in range(steps):
         if cursor + minibatch_size > batch_size:
             order, cursor = torch.randperm(batch_size, generator=generator), 0
-        minibatches.append(order[cursor:cursor + minibatch_size])
+        yield order[cursor:cursor + minibatch_size]
         cursor += minibatch_size
-    return minibatches
 
 
 def sharded_gradients(learner: Learner, batch: Batch, action_std: float) -> GradientStep:
