@@ -187,7 +187,7 @@ def run_episode(env: gym.Env, policy: ActorCritic | PolicySnapshot, seed: int, e
             return EpisodeResult(seed, episode_return, length, outcome_of(env, terminated))
 
 
-def play(config: Config, policy: ActorCritic, episodes: int | None,
+def play(config: Config, policy: ActorCritic | PolicySnapshot, episodes: int | None,
          render_mode: str | None = None, on_frame: FrameHook | None = None,
          design_inputs: dict[str, list[float]] | None = None,
          seeds: Sequence[int] | None = None) -> Iterator[EpisodeResult]:
@@ -198,7 +198,9 @@ def play(config: Config, policy: ActorCritic, episodes: int | None,
     reset with a seed draws its terrain and, over a design range, its body from that seed
     alone, so fixed seeds are fixed episodes, designs included.
     """
-    snapshot = PolicySnapshot(policy)  # the weights do not change during the episodes
+    # The weights do not change during the episodes. A snapshot is taken as it is: a worker
+    # process plays its share of an evaluation with the one the trainer sent it.
+    snapshot = policy if isinstance(policy, PolicySnapshot) else PolicySnapshot(policy)
     counter: Iterable[int] = range(episodes) if episodes is not None else itertools.count()
     for episode in counter:
         seed = seeds[episode] if seeds is not None else config.seed + episode

@@ -10,30 +10,41 @@ over a design range, whose body are drawn from that seed alone. The episode loop
 `evaluation.evaluate.play`'s, the one `run.py --eval_episodes` uses: a checkpoint's recorded
 score is what `--eval_episodes` gives for those seeds.
 
+Where the study has walker worker processes, they play the episodes, each a contiguous share
+of them, on all cores at once (`WalkerPool.call`); the trainer gathers the results in seed
+order. An episode depends only on its seed and the policy, not on the process that plays it,
+so the results are the same as played one after another here.
+
 Nothing here draws from the study's random generators, so a resumed study evaluates exactly
 as an uninterrupted one, on the same schedule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from evaluation.evaluate import EpisodeResult, play, summarize
 from ppo.diagnostics import columns_to_csv
+from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic
 from study.config import Config
 from study.results import SCORE_WINDOW
+from workers.vector import WalkerPool
 
 EVAL_STREAM = 0x4556414C
 """ASCII "EVAL": the second word of the evaluation episodes' seed sequence (the training
 walkers' sequences have the study's seed alone as entropy)."""
 COLUMNS = ("frames", "mean_return", "std_return", "fall_rate", "finish_rate", "mean_length",
            "wall_time", "seconds")
-"""`wall_time`: the study's seconds when the evaluation ended; `seconds`: what it took."""
+"""`wall_time`: the study's seconds when the evaluation ended; `seconds`: what it took (wall
+clock; its episodes shared among the worker processes where the study has them)."""
 TENSORBOARD_TAGS = {"mean_return": "eval/mean_return", "std_return": "eval/std_return",
                     "fall_rate": "eval/fall_rate", "finish_rate": "eval/finish_rate",
                     "mean_length": "eval/mean_length"}
@@ -82,15 +93,56 @@ def score_kind(config: Config) -> str:
 
 
 def evaluate_policy(config: Config, policy: ActorCritic, design_inputs: dict[str, list[float]],
-                    should_stop: Callable[[], bool]) -> list[EpisodeResult]:
-    """The study's evaluation episodes with `policy` as it is now; EvaluationInterrupted if a
-    stop is requested between two episodes."""
+                    should_stop: Callable[[], bool], walkers: WalkerPool | None = None
+                    ) -> list[EpisodeResult]:
+    """The study's evaluation episodes with `policy` as it is now, played by the idle worker
+    processes of `walkers` if it has any, else here; EvaluationInterrupted if a stop is
+    requested before they end (here: between two episodes; in the workers: by the pool's own
+    `stop_requested`, at their next step)."""
     seeds = evaluation_seeds(config.seed, config.eval_episodes_during)
+    if walkers is not None and walkers.idle_workers:
+        return play_in_workers(config, PolicySnapshot(policy), design_inputs, seeds, walkers)
     results = []
     for result in play(config, policy, len(seeds), design_inputs=design_inputs, seeds=seeds):
         results.append(result)
         if should_stop() and len(results) < len(seeds):
             raise EvaluationInterrupted
+    return results
+
+
+def play_in_workers(config: Config, policy: PolicySnapshot,
+                    design_inputs: dict[str, list[float]] | None, seeds: Sequence[int],
+                    walkers: WalkerPool) -> list[EpisodeResult]:
+    """The episodes `seeds`, a contiguous share per idle worker of `walkers`, played at once;
+    their results in seed order. EvaluationInterrupted if a stop cut a share short."""
+    bounds = np.linspace(0, len(seeds), walkers.idle_workers + 1).round().astype(int)
+    shares = [(config, policy, design_inputs, list(seeds[start:stop]))
+              for start, stop in pairwise(bounds)]
+    results = [result for played in walkers.call(play_share, shares) for result in played]
+    if len(results) < len(seeds):
+        raise EvaluationInterrupted
+    return results
+
+
+class ShareStopped(Exception):
+    """Raised by `play_share`'s frame hook to end the episode under way at a stop request."""
+
+
+def play_share(config: Config, policy: PolicySnapshot,
+               design_inputs: dict[str, list[float]] | None, seeds: list[int],
+               keep_going: Callable[[], bool]) -> list[EpisodeResult]:
+    """A worker's share of an evaluation: `play`'s episodes with `seeds`, in the walker the
+    trainer would build. `keep_going` is asked every step (the pool's sign that the worker is
+    busy, not hung); once it says no, the episodes played so far, the one under way dropped."""
+    def check(_env: gym.Env, _episode: int, _step: int, _return: float) -> None:
+        if not keep_going():
+            raise ShareStopped
+
+    results = []
+    with contextlib.suppress(ShareStopped):
+        for result in play(config, policy, len(seeds), on_frame=check,
+                           design_inputs=design_inputs, seeds=seeds):
+            results.append(result)
     return results
 
 

@@ -345,7 +345,7 @@ class Study:
             return
         started = time.monotonic()
         results = evaluate_policy(self.config, self.policy, self.env_kwargs["design_inputs"],
-                                  lambda: self.stop_signal is not None)
+                                  lambda: self.stop_signal is not None, self.walkers)
         row = self.evaluations.add(self.frames, results, self.wall_time(),
                                    time.monotonic() - started)
         best = self.config.best_by == "eval" and row["mean_return"] > self.best_score

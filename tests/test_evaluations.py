@@ -4,22 +4,33 @@ resume, `--initial_model=auto` recorded as a setting, and the `--eval_episodes` 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import pickle
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO_ROOT, cli_in_process, only_line, tiny_flags
 
-from evaluation.evaluate import EpisodeResult, play, summarize
+import evaluation.evaluate
+from evaluation.evaluate import EpisodeResult, make_env, play, summarize
+from ppo.network import ActorCritic
 from study.checkpoint import load_checkpoint, policy_from_checkpoint
-from study.config import parse_config
-from study.evaluations import evaluation_seeds, is_due
+from study.config import Config, parse_config
+from study.evaluations import (
+    EvaluationInterrupted,
+    evaluate_policy,
+    evaluation_seeds,
+    is_due,
+)
 from study.trainer import Study, train, walker_seeds
 from transfer.loading import design_inputs_of
+from workers.vector import WalkerPool
 
 SHIPPED_WALKER = REPO_ROOT / "trained_models" / "leg_34_trained.pt"
 EVERY = ("--eval_every=1000", "--eval_episodes_during=3")
@@ -135,6 +146,91 @@ def test_a_resumed_study_keeps_its_evaluation_protocol(tmp_path, capsys):
     assert cli_in_process([*flags, "--total_frames=2000", "--resume=true",
                            "--eval_every=500"]) == 2
     assert "--eval_every" in only_line(capsys.readouterr().err)
+
+
+# ----- evaluations in the worker processes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("lag", ["--policy_lag=false", "--policy_lag=true"])
+def test_evaluations_in_the_workers_match_those_played_in_the_trainer(tiny_config, monkeypatch,
+                                                                       lag):
+    """Each episode is a fresh walker, its body too (a design range), drawn from its own seed:
+    shared among 2 workers, the episodes are those the trainer plays, result for result. With
+    policy lag the next rollout is under way in the workers during every evaluation but the
+    last, which the trainer then plays itself."""
+    played: list[tuple[int, list[EpisodeResult]]] = []
+
+    def recorded(*args):
+        walkers = args[-1]
+        played.append((walkers.idle_workers, evaluate_policy(*args)))
+        return played[-1][1]
+
+    monkeypatch.setattr("study.trainer.evaluate_policy", recorded)
+    base = tiny_config(*EVERY, "--num_envs=4", "--leg_length=30:40", "--tensorboard=none", lag)
+    for workers in (0, 2):
+        Study(dataclasses.replace(base, num_workers=workers, save_name=f"w{workers}")).run()
+    here, shared = played[:2], played[2:]
+    assert [idle for idle, _ in here] == [0, 0]
+    assert [idle for idle, _ in shared] == ([0, 2] if lag == "--policy_lag=true" else [2, 2])
+    assert [results for _, results in shared] == [results for _, results in here]
+    assert len({result.length for _, results in here for result in results}) > 1
+
+
+def evaluation_pool(config: Config, stop_requested=lambda: False) -> WalkerPool:
+    """The walkers of `config`'s study, in 2 workers."""
+    return WalkerPool(config.env, {**config.env_kwargs(), "design_inputs": None},
+                      config.num_envs, 2, stop_requested)
+
+
+def untrained_policy(config: Config) -> ActorCritic:
+    torch.manual_seed(0)
+    env = make_env(config)
+    policy = ActorCritic(env.observation_space.shape[0], env.action_space.shape[0], (16,))
+    env.close()
+    return policy
+
+
+def test_a_worker_error_during_an_evaluation_reaches_the_trainer(tiny_config, monkeypatch):
+    config = tiny_config("--eval_episodes_during=4", "--num_envs=4")
+    broken = evaluation_seeds(config.seed, 4)[-1]  # in the second worker's share
+    run_episode = evaluation.evaluate.run_episode
+
+    def breaking(env, policy, seed, *args):
+        if seed == broken:
+            raise ValueError("the walker broke")
+        return run_episode(env, policy, seed, *args)
+
+    monkeypatch.setattr(evaluation.evaluate, "run_episode", breaking)  # before the fork
+    pool = evaluation_pool(config)
+    try:
+        with pytest.raises(RuntimeError,
+                           match=r"walker worker 1 failed:[\s\S]*ValueError: the walker broke"):
+            evaluate_policy(config, untrained_policy(config), None, lambda: False, pool)
+    finally:
+        pool.close()
+    assert not any(worker.is_alive() for worker in pool.workers)
+
+
+def test_a_stop_ends_an_evaluation_in_the_workers_at_their_next_step(tiny_config):
+    """The workers end their episodes themselves: nobody is killed for it, and the trainer
+    sees the interrupted evaluation it handles as played here (the batch is dropped)."""
+    config = tiny_config("--eval_episodes_during=1000", "--num_envs=4")
+    asked = []
+
+    def stop_requested() -> bool:
+        asked.append(True)
+        return len(asked) > 1
+
+    pool = evaluation_pool(config, stop_requested)
+    try:
+        started = time.monotonic()
+        with pytest.raises(EvaluationInterrupted):
+            evaluate_policy(config, untrained_policy(config), None, stop_requested, pool)
+        # Not 1000 episodes of about 120 steps (about 10 s on 2 cores).
+        assert time.monotonic() - started < 5
+    finally:
+        pool.close()
+    assert all(worker.describe_exit() == "exited with status 0" for worker in pool.workers)
 
 
 # ----- --initial_model=auto ------------------------------------------------------------------

@@ -14,6 +14,10 @@ with another. Pickling the arrays both ways used to cost more than the round tri
 A whole rollout crosses in one message each way (`WalkerPool.start_rollout`): each worker runs
 the policy snapshot on its own walkers (`workers.sampler`) and writes the samples in place, so the
 cores step walkers without waiting on the trainer or on each other between steps.
+
+Other work can be shared out too (`WalkerPool.call`: a function and each worker's share of its
+arguments, the results back through the pipes), such as the evaluation episodes during training
+(`study.evaluations`), so that it does not run on one core while the workers wait.
 """
 
 from __future__ import annotations
@@ -138,6 +142,14 @@ class EnvSlice:
             env.close()
 
 
+@dataclass(frozen=True)
+class Returned:
+    """A worker's reply carrying what a `call` returned, wrapped so that it cannot be taken for
+    the other replies: None (done) and a str (the traceback of an exception)."""
+
+    value: Any
+
+
 class WorkerLost(StudyFailed):
     """A worker process died or stopped answering: its walkers are gone, the study cannot go on."""
 
@@ -166,12 +178,13 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
           env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray], rows: slice,
           samples: dict[str, np.ndarray], control: dict[str, np.ndarray],
           gradient_arrays: dict[str, np.ndarray], index: int) -> None:
-    """Worker `index`: answer reset/step/rollout/gradient/close messages for the environments
-    `rows`.
+    """Worker `index`: answer reset/step/rollout/call/gradient/close messages for the
+    environments `rows`.
 
     `arrays` and `samples` are its rows of the pool's; `control` and `gradient_arrays`, the
-    pool's. Replies None when done, or the traceback of an exception. Returns at a "close"
-    message, at end of file (the trainer died) or when the trainer is gone.
+    pool's. Replies None when done, `Returned` with a call's result, or the traceback of an
+    exception. Returns at a "close" message, at end of file (the trainer died) or when the
+    trainer is gone.
     """
     stop, steps = control["stop"], control["steps"][index:index + 1]
 
@@ -187,6 +200,7 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
             command, payload = connection.recv()
             if command == "close":
                 break
+            reply = None
             try:
                 if command == "step":
                     envs.step()
@@ -194,6 +208,9 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
                     policy, num_steps = payload
                     run_policy(policy, rows, arrays["obs"], envs.take,
                                first_steps(samples, num_steps), keep_going)
+                elif command == "call":
+                    function, args = payload
+                    reply = Returned(function(*args, keep_going))
                 elif command == "gradient":
                     payload.run(gradient_arrays)
                 else:
@@ -201,7 +218,7 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
             except Exception:  # reported to the trainer, which raises it
                 connection.send(traceback.format_exc())
             else:
-                connection.send(None)
+                connection.send(reply)
     except (EOFError, OSError, ParentGone):
         pass
     finally:
@@ -232,10 +249,10 @@ class WalkerPool:
         self.num_envs = num_envs
         self.stop_requested = stop_requested
         self.lockstep = lockstep
-        self.rollout_in_workers = False
         self.rollout_complete = False
         self.gradient_task: ShardTask | None = None
         self.gradient_messages: list[bytes] = []
+        self.rollout_under_way = False
         self.rollout_samples: dict[str, np.ndarray] = {}
         probe = gym.make(env_id, **env_kwargs)
         self.observation_shape = probe.observation_space.shape
@@ -325,24 +342,50 @@ class WalkerPool:
                 self.rollout_samples, keep_going=lambda: not self.stop_requested())
             return
         self.control["stop"][0] = False
+        self.rollout_under_way = True
         for worker in self.workers:
             self._send(worker, ("rollout", (policy, num_steps)))
-        self.rollout_in_workers = True
 
     def finish_rollout(self) -> dict[str, np.ndarray] | None:
         """The rollout started last: the first `num_steps` of `samples`, filled (see
         `workers.sampler.sample_layout`), or None if a stop cut it short."""
-        if self.rollout_in_workers:
-            self.rollout_in_workers = False
+        if self.local is None and not self.lockstep:
+            self.rollout_under_way = False
             self._wait_for_workers()
             self.rollout_complete = not self.control["stop"][0]
         return self.rollout_samples if self.rollout_complete else None
+
+    @property
+    def idle_workers(self) -> int:
+        """How many worker processes `call` and `compute_gradients` can use now: none while a
+        rollout is under way in
+        them (with policy lag, during the update and the evaluation after it)."""
+        return 0 if self.rollout_under_way else len(self.workers)
+
+    def call(self, function: Callable[..., Any], shares: Sequence[tuple[Any, ...]]
+             ) -> list[Any]:
+        """`function(*shares[i], keep_going)` in worker i, all at once; what each returned.
+
+        For work other than stepping the walkers, which it leaves as they are. `function` must
+        be picklable (defined at module level) and should ask `keep_going()` often, every step
+        of a walker say: it tells the pool that the worker is busy, not hung, and says False
+        once a stop is requested, when the function should return early. The wait is
+        `_wait_for_workers`': a worker's exception is a RuntimeError here, a worker that dies
+        WorkerLost, one that does not return within STOP_GRACE_S of a stop StepInterrupted.
+        """
+        if len(shares) != self.idle_workers:
+            raise ValueError(f"{self.idle_workers} idle workers need {self.idle_workers} "
+                             f"shares, got {len(shares)}")
+        self.control["stop"][0] = False
+        for worker, args in zip(self.workers, shares, strict=True):
+            self._send(worker, ("call", (function, args)))
+        return self._wait_for_workers()
 
     def compute_gradients(self, task: ShardTask) -> None:
         """The task's shards, split between the workers (shard s by worker s % workers), or
         here while they are busy with a rollout (--policy_lag) or there are none: the same
         numbers either way (`ppo.gradient`)."""
-        if not self.workers or self.rollout_in_workers:
+        if not self.idle_workers:
             task.run(self.gradient_arrays)
             return
         if task != self.gradient_task:  # an update's steps are the same task: pickled once
@@ -364,14 +407,16 @@ class WalkerPool:
         except OSError:
             raise self._lost(worker) from None
 
-    def _wait_for_workers(self) -> None:
-        """One reply from every worker; raise the first worker error among them.
+    def _wait_for_workers(self) -> list[Any]:
+        """One reply from every worker: the values of their `Returned` replies (None for the
+        others), in worker order; raise the first worker error among them.
 
         Bounded: a worker that dies raises WorkerLost at once; one that does not answer is
         killed after STOP_GRACE_S once a stop is requested (StepInterrupted), or after
         HUNG_AFTER_S in any case (WorkerLost).
         """
         waiting = set(range(len(self.workers)))
+        values: list[Any] = [None] * len(self.workers)
         errors: list[tuple[int, str]] = []
         idle_slices = 0
         stop_slices = 0
@@ -395,14 +440,18 @@ class WalkerPool:
                 except (EOFError, OSError):
                     raise self._lost(worker) from None
                 waiting.discard(index)
-                if reply is not None:
+                if isinstance(reply, Returned):
+                    values[index] = reply.value
+                elif reply is not None:
                     errors.append((index, reply))
         if errors:
             worker, error = errors[0]
             raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+        return values
 
     def _steps_started(self, before: np.ndarray) -> bool:
-        """Whether a worker started rollout steps since `before` (updated in place)."""
+        """Whether a worker started steps of a rollout or a call since `before` (updated in
+        place)."""
         now = self.control["steps"].copy()
         started = bool((now != before).any())
         before[:] = now
