@@ -358,8 +358,8 @@ class WalkerPool:
     @property
     def idle_workers(self) -> int:
         """How many worker processes `call` and `compute_gradients` can use now: none while a
-        rollout is under way in
-        them (with policy lag, during the update and the evaluation after it)."""
+        rollout is under way in them (with policy lag, during the update and the evaluation
+        after it)."""
         return 0 if self.rollout_under_way else len(self.workers)
 
     def call(self, function: Callable[..., Any], shares: Sequence[tuple[Any, ...]]
