@@ -20,14 +20,16 @@ itself (`ppo.diagnostics`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from ppo import gradient
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
+from ppo.gradient import LossSettings, PolicyShape, ShardTask
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
@@ -93,6 +95,31 @@ class RolloutSource(Protocol):
         None if a stop cut it short."""
 
 
+class GradientSource(Protocol):
+    """Whoever computes a gradient step's shards (`ppo.gradient`) on the CPU: the study's
+    walker pool, in its workers while they are idle; `LocalGradients` here.
+
+    `gradient_arrays` holds the arrays of `ppo.gradient.shared_layout`; the update writes the
+    batch, the minibatch and the weights into them before `compute_gradients`.
+    """
+
+    gradient_arrays: dict[str, np.ndarray]
+
+    def compute_gradients(self, task: ShardTask) -> None:
+        """Run every shard of `task`, by whoever; return when they are written."""
+
+
+class LocalGradients:
+    """Every shard computed in this process, in private arrays."""
+
+    def __init__(self, layout: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
+        self.gradient_arrays = {name: np.zeros(shape, dtype)
+                                for name, (dtype, shape) in layout.items()}
+
+    def compute_gradients(self, task: ShardTask) -> None:
+        task.run(self.gradient_arrays)
+
+
 def gaussian_log_prob(actions, mean, std: float):
     """Log-density of `actions` (..., act_dim) under independent Normals N(mean, std^2), summed
     over the action dimensions: shape (...). NumPy arrays (the rollout) or torch tensors (the
@@ -146,6 +173,8 @@ class Learner:
     reward_scaler: RewardScaler
     generator: torch.Generator
     """Draws the exploration noise and the minibatches; its state is saved with the study."""
+    gradients: GradientSource
+    """Computes the update's gradients on the CPU (the study passes its walker pool)."""
 
 
 def make_optimizer(settings: PPOSettings, policy: ActorCritic) -> torch.optim.Optimizer:
@@ -155,14 +184,24 @@ def make_optimizer(settings: PPOSettings, policy: ActorCritic) -> torch.optim.Op
     return optimizer_class(policy.parameters(), lr=settings.learning_rate, **fused)
 
 
+def gradient_layout(settings: PPOSettings, shape: PolicyShape
+                    ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """The arrays a `GradientSource` holds for these settings and a policy of `shape`."""
+    return gradient.shared_layout(shape, settings.num_steps * settings.num_envs,
+                                  settings.minibatch_size)
+
+
 def make_learner(settings: PPOSettings, policy: ActorCritic, reward_scaler: RewardScaler,
-                 generator: torch.Generator) -> Learner:
-    """Optimiser and rollout storage for `policy` (already on its device)."""
-    obs_dim = linear_layers(policy.actor)[0].in_features
-    act_dim = linear_layers(policy.actor)[-1].out_features
+                 generator: torch.Generator, gradients: GradientSource | None = None
+                 ) -> Learner:
+    """Optimiser and rollout storage for `policy` (already on its device); gradients computed
+    by `gradients`, or in this process."""
+    shape = PolicyShape.of(policy)
+    obs_dim, act_dim = shape.actor[0][1], shape.actor[-1][0]
     return Learner(settings, policy, make_optimizer(settings, policy),
                    RolloutBuffer(settings.num_steps, settings.num_envs, obs_dim, act_dim),
-                   reward_scaler, generator)
+                   reward_scaler, generator,
+                   gradients or LocalGradients(gradient_layout(settings, shape)))
 
 
 # ----- 1. collect a rollout ---------------------------------------------------------------------
@@ -323,8 +362,85 @@ def ppo_loss(policy: ActorCritic, mb_obs: torch.Tensor, mb_actions: torch.Tensor
 # ----- 4. the update ----------------------------------------------------------------------------
 
 
+GradientStep = Callable[[torch.Tensor], LossTerms]
+"""Sets the policy's gradients to those of the loss on the given batch rows (a minibatch);
+returns the loss's terms. Raises TrainingDiverged for a non-finite loss."""
+
+
+def draw_minibatches(generator: torch.Generator, batch_size: int, minibatch_size: int,
+                     steps: int) -> Iterator[torch.Tensor]:
+    """The batch rows of each gradient step: drawn without replacement, reshuffled when used
+    up (a batch shorter than a minibatch gives all its rows each step). Drawn as the steps
+    come, so that a long update holds one permutation at a time."""
+    order, cursor = torch.randperm(batch_size, generator=generator), 0
+    for _ in range(steps):
+        if cursor + minibatch_size > batch_size:
+            order, cursor = torch.randperm(batch_size, generator=generator), 0
+        yield order[cursor:cursor + minibatch_size]
+        cursor += minibatch_size
+
+
+def sharded_gradients(learner: Learner, batch: Batch, action_std: float) -> GradientStep:
+    """Gradient steps by `ppo.gradient`'s NumPy shards, computed by `learner.gradients` (the
+    study's idle workers): what the update on the CPU uses. Frozen layers get no gradient."""
+    source, policy, settings = learner.gradients, learner.policy, learner.settings
+    arrays = source.gradient_arrays
+    for name, values in zip(gradient.BATCH_ARRAYS, (batch.obs, batch.actions, batch.log_probs,
+                                                     batch.advantages, batch.returns),
+                            strict=True):
+        arrays[name][:len(values)] = values
+    shape, parameters = PolicyShape.of(policy), gradient.flat_parameters(policy)
+    weights = torch.from_numpy(arrays["weights"])
+    loss = LossSettings(action_std, settings.clip_coef, settings.value_coef)
+
+    def step(minibatch: torch.Tensor) -> LossTerms:
+        rows, shards = len(minibatch), gradient.num_shards(len(minibatch))
+        arrays["minibatch"][:rows] = minibatch.numpy()
+        torch.cat([parameter.detach().reshape(-1) for parameter in parameters], out=weights)
+        source.compute_gradients(ShardTask(shape, loss, rows, tuple(range(shards))))
+        policy_loss, value_loss = arrays["loss_sums"][:shards].sum(axis=0) / rows
+        total = policy_loss + settings.value_coef * value_loss
+        if not math.isfinite(total):
+            raise TrainingDiverged(f"the loss became {total}")
+        flat = torch.from_numpy(arrays["gradients"][:shards].sum(axis=0))  # in shard order
+        offset = 0
+        for parameter in parameters:
+            size = parameter.numel()
+            parameter.grad = (flat[offset:offset + size].view_as(parameter)
+                              if parameter.requires_grad else None)
+            offset += size
+        return LossTerms(*(torch.tensor(value) for value in (total, policy_loss, value_loss)),
+                         torch.from_numpy(arrays["log_ratios"][:rows].copy()))
+    return step
+
+
+def autograd_gradients(learner: Learner, batch: Batch, action_std: float) -> GradientStep:
+    """Gradient steps by torch's autograd through `ppo_loss` on the policy's device: what the
+    update off the CPU (a GPU) uses, and the definition `ppo.gradient` is tested against."""
+    settings, policy, optimizer = learner.settings, learner.policy, learner.optimizer
+    device = torch.device(settings.device)
+    b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
+        torch.as_tensor(array, device=device) for array in vars(batch).values())
+
+    def step(minibatch: torch.Tensor) -> LossTerms:
+        mb = minibatch.to(device)
+        terms = ppo_loss(policy, b_obs[mb], b_actions[mb], b_log_probs[mb], b_advantages[mb],
+                         b_returns[mb], action_std, settings)
+        if not torch.isfinite(terms.total):
+            raise TrainingDiverged(f"the loss became {terms.total.item()}")
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        return terms
+    return step
+
+
+GradientMethod = Callable[[Learner, Batch, float], GradientStep]
+"""`sharded_gradients` or `autograd_gradients`: gradient steps on a batch with an action std."""
+
+
 def update(learner: Learner, batch: Batch, action_std: float,
-           stop_requested: Callable[[], bool] = lambda: False) -> dict[str, float]:
+           stop_requested: Callable[[], bool] = lambda: False,
+           gradient_method: GradientMethod | None = None) -> dict[str, float]:
     """`train_steps` gradient steps of the clipped loss (fewer on a batch shorter than
     `num_steps x num_envs` frames, in proportion), each on `minibatch_size` rows drawn
     without replacement from the batch (reshuffled when used up), gradients clipped to
@@ -332,14 +448,12 @@ def update(learner: Learner, batch: Batch, action_std: float,
     and UpdateInterrupted between steps once `stop_requested()` (a long update must not make
     a stop wait for it).
 
-    Returns the update's diagnostics (`UpdateDiagnostics.summary`): the steps only keep their
-    tensors, read back once at the end, so the loop never waits on the device for them."""
+    By default the gradients are NumPy's shards on the CPU (`sharded_gradients`), torch's
+    autograd elsewhere (`autograd_gradients`). Returns the update's diagnostics
+    (`UpdateDiagnostics.summary`): the steps only keep their tensors, read back once at the
+    end, so the loop never waits on the device for them."""
     settings, policy, optimizer = learner.settings, learner.policy, learner.optimizer
-    device = torch.device(settings.device)
-    b_obs, b_actions, b_log_probs, b_advantages, b_returns = (
-        torch.as_tensor(array, device=device) for array in vars(batch).values()
-    )
-    batch_size = len(b_obs)
+    batch_size = len(batch.obs)
     # The last batch of a study is shortened to what is left of the budget, to as few as
     # num_envs frames. It gets gradient steps in proportion to its frames (at least one), so
     # that every frame is trained on as often as in a full batch: the full `train_steps` on
@@ -349,23 +463,15 @@ def update(learner: Learner, batch: Batch, action_std: float,
     # look ahead; scaling keeps every batch's passes per frame the same.
     full_batch = settings.num_steps * settings.num_envs
     train_steps = max(1, round(settings.train_steps * batch_size / full_batch))
-    order = torch.randperm(batch_size, generator=learner.generator)
-    cursor = 0
+    if gradient_method is None:
+        gradient_method = sharded_gradients if settings.device == "cpu" else autograd_gradients
+    gradient_step = gradient_method(learner, batch, action_std)
     diagnostics = UpdateDiagnostics(settings.clip_coef)
-    for _ in range(train_steps):
+    for minibatch in draw_minibatches(learner.generator, batch_size, settings.minibatch_size,
+                                      train_steps):
         if stop_requested():
             raise UpdateInterrupted
-        if cursor + settings.minibatch_size > batch_size:
-            order, cursor = torch.randperm(batch_size, generator=learner.generator), 0
-        mb = order[cursor:cursor + settings.minibatch_size].to(device)
-        cursor += settings.minibatch_size
-        terms = ppo_loss(policy, b_obs[mb], b_actions[mb], b_log_probs[mb], b_advantages[mb],
-                         b_returns[mb], action_std, settings)
-        loss = terms.total
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"the loss became {loss.item()}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        terms = gradient_step(minibatch)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [p for p in policy.parameters() if p.grad is not None], settings.max_grad_norm
         )
@@ -373,5 +479,7 @@ def update(learner: Learner, batch: Batch, action_std: float,
             raise TrainingDiverged(f"the gradient norm became {grad_norm.item()}")
         diagnostics.add(terms, grad_norm)
         optimizer.step()
+    returns, advantages = (torch.as_tensor(array, device=settings.device)
+                           for array in (batch.returns, batch.advantages))
     # The critic's values at collection time are the returns less the advantages.
-    return diagnostics.summary(b_returns - b_advantages, b_returns)
+    return diagnostics.summary(returns - advantages, returns)

@@ -160,7 +160,8 @@ class EvaluationLog:
 
     def add(self, frames: int, results: list[EpisodeResult], wall_time: float, seconds: float
             ) -> dict[str, Any]:
-        row = {**summarize(results), "frames": frames, "wall_time": wall_time,
+        row = {**summarize(results, with_interval=False), "frames": frames,
+               "wall_time": wall_time,
                "seconds": seconds}
         for name in COLUMNS:
             self.columns[name].append(row[name])

@@ -10,6 +10,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import transfer
 from ppo import algorithm
 from ppo.algorithm import PPOSettings, TrainingDiverged
 from ppo.diagnostics import UpdateLog
+from ppo.gradient import PolicyShape
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules
@@ -83,6 +85,15 @@ def ppo_settings(config: Config) -> PPOSettings:
         clip_coef=config.clip, value_coef=config.value_coef, train_steps=config.train_steps,
         minibatch_size=config.minibatch_size, max_grad_norm=config.max_grad_norm,
         gamma=config.gamma, gae_lambda=config.gae_lambda, device=config.device)
+
+
+def gradient_layout(config: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """The arrays the walker pool shares for the update's gradient shards: none off the CPU,
+    where torch computes the gradients (`ppo.algorithm.update`)."""
+    if config.device != "cpu":
+        return {}
+    shape = PolicyShape.build(obs_dim, config.hidden_layers, act_dim)
+    return algorithm.gradient_layout(ppo_settings(config), shape)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -181,7 +192,8 @@ class Study:
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
                                   config.worker_processes, lambda: self.stop_signal is not None,
-                                  config.steps_per_env, config.lockstep)
+                                  config.steps_per_env, config.lockstep,
+                                  partial(gradient_layout, config))
         try:
             self._build(config, source, resume_state)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log),
@@ -215,7 +227,7 @@ class Study:
                                                self.schedules, source))
             if text)
         self.learner = algorithm.make_learner(ppo_settings(config), policy.to(config.device),
-                                              reward_scaler, self.generator)
+                                              reward_scaler, self.generator, self.walkers)
         self.log = EpisodeLog()
         self.update_log = UpdateLog()
         self.evaluations = EvaluationLog()

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from conftest import (
     tiny_flags,
 )
 
-import ppo.algorithm
+import ppo.gradient
 import study.checkpoint
 import study.trainer
 from ppo.network import ActorCritic
@@ -450,16 +449,17 @@ def test_ctrl_c_before_training_starts_is_not_a_traceback(tmp_path: Path, monkey
 
 
 def nan_after_first_update(monkeypatch, train_steps: int = 4) -> None:
-    """The loss turns NaN in the second update (the tiny study's train_steps = 4)."""
-    real_loss = ppo.algorithm.ppo_loss
+    """The loss turns NaN in the second update (the tiny study's train_steps = 4, of one
+    gradient shard each)."""
+    real_shard = ppo.gradient.shard_gradient
     calls = []
 
-    def flaky_loss(*args, **kwargs):
+    def flaky_shard(*args, **kwargs):
         calls.append(1)
-        terms = real_loss(*args, **kwargs)
-        return terms if len(calls) <= train_steps else replace(terms, total=terms.total * math.nan)
+        policy_loss, value_loss, log_ratio = real_shard(*args, **kwargs)
+        return (policy_loss if len(calls) <= train_steps else math.nan), value_loss, log_ratio
 
-    monkeypatch.setattr(ppo.algorithm, "ppo_loss", flaky_loss)
+    monkeypatch.setattr(ppo.gradient, "shard_gradient", flaky_shard)
 
 
 def assert_first_update_kept(folder: Path) -> None:
@@ -489,15 +489,15 @@ def test_run_py_reports_a_nan_loss_in_one_line_and_exits_1(tmp_path: Path, monke
 
 def test_an_infinite_gradient_stops_before_the_weights_are_touched(tmp_path: Path, tiny_config,
                                                                    monkeypatch):
-    """A finite loss (exactly 0 added) whose gradient overflows float32: 1e38 per weight."""
-    real_loss = ppo.algorithm.ppo_loss
+    """A finite loss whose gradient overflows float32: 1e38 per weight."""
+    real_shard = ppo.gradient.shard_gradient
 
-    def overflowing_loss(policy, *args, **kwargs):
-        weight = policy.actor[0].weight
-        terms = real_loss(policy, *args, **kwargs)
-        return replace(terms, total=terms.total + (1e38 * (weight - weight.detach())).sum())
+    def overflowing_shard(*args, **kwargs):
+        losses = real_shard(*args, **kwargs)
+        args[-1][:] = 1e38  # the shard's gradient
+        return losses
 
-    monkeypatch.setattr(ppo.algorithm, "ppo_loss", overflowing_loss)
+    monkeypatch.setattr(ppo.gradient, "shard_gradient", overflowing_shard)
     with pytest.raises(StudyDiverged, match="gradient"):
         train(tiny_config("--total_frames=1000"))
     best = load_checkpoint(tmp_path / "m" / "tiny.pt")  # saved before the update

@@ -208,9 +208,12 @@ def study_outcome(config) -> tuple[dict[str, list], list[torch.Tensor]]:
 @pytest.mark.parametrize("mode", ["--lockstep=false", "--lockstep=true", "--policy_lag=true"])
 def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config, mode):
     """Same seed and environments, 0, 1 or 3 workers, rollouts in the workers or in lockstep
-    with the trainer: the same episodes and weights. With policy lag too (the next batch
+    with the trainer, gradient shards computed here or in the workers: the same episodes and
+    weights. With policy lag too (the next batch
     collected during the update, by the policy before it), which is another study."""
-    base = tiny_config("--num_envs=3", "--max_time_steps=60", mode)
+    # Minibatches of 600 rows: three gradient shards (250, 250, 100), shared out between
+    # the workers during the update.
+    base = tiny_config("--num_envs=3", "--max_time_steps=60", "--minibatch_size=600", mode)
     (episodes, weights), *others = [
         study_outcome(dataclasses.replace(base, num_workers=workers, save_name=f"w{workers}"))
         for workers in (0, 1, 3)]

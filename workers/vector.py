@@ -23,6 +23,7 @@ arguments, the results back through the pipes), such as the evaluation episodes 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import mmap
 import pickle
@@ -37,6 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ppo.gradient import ShardTask
 from ppo.inference import PolicySnapshot
 from study.errors import StudyFailed
 from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
@@ -174,12 +176,15 @@ CLOSE_GRACE_S = 2.0
 
 def serve(connection: Connection, parent: ParentWatch, env_id: str,
           env_kwargs: dict[str, Any], arrays: dict[str, np.ndarray], rows: slice,
-          samples: dict[str, np.ndarray], control: dict[str, np.ndarray], index: int) -> None:
-    """Worker `index`: answer reset/step/rollout/call/close messages for the environments `rows`.
+          samples: dict[str, np.ndarray], control: dict[str, np.ndarray],
+          gradient_arrays: dict[str, np.ndarray], index: int) -> None:
+    """Worker `index`: answer reset/step/rollout/call/gradient/close messages for the
+    environments `rows`.
 
-    `arrays` and `samples` are its rows of the pool's; `control`, the pool's. Replies None
-    when done, `Returned` with a call's result, or the traceback of an exception. Returns at a
-    "close" message, at end of file (the trainer died) or when the trainer is gone.
+    `arrays` and `samples` are its rows of the pool's; `control` and `gradient_arrays`, the
+    pool's. Replies None when done, `Returned` with a call's result, or the traceback of an
+    exception. Returns at a "close" message, at end of file (the trainer died) or when the
+    trainer is gone.
     """
     stop, steps = control["stop"], control["steps"][index:index + 1]
 
@@ -206,6 +211,8 @@ def serve(connection: Connection, parent: ParentWatch, env_id: str,
                 elif command == "call":
                     function, args = payload
                     reply = Returned(function(*args, keep_going))
+                elif command == "gradient":
+                    payload.run(gradient_arrays)
                 else:
                     envs.reset(payload)
             except Exception:  # reported to the trainer, which raises it
@@ -229,15 +236,22 @@ class WalkerPool:
 
     `rollout_steps`: the longest rollout `start_rollout` runs (0: none). `lockstep`: run them
     here, stepping the workers every step, rather than in the workers (the same samples).
+
+    `gradient_layout(obs_dim, act_dim)`: the arrays of the update's gradient shards (see
+    `ppo.algorithm.GradientSource`), shared with the workers, which compute the shards
+    between rollouts: the pool is the study's gradient source too.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int,
                  num_workers: int, stop_requested: Callable[[], bool] = lambda: False,
-                 rollout_steps: int = 0, lockstep: bool = False) -> None:
+                 rollout_steps: int = 0, lockstep: bool = False,
+                 gradient_layout: Callable[[int, int], Layout] = lambda obs, act: {}) -> None:
         self.num_envs = num_envs
         self.stop_requested = stop_requested
         self.lockstep = lockstep
         self.rollout_complete = False
+        self.gradient_task: ShardTask | None = None
+        self.gradient_messages: list[bytes] = []
         self.rollout_under_way = False
         self.rollout_samples: dict[str, np.ndarray] = {}
         probe = gym.make(env_id, **env_kwargs)
@@ -246,6 +260,7 @@ class WalkerPool:
         layout = array_layout(num_envs, probe.observation_space, probe.action_space)
         samples_layout = sample_layout(rollout_steps, num_envs, self.observation_shape[0],
                                        self.action_shape[0])
+        shared_gradients = gradient_layout(self.observation_shape[0], self.action_shape[0])
         probe.close()
         self.local: EnvSlice | None = None
         self.workers: list[ChildProcess] = []
@@ -257,6 +272,7 @@ class WalkerPool:
         self.samples = as_arrays(sample_buffers, samples_layout)
         self.control = as_arrays(allocate(control_layout(num_workers), shared),
                                  control_layout(num_workers))
+        self.gradient_arrays = as_arrays(allocate(shared_gradients, shared), shared_gradients)
         if num_workers == 0:
             self.local = EnvSlice(env_id, env_kwargs, self.arrays)
             self.slices = [slice(0, num_envs)]
@@ -271,7 +287,7 @@ class WalkerPool:
                     worker = start_child(
                         serve, env_id, env_kwargs, as_arrays(buffers, layout, part), part,
                         as_arrays(sample_buffers, samples_layout, (slice(None), part)),
-                        self.control, index)
+                        self.control, self.gradient_arrays, index)
                 except OSError as error:  # out of processes or descriptors
                     raise StudyFailed(f"cannot start walker worker {index}: {error.strerror}; "
                                       f"use fewer --num_workers") from None
@@ -341,8 +357,9 @@ class WalkerPool:
 
     @property
     def idle_workers(self) -> int:
-        """How many worker processes `call` can use now: none while a rollout is under way in
-        them (with policy lag, during the update and the evaluation after it)."""
+        """How many worker processes `call` and `compute_gradients` can use now: none while a
+        rollout is under way in them (with policy lag, during the update and the evaluation
+        after it)."""
         return 0 if self.rollout_under_way else len(self.workers)
 
     def call(self, function: Callable[..., Any], shares: Sequence[tuple[Any, ...]]
@@ -363,6 +380,23 @@ class WalkerPool:
         for worker, args in zip(self.workers, shares, strict=True):
             self._send(worker, ("call", (function, args)))
         return self._wait_for_workers()
+
+    def compute_gradients(self, task: ShardTask) -> None:
+        """The task's shards, split between the workers (shard s by worker s % workers), or
+        here while they are busy with a rollout (--policy_lag) or there are none: the same
+        numbers either way (`ppo.gradient`)."""
+        if not self.idle_workers:
+            task.run(self.gradient_arrays)
+            return
+        if task != self.gradient_task:  # an update's steps are the same task: pickled once
+            self.gradient_task = task
+            self.gradient_messages = [
+                pickle.dumps(("gradient", dataclasses.replace(
+                    task, shards=task.shards[index::len(self.workers)])))
+                for index in range(len(self.workers))]
+        for worker, message in zip(self.workers, self.gradient_messages, strict=True):
+            self._send(worker, message)
+        self._wait_for_workers()
 
     def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
         try:

@@ -1,0 +1,253 @@
+"""The clipped loss's gradient in NumPy, in shards of fixed rows, for the update on the CPU.
+
+A gradient step of the default update (actor and critic, four layers of 32, 1,000 rows) costs
+torch about 1.8 ms here, most of it fixed cost per operation: 500 rows take 1.4 ms, 250 rows
+1.2 ms. The same forward and backward written with NumPy cost 1.3, 0.6 and 0.34 ms: they scale
+with the rows, so the rows can be split into shards and the shards computed by different
+processes (the study's walker workers, idle during the update) at little extra cost.
+
+A minibatch's gradient is the sum of its shards' gradients, each over SHARD_ROWS consecutive
+rows of the minibatch, summed in shard order. A shard's numbers depend only on its rows (a
+matrix product rounds a row according to how many rows it is computed with and where the row
+sits, `workers.sampler`), so any split of the shards between processes gives the same
+gradient bit for bit: a seed gives the same study with 0, 1 or 2 workers.
+
+`ppo.algorithm.ppo_loss` through autograd is the definition; the tests check this gradient
+against it. The update still clips and steps with torch (`ppo.algorithm.update`:
+the optimizer and its state are torch's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from ppo.network import ActorCritic, linear_layers
+
+SHARD_ROWS = 250
+"""Rows per shard: a shard of 250 costs 0.34 ms, a quarter of 1,000 rows' 1.3 ms, so small
+shards lose almost nothing to fixed costs, and a default minibatch makes 4 of them."""
+
+LOSS_PARTS = ("policy_loss_sum", "value_loss_sum")
+"""What each shard reports beside its gradient: its rows' sums of the two losses."""
+
+Layers = list[tuple[np.ndarray, np.ndarray]]
+"""(weight (out, in), bias (out,)) of each linear layer, input first."""
+
+
+@dataclass(frozen=True)
+class PolicyShape:
+    """Where each linear layer's weight and bias sit in the flat parameter vector: the actor's
+    layers, then the critic's, each weight then its bias (`flat_parameters`' order)."""
+
+    actor: tuple[tuple[int, int], ...]
+    """(out, in) of each actor layer, input first."""
+    critic: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, policy: ActorCritic) -> PolicyShape:
+        def shapes(network: nn.Sequential) -> tuple[tuple[int, int], ...]:
+            return tuple((layer.out_features, layer.in_features)
+                         for layer in linear_layers(network))
+        return cls(shapes(policy.actor), shapes(policy.critic))
+
+    @classmethod
+    def build(cls, obs_dim: int, hidden_layers: Sequence[int], act_dim: int) -> PolicyShape:
+        """The shape `ActorCritic(obs_dim, act_dim, hidden_layers)` has."""
+        sizes = [obs_dim, *hidden_layers]
+        hidden = tuple(zip(sizes[1:], sizes[:-1], strict=True))
+        return cls((*hidden, (act_dim, sizes[-1])), (*hidden, (1, sizes[-1])))
+
+    @property
+    def size(self) -> int:
+        return sum(out * (fan_in + 1) for out, fan_in in (*self.actor, *self.critic))
+
+    def split(self, flat: np.ndarray) -> tuple[Layers, Layers]:
+        """Views of `flat` (size,) as the actor's and the critic's layers."""
+        offset = 0
+
+        def take(shapes: tuple[tuple[int, int], ...]) -> Layers:
+            nonlocal offset
+            layers = []
+            for out, fan_in in shapes:
+                weight = flat[offset:offset + out * fan_in].reshape(out, fan_in)
+                offset += out * fan_in
+                layers.append((weight, flat[offset:offset + out]))
+                offset += out
+            return layers
+
+        return take(self.actor), take(self.critic)
+
+
+def flat_parameters(policy: ActorCritic) -> list[nn.Parameter]:
+    """The policy's weights in `PolicyShape`'s order (the normaliser has none)."""
+    return [parameter for network in policy.networks for layer in linear_layers(network)
+            for parameter in (layer.weight, layer.bias)]
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What the loss needs besides the data; fixed for an update."""
+
+    action_std: float
+    clip_coef: float
+    value_coef: float
+
+
+@dataclass
+class MinibatchRows:
+    """A minibatch's rows of the batch (normalised observations, actions, the behaviour
+    policy's log-probabilities, advantages, returns), and its advantages' mean and std."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    old_log_probs: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+
+    @classmethod
+    def gather(cls, batch: dict[str, np.ndarray], rows: np.ndarray) -> MinibatchRows:
+        return cls(*(batch[name][rows] for name in BATCH_ARRAYS))
+
+    def normalized_advantages(self) -> np.ndarray:
+        """As `ppo.algorithm.ppo_loss` normalises them: over the whole minibatch, unbiased std
+        (a shard slices the result, so shards never see statistics of their own)."""
+        advantages = self.advantages
+        return (advantages - advantages.mean()) / (advantages.std(ddof=1) + np.float32(1e-8))
+
+    def shard(self, index: int, advantages: np.ndarray) -> tuple[MinibatchRows, np.ndarray]:
+        rows = slice(index * SHARD_ROWS, (index + 1) * SHARD_ROWS)
+        part = MinibatchRows(self.obs[rows], self.actions[rows], self.old_log_probs[rows],
+                             self.advantages[rows], self.returns[rows])
+        return part, advantages[rows]
+
+
+BATCH_ARRAYS = ("obs", "actions", "old_log_probs", "advantages", "returns")
+
+
+def num_shards(minibatch_size: int) -> int:
+    return math.ceil(minibatch_size / SHARD_ROWS)
+
+
+def forward(layers: Layers, x: np.ndarray, squash_output: bool) -> list[np.ndarray]:
+    """Every layer's output (tanh applied where the network has it), the input first."""
+    outputs = [x]
+    for i, (weight, bias) in enumerate(layers):
+        x = x @ weight.T + bias
+        if i < len(layers) - 1 or squash_output:
+            x = np.tanh(x)
+        outputs.append(x)
+    return outputs
+
+
+def backward(layers: Layers, outputs: list[np.ndarray], grad: np.ndarray, squash_output: bool,
+             into: Layers) -> None:
+    """Back-propagate `grad` (of the loss by the network's output) and write each layer's
+    weight and bias gradients into `into` (views of the shard's flat gradient)."""
+    for i in reversed(range(len(layers))):
+        if i < len(layers) - 1 or squash_output:
+            grad = grad * (1 - outputs[i + 1] * outputs[i + 1])  # tanh's derivative
+        weight_grad, bias_grad = into[i]
+        np.matmul(grad.T, outputs[i], out=weight_grad)
+        np.sum(grad, axis=0, out=bias_grad)
+        if i:
+            grad = grad @ layers[i][0]
+
+
+def shard_gradient(shape: PolicyShape, weights: np.ndarray, rows: MinibatchRows,
+                   advantages: np.ndarray, minibatch_size: int, loss: LossSettings,
+                   grad_out: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """The gradient of the shard's rows' share of the minibatch's loss (their terms over the
+    whole minibatch's size) into `grad_out` (shape.size,); returns the rows' policy-loss and
+    value-loss sums and their log-ratios.
+
+    The policy term is -min(r A, clip(r) A): its derivative by r is A where the unclipped
+    term is the smaller (or they tie), else 0. r = exp(log pi - log pi_old), so d r / d log pi
+    is r, and a Gaussian's d log pi / d mean is (action - mean) / std^2.
+    """
+    actor, critic = shape.split(weights)
+    actor_grad, critic_grad = shape.split(grad_out)
+    std = np.float32(loss.action_std)
+    scale = np.float32(1.0 / minibatch_size)
+
+    actor_outputs = forward(actor, rows.obs, squash_output=True)
+    mean = actor_outputs[-1]
+    z = (rows.actions - mean) / std
+    log_probs = (np.float32(-0.5) * z * z).sum(-1) - np.float32(
+        mean.shape[-1] * (math.log(loss.action_std) + 0.5 * math.log(2 * math.pi)))
+    log_ratio = log_probs - rows.old_log_probs
+    ratio = np.exp(log_ratio)
+    unclipped = ratio * advantages
+    clipped = np.clip(ratio, 1 - loss.clip_coef, 1 + loss.clip_coef).astype(np.float32
+                                                                             ) * advantages
+    surrogate_grad = np.where(unclipped <= clipped, advantages, np.float32(0))
+    log_prob_grad = -scale * surrogate_grad * ratio
+    backward(actor, actor_outputs, log_prob_grad[:, None] * z / std, True, actor_grad)
+
+    critic_outputs = forward(critic, rows.obs, squash_output=False)
+    error = critic_outputs[-1][:, 0] - rows.returns
+    backward(critic, critic_outputs, (np.float32(loss.value_coef) * scale * error)[:, None],
+             False, critic_grad)
+    policy_loss_sum = -float(np.minimum(unclipped, clipped).sum(dtype=np.float64))
+    value_loss_sum = 0.5 * float((error * error).sum(dtype=np.float64))
+    return policy_loss_sum, value_loss_sum, log_ratio
+
+
+def shared_layout(shape: PolicyShape, batch_rows: int, minibatch_size: int
+                  ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Name -> (dtype, shape) of the arrays an update shares with whoever computes its shards:
+    the batch (BATCH_ARRAYS, its first rows used when it is shorter), the step's minibatch
+    (batch row indices), the weights as they are at the step, and per shard the gradient and
+    loss sums; the minibatch rows' log-ratios."""
+    float32, shards = np.dtype(np.float32), num_shards(minibatch_size)
+    obs_dim, act_dim = shape.actor[0][1], shape.actor[-1][0]
+    return {"obs": (float32, (batch_rows, obs_dim)),
+            "actions": (float32, (batch_rows, act_dim)),
+            "old_log_probs": (float32, (batch_rows,)),
+            "advantages": (float32, (batch_rows,)),
+            "returns": (float32, (batch_rows,)),
+            "minibatch": (np.dtype(np.int64), (minibatch_size,)),
+            "weights": (float32, (shape.size,)),
+            "gradients": (float32, (shards, shape.size)),
+            "loss_sums": (np.dtype(np.float64), (shards, len(LOSS_PARTS))),
+            "log_ratios": (float32, (minibatch_size,))}
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Some shards of the gradient step now described by the shared arrays: the minibatch's
+    first `rows` entries, the weights. Small and picklable: it is what a worker is sent."""
+
+    shape: PolicyShape
+    loss: LossSettings
+    rows: int
+    shards: tuple[int, ...]
+
+    def run(self, arrays: dict[str, np.ndarray]) -> None:
+        step_gradients(self.shape, arrays["weights"],
+                       {name: arrays[name] for name in BATCH_ARRAYS},
+                       arrays["minibatch"][:self.rows], self.shards, self.loss,
+                       arrays["gradients"], arrays["loss_sums"], arrays["log_ratios"])
+
+
+def step_gradients(shape: PolicyShape, weights: np.ndarray, batch: dict[str, np.ndarray],
+                   minibatch: np.ndarray, shards: Sequence[int], loss: LossSettings,
+                   gradients: np.ndarray, loss_sums: np.ndarray, log_ratios: np.ndarray
+                   ) -> None:
+    """Shards `shards` of one gradient step on the batch rows `minibatch`: shard s's gradient
+    into `gradients[s]`, its loss sums into `loss_sums[s]` and its rows' log-ratios into
+    their places in `log_ratios` (minibatch,). Whoever computes them, in whatever company,
+    writes the same numbers."""
+    rows = MinibatchRows.gather(batch, minibatch)
+    advantages = rows.normalized_advantages()
+    for index in shards:
+        part, part_advantages = rows.shard(index, advantages)
+        *sums, log_ratios[index * SHARD_ROWS:index * SHARD_ROWS + len(part.obs)] = (
+            shard_gradient(shape, weights, part, part_advantages, len(minibatch), loss,
+                           gradients[index]))
+        loss_sums[index] = sums
+

@@ -1,0 +1,180 @@
+"""The update's NumPy gradient (`ppo.gradient`): the same gradient as torch's autograd through
+`ppo.algorithm.ppo_loss`, and the same bits whoever computes which shards."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ppo import gradient
+from ppo.algorithm import PPOSettings, gaussian_log_prob, ppo_loss
+from ppo.gradient import LossSettings, PolicyShape, ShardTask
+from ppo.network import ActorCritic
+
+OBS_DIM, ACT_DIM, ROWS = 26, 4, 2000
+LOSS = LossSettings(action_std=0.4, clip_coef=0.2, value_coef=0.7)
+
+
+def policy_and_batch(hidden: tuple[int, ...] = (32, 32)) -> tuple[ActorCritic, dict]:
+    """A policy away from its initialisation, and a batch whose ratios fall on both sides of
+    the clip range with advantages of both signs (every branch of the surrogate)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    policy = ActorCritic(OBS_DIM, ACT_DIM, hidden)
+    with torch.no_grad():
+        for parameter in policy.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    obs = rng.normal(size=(ROWS, OBS_DIM)).astype(np.float32)
+    with torch.no_grad():
+        mean = policy.actor(torch.as_tensor(obs))
+    actions = (mean + LOSS.action_std * torch.randn(ROWS, ACT_DIM)).numpy()
+    log_probs = gaussian_log_prob(actions, mean.numpy(), LOSS.action_std)
+    return policy, {
+        "obs": obs, "actions": actions,
+        "old_log_probs": (log_probs + rng.normal(scale=0.3, size=ROWS)).astype(np.float32),
+        "advantages": rng.normal(size=ROWS).astype(np.float32),
+        "returns": rng.normal(size=ROWS).astype(np.float32)}
+
+
+def autograd(policy: ActorCritic, batch: dict, minibatch: np.ndarray) -> tuple[float, np.ndarray]:
+    """The definition: ppo_loss's value and its autograd gradient, flat in PolicyShape order."""
+    settings = PPOSettings(num_envs=1, num_steps=ROWS, optimizer="Adam", learning_rate=0.0,
+                           clip_coef=LOSS.clip_coef, value_coef=LOSS.value_coef, train_steps=1,
+                           minibatch_size=len(minibatch), max_grad_norm=1.0, gamma=0.99,
+                           gae_lambda=0.95, device="cpu")
+    policy.zero_grad(set_to_none=True)
+    terms = ppo_loss(policy, *(torch.as_tensor(batch[name][minibatch])
+                               for name in gradient.BATCH_ARRAYS), LOSS.action_std, settings)
+    terms.total.backward()
+    flat = torch.cat([p.grad.reshape(-1) for p in gradient.flat_parameters(policy)])
+    return terms.total.item(), flat.numpy()
+
+
+def shared_arrays(policy: ActorCritic, batch: dict, minibatch: np.ndarray) -> dict:
+    shape = PolicyShape.of(policy)
+    layout = gradient.shared_layout(shape, ROWS, len(minibatch))
+    arrays = {name: np.zeros(size, dtype) for name, (dtype, size) in layout.items()}
+    for name in gradient.BATCH_ARRAYS:
+        arrays[name][:] = batch[name]
+    arrays["minibatch"][:] = minibatch
+    arrays["weights"][:] = torch.cat([p.detach().reshape(-1)
+                                      for p in gradient.flat_parameters(policy)]).numpy()
+    return arrays
+
+
+def task(policy: ActorCritic, rows: int, shards: tuple[int, ...] | None = None) -> ShardTask:
+    return ShardTask(PolicyShape.of(policy), LOSS, rows,
+                     tuple(range(gradient.num_shards(rows))) if shards is None else shards)
+
+
+@pytest.mark.parametrize("rows", [1000, 600, 37])
+def test_the_sharded_gradient_is_autograds_gradient_of_the_loss(rows):
+    """Whole shards, a part shard (600 = 250 + 250 + 100) and a minibatch of one part
+    shard: the summed shards are ppo_loss's gradient to float32 rounding, and so are the
+    loss and the log-ratios the diagnostics read."""
+    policy, batch = policy_and_batch()
+    minibatch = np.random.default_rng(1).permutation(ROWS)[:rows]
+    arrays = shared_arrays(policy, batch, minibatch)
+    task(policy, rows).run(arrays)
+    shards = gradient.num_shards(rows)
+    policy_loss, value_loss = arrays["loss_sums"][:shards].sum(axis=0) / rows
+    expected_loss, expected_gradient = autograd(policy, batch, minibatch)
+
+    assert policy_loss + LOSS.value_coef * value_loss == pytest.approx(expected_loss, rel=1e-5)
+    summed = arrays["gradients"][:shards].sum(axis=0)
+    assert np.abs(summed - expected_gradient).max() <= 1e-5 * np.abs(expected_gradient).max()
+    with torch.no_grad():
+        new = gaussian_log_prob(torch.as_tensor(batch["actions"][minibatch]),
+                                policy.actor(torch.as_tensor(batch["obs"][minibatch])),
+                                LOSS.action_std)
+    np.testing.assert_allclose(arrays["log_ratios"][:rows],
+                               new.numpy() - batch["old_log_probs"][minibatch], atol=1e-5)
+
+
+def test_clipped_terms_give_the_actor_no_gradient():
+    """Ratios far outside the clip range on the side the advantage pushes: the surrogate is
+    flat there, so only the critic gets a gradient."""
+    policy, batch = policy_and_batch((16,))
+    minibatch = np.arange(300)
+    batch["old_log_probs"] = batch["old_log_probs"].copy()
+    new_log_probs = autograd_log_probs(policy, batch, minibatch)
+    sign = np.sign(batch["advantages"][minibatch])
+    batch["old_log_probs"][minibatch] = new_log_probs - 5.0 * sign  # ratio e^(+-5)
+    arrays = shared_arrays(policy, batch, minibatch)
+    task(policy, len(minibatch)).run(arrays)
+    actor, critic = PolicyShape.of(policy).split(arrays["gradients"][:2].sum(axis=0))
+    assert all(not weight.any() and not bias.any() for weight, bias in actor)
+    assert any(weight.any() for weight, _ in critic)
+
+
+def autograd_log_probs(policy: ActorCritic, batch: dict, minibatch: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        mean = policy.actor(torch.as_tensor(batch["obs"][minibatch]))
+    return gaussian_log_prob(batch["actions"][minibatch], mean.numpy(), LOSS.action_std)
+
+
+def test_each_shard_has_the_same_bits_whoever_computes_it_and_in_whatever_company():
+    """Shards computed all at once, one by one in reverse, or two processes' shares: every
+    shard's gradient, loss sums and log-ratios are bit-identical. This is what lets the
+    study's workers share the update without the study depending on how many there are."""
+    policy, batch = policy_and_batch()
+    minibatch = np.random.default_rng(2).permutation(ROWS)[:1000]
+    shards = gradient.num_shards(1000)
+    splits = [[tuple(range(shards))], [(s,) for s in reversed(range(shards))],
+              [tuple(range(shards))[0::2], tuple(range(shards))[1::2]]]
+    results = []
+    for split in splits:
+        arrays = shared_arrays(policy, batch, minibatch)
+        for part in split:
+            task(policy, 1000, part).run(arrays)
+        results.append({name: arrays[name].copy()
+                        for name in ("gradients", "loss_sums", "log_ratios")})
+    for other in results[1:]:
+        for name, values in results[0].items():
+            assert np.array_equal(values, other[name]), name
+
+
+def test_the_policy_shape_is_the_networks_parameter_layout():
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (32, 16, 8))
+    shape = PolicyShape.of(policy)
+    assert shape == PolicyShape.build(OBS_DIM, (32, 16, 8), ACT_DIM)
+    parameters = gradient.flat_parameters(policy)
+    assert shape.size == sum(p.numel() for p in policy.parameters()) == sum(
+        p.numel() for p in parameters)
+    flat = torch.cat([p.detach().reshape(-1) for p in parameters]).numpy()
+    actor, critic = shape.split(flat)
+    layers = [*policy.actor[::2], *policy.critic[::2]]
+    for (weight, bias), layer in zip([*actor, *critic], layers, strict=True):
+        assert np.array_equal(weight, layer.weight.detach().numpy())
+        assert np.array_equal(bias, layer.bias.detach().numpy())
+    assert math.prod(actor[-1][0].shape) == ACT_DIM * 8
+
+
+def test_an_update_by_the_shards_follows_the_autograd_update():
+    """Eight gradient steps from the same weights and minibatches (Adam, clipping): the two
+    ways end at the same weights to float32 rounding, far closer than the steps moved them."""
+    from ppo.algorithm import Batch, autograd_gradients, make_learner, sharded_gradients, update
+    from ppo.normalize import RewardScaler
+
+    policy, arrays = policy_and_batch()
+    batch = Batch(arrays["obs"], arrays["actions"], arrays["old_log_probs"],
+                  arrays["advantages"], arrays["returns"])
+    settings = PPOSettings(num_envs=1, num_steps=ROWS, optimizer="Adam", learning_rate=1e-3,
+                           clip_coef=LOSS.clip_coef, value_coef=LOSS.value_coef, train_steps=8,
+                           minibatch_size=600, max_grad_norm=0.5, gamma=0.99,
+                           gae_lambda=0.95, device="cpu")
+    start = [p.detach().clone() for p in policy.parameters()]
+    weights = []
+    for method in (sharded_gradients, autograd_gradients):
+        with torch.no_grad():
+            for parameter, value in zip(policy.parameters(), start, strict=True):
+                parameter.copy_(value)
+        learner = make_learner(settings, policy, RewardScaler(1, 0.99),
+                               torch.Generator().manual_seed(3))
+        update(learner, batch, LOSS.action_std, gradient_method=method)
+        weights.append(torch.cat([p.detach().reshape(-1) for p in policy.parameters()]))
+    moved = (weights[1] - torch.cat([p.reshape(-1) for p in start])).abs().max()
+    assert (weights[0] - weights[1]).abs().max() < 1e-3 * moved
