@@ -31,10 +31,8 @@ from ppo import gradient
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
 from ppo.gradient import LossSettings, PolicyShape, ShardTask
 from ppo.inference import PolicySnapshot
-from ppo.network import ActorCritic, linear_layers
+from ppo.network import ActorCritic, gaussian_log_prob, linear_layers
 from ppo.normalize import RewardScaler
-
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 FUSED_OPTIMIZERS = frozenset({"Adam"})
 """Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
@@ -118,18 +116,6 @@ class LocalGradients:
 
     def compute_gradients(self, task: ShardTask) -> None:
         task.run(self.gradient_arrays)
-
-
-def gaussian_log_prob(actions, mean, std: float):
-    """Log-density of `actions` (..., act_dim) under independent Normals N(mean, std^2), summed
-    over the action dimensions: shape (...). NumPy arrays (the rollout) or torch tensors (the
-    loss) alike, so both compute exactly the same formula.
-
-    Written out rather than via torch.distributions: it runs every environment step, and the
-    distribution object's construction and validation cost more than the arithmetic.
-    """
-    return (-0.5 * ((actions - mean) / std) ** 2).sum(-1) - actions.shape[-1] * (
-        math.log(std) + LOG_SQRT_2PI)
 
 
 # ----- what learns ------------------------------------------------------------------------------
@@ -351,7 +337,8 @@ def ppo_loss(policy: ActorCritic, mb_obs: torch.Tensor, mb_actions: torch.Tensor
     log_probs = gaussian_log_prob(mb_actions, policy.actor(mb_obs), action_std)
     log_ratio = log_probs - mb_old_log_probs
     ratio = torch.exp(log_ratio)
-    advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+    advantages = ((mb_advantages - mb_advantages.mean())
+                  / (mb_advantages.std() + gradient.ADVANTAGE_EPSILON))
     clipped = torch.clamp(ratio, 1 - settings.clip_coef, 1 + settings.clip_coef)
     policy_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
     value_loss = 0.5 * (policy.critic(mb_obs).squeeze(-1) - mb_returns).square().mean()

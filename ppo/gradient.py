@@ -26,11 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from ppo.network import ActorCritic, linear_layers
+from ppo.network import ActorCritic, gaussian_log_prob, linear_layers
 
 SHARD_ROWS = 250
 """Rows per shard: a shard of 250 costs 0.34 ms, a quarter of 1,000 rows' 1.3 ms, so small
 shards lose almost nothing to fixed costs, and a default minibatch makes 4 of them."""
+
+ADVANTAGE_EPSILON = 1e-8
+"""Added to the minibatch's advantage std before dividing by it (`ppo.algorithm.ppo_loss` too)."""
 
 LOSS_PARTS = ("policy_loss_sum", "value_loss_sum")
 """What each shard reports beside its gradient: its rows' sums of the two losses."""
@@ -98,10 +101,13 @@ class LossSettings:
     value_coef: float
 
 
+BATCH_ARRAYS = ("obs", "actions", "old_log_probs", "advantages", "returns")
+
+
 @dataclass
 class MinibatchRows:
-    """A minibatch's rows of the batch (normalised observations, actions, the behaviour
-    policy's log-probabilities, advantages, returns), and its advantages' mean and std."""
+    """A minibatch's rows of the batch: normalised observations, actions, the behaviour
+    policy's log-probabilities, advantages, returns (BATCH_ARRAYS)."""
 
     obs: np.ndarray
     actions: np.ndarray
@@ -117,16 +123,14 @@ class MinibatchRows:
         """As `ppo.algorithm.ppo_loss` normalises them: over the whole minibatch, unbiased std
         (a shard slices the result, so shards never see statistics of their own)."""
         advantages = self.advantages
-        return (advantages - advantages.mean()) / (advantages.std(ddof=1) + np.float32(1e-8))
+        spread = advantages.std(ddof=1) + np.float32(ADVANTAGE_EPSILON)
+        return (advantages - advantages.mean()) / spread
 
     def shard(self, index: int, advantages: np.ndarray) -> tuple[MinibatchRows, np.ndarray]:
         rows = slice(index * SHARD_ROWS, (index + 1) * SHARD_ROWS)
         part = MinibatchRows(self.obs[rows], self.actions[rows], self.old_log_probs[rows],
                              self.advantages[rows], self.returns[rows])
         return part, advantages[rows]
-
-
-BATCH_ARRAYS = ("obs", "actions", "old_log_probs", "advantages", "returns")
 
 
 def num_shards(minibatch_size: int) -> int:
@@ -176,17 +180,16 @@ def shard_gradient(shape: PolicyShape, weights: np.ndarray, rows: MinibatchRows,
 
     actor_outputs = forward(actor, rows.obs, squash_output=True)
     mean = actor_outputs[-1]
-    z = (rows.actions - mean) / std
-    log_probs = (np.float32(-0.5) * z * z).sum(-1) - np.float32(
-        mean.shape[-1] * (math.log(loss.action_std) + 0.5 * math.log(2 * math.pi)))
-    log_ratio = log_probs - rows.old_log_probs
+    log_ratio = gaussian_log_prob(rows.actions, mean, loss.action_std) - rows.old_log_probs
     ratio = np.exp(log_ratio)
     unclipped = ratio * advantages
     clipped = np.clip(ratio, 1 - loss.clip_coef, 1 + loss.clip_coef).astype(np.float32
                                                                              ) * advantages
     surrogate_grad = np.where(unclipped <= clipped, advantages, np.float32(0))
     log_prob_grad = -scale * surrogate_grad * ratio
-    backward(actor, actor_outputs, log_prob_grad[:, None] * z / std, True, actor_grad)
+    # d log pi / d mean = (action - mean) / std^2
+    mean_grad = log_prob_grad[:, None] * ((rows.actions - mean) / std) / std
+    backward(actor, actor_outputs, mean_grad, True, actor_grad)
 
     critic_outputs = forward(critic, rows.obs, squash_output=False)
     error = critic_outputs[-1][:, 0] - rows.returns
