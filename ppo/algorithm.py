@@ -26,12 +26,13 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from ppo import gradient
 from ppo.diagnostics import LossTerms, UpdateDiagnostics
-from ppo.gradient import LossSettings, PolicyShape, ShardTask
+from ppo.gradient import LossSettings, PolicyShape, ShardTask, gaussian_log_prob
 from ppo.inference import PolicySnapshot
-from ppo.network import ActorCritic, gaussian_log_prob, linear_layers
+from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 
 FUSED_OPTIMIZERS = frozenset({"Adam"})
@@ -170,6 +171,20 @@ def make_optimizer(settings: PPOSettings, policy: ActorCritic) -> torch.optim.Op
     return optimizer_class(policy.parameters(), lr=settings.learning_rate, **fused)
 
 
+def flat_parameters(policy: ActorCritic) -> list[nn.Parameter]:
+    """The policy's weights in `ppo.gradient.PolicyShape`'s order (the normaliser has none)."""
+    return [parameter for network in policy.networks for layer in linear_layers(network)
+            for parameter in (layer.weight, layer.bias)]
+
+
+def policy_shape(policy: ActorCritic) -> PolicyShape:
+    """Where `flat_parameters`' weights sit in a flat vector (`ppo.gradient`'s view of them)."""
+    def shapes(network: nn.Sequential) -> tuple[tuple[int, int], ...]:
+        return tuple((layer.out_features, layer.in_features)
+                     for layer in linear_layers(network))
+    return PolicyShape(shapes(policy.actor), shapes(policy.critic))
+
+
 def gradient_layout(settings: PPOSettings, shape: PolicyShape
                     ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """The arrays a `GradientSource` holds for these settings and a policy of `shape`."""
@@ -182,7 +197,7 @@ def make_learner(settings: PPOSettings, policy: ActorCritic, reward_scaler: Rewa
                  ) -> Learner:
     """Optimiser and rollout storage for `policy` (already on its device); gradients computed
     by `gradients`, or in this process."""
-    shape = PolicyShape.of(policy)
+    shape = policy_shape(policy)
     obs_dim, act_dim = shape.actor[0][1], shape.actor[-1][0]
     return Learner(settings, policy, make_optimizer(settings, policy),
                    RolloutBuffer(settings.num_steps, settings.num_envs, obs_dim, act_dim),
@@ -376,7 +391,7 @@ def sharded_gradients(learner: Learner, batch: Batch, action_std: float) -> Grad
                                                      batch.advantages, batch.returns),
                             strict=True):
         arrays[name][:len(values)] = values
-    shape, parameters = PolicyShape.of(policy), gradient.flat_parameters(policy)
+    shape, parameters = policy_shape(policy), flat_parameters(policy)
     weights = torch.from_numpy(arrays["weights"])
     loss = LossSettings(action_std, settings.clip_coef, settings.value_coef)
 

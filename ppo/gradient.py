@@ -24,9 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
-
-from ppo.network import ActorCritic, gaussian_log_prob, linear_layers
 
 SHARD_ROWS = 250
 """Rows per shard: a shard of 250 costs 0.34 ms, a quarter of 1,000 rows' 1.3 ms, so small
@@ -38,6 +35,8 @@ ADVANTAGE_EPSILON = 1e-8
 LOSS_PARTS = ("policy_loss_sum", "value_loss_sum")
 """What each shard reports beside its gradient: its rows' sums of the two losses."""
 
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
 Layers = list[tuple[np.ndarray, np.ndarray]]
 """(weight (out, in), bias (out,)) of each linear layer, input first."""
 
@@ -45,18 +44,12 @@ Layers = list[tuple[np.ndarray, np.ndarray]]
 @dataclass(frozen=True)
 class PolicyShape:
     """Where each linear layer's weight and bias sit in the flat parameter vector: the actor's
-    layers, then the critic's, each weight then its bias (`flat_parameters`' order)."""
+    layers, then the critic's, each weight then its bias (`ppo.algorithm.flat_parameters`'
+    order)."""
 
     actor: tuple[tuple[int, int], ...]
     """(out, in) of each actor layer, input first."""
     critic: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def of(cls, policy: ActorCritic) -> PolicyShape:
-        def shapes(network: nn.Sequential) -> tuple[tuple[int, int], ...]:
-            return tuple((layer.out_features, layer.in_features)
-                         for layer in linear_layers(network))
-        return cls(shapes(policy.actor), shapes(policy.critic))
 
     @classmethod
     def build(cls, obs_dim: int, hidden_layers: Sequence[int], act_dim: int) -> PolicyShape:
@@ -84,12 +77,6 @@ class PolicyShape:
             return layers
 
         return take(self.actor), take(self.critic)
-
-
-def flat_parameters(policy: ActorCritic) -> list[nn.Parameter]:
-    """The policy's weights in `PolicyShape`'s order (the normaliser has none)."""
-    return [parameter for network in policy.networks for layer in linear_layers(network)
-            for parameter in (layer.weight, layer.bias)]
 
 
 @dataclass(frozen=True)
@@ -131,6 +118,18 @@ class MinibatchRows:
         part = MinibatchRows(self.obs[rows], self.actions[rows], self.old_log_probs[rows],
                              self.advantages[rows], self.returns[rows])
         return part, advantages[rows]
+
+
+def gaussian_log_prob(actions, mean, std: float):
+    """Log-density of `actions` (..., act_dim) under independent Normals N(mean, std^2), summed
+    over the action dimensions: shape (...). NumPy arrays (the rollout, the update's gradient
+    shards) or torch tensors (the loss) alike, so all compute exactly the same formula.
+
+    Written out rather than via torch.distributions: it runs every environment step, and the
+    distribution object's construction and validation cost more than the arithmetic.
+    """
+    return (-0.5 * ((actions - mean) / std) ** 2).sum(-1) - actions.shape[-1] * (
+        math.log(std) + LOG_SQRT_2PI)
 
 
 def num_shards(minibatch_size: int) -> int:

@@ -12,7 +12,6 @@ from torch import nn
 
 from ppo.normalize import RunningNormalizer
 
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 OUTPUT_GAINS = {"actor": 0.01, "critic": 1.0}
 """Orthogonal-init gains of the final layers: a near-zero actor output starts every action at
 the middle of its range; the critic's output starts at the scale of the (scaled) returns."""
@@ -108,14 +107,3 @@ def linear_layers(network: nn.Sequential) -> list[nn.Linear]:
     """The network's Linear layers, input first; the last one is the "final layer"."""
     return [module for module in network if isinstance(module, nn.Linear)]
 
-
-def gaussian_log_prob(actions, mean, std: float):
-    """Log-density of `actions` (..., act_dim) under independent Normals N(mean, std^2), summed
-    over the action dimensions: shape (...). NumPy arrays (the rollout, the update's gradient
-    shards) or torch tensors (the loss) alike, so all compute exactly the same formula.
-
-    Written out rather than via torch.distributions: it runs every environment step, and the
-    distribution object's construction and validation cost more than the arithmetic.
-    """
-    return (-0.5 * ((actions - mean) / std) ** 2).sum(-1) - actions.shape[-1] * (
-        math.log(std) + LOG_SQRT_2PI)

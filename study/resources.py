@@ -7,9 +7,12 @@ of a MemoryError, an out-of-memory kill or a swapping machine an hour later.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from ppo.gradient import SHARD_ROWS
 
 BYTES_PER_PARAMETER = 4 * 10
 """float32 weights, their gradients, Adam's two moments, the rollout's NumPy snapshot, and the
@@ -38,10 +41,17 @@ def network_parameters(hidden_layers: Sequence[int], inputs: int = ESTIMATE_INPU
                for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True))
 
 
+def gradient_shard_bytes(hidden_layers: Sequence[int], minibatch_size: int) -> int:
+    """The update's shared arrays (`ppo.gradient.shared_layout`): the weights, and a gradient
+    for each shard of SHARD_ROWS rows of a minibatch."""
+    return 4 * network_parameters(hidden_layers) * (1 + math.ceil(minibatch_size / SHARD_ROWS))
+
+
 def batch_bytes_per_frame(inputs: int = ESTIMATE_INPUTS, outputs: int = ESTIMATE_OUTPUTS) -> int:
     """Rollout storage per frame: raw and normalised observations, actions and their noise,
-    eight float32 scalars, and the flattened batch's advantages and returns."""
-    return 4 * (2 * inputs + 2 * outputs + 8 + 2)
+    eight float32 scalars, the flattened batch's advantages and returns, and the batch's copy
+    that the update shares with the workers (observations, actions and three scalars)."""
+    return 4 * (2 * inputs + 2 * outputs + 8 + 2 + inputs + outputs + 3)
 
 
 def memory_needs(hidden_layers: Sequence[int], frames_per_batch: int, minibatch_size: int,
@@ -49,7 +59,8 @@ def memory_needs(hidden_layers: Sequence[int], frames_per_batch: int, minibatch_
                  ) -> dict[str, int]:
     """Estimated bytes, by the flag that drives each part."""
     return {
-        "hidden_layers": BYTES_PER_PARAMETER * network_parameters(hidden_layers)
+        "hidden_layers": gradient_shard_bytes(hidden_layers, minibatch_size)
+        + BYTES_PER_PARAMETER * network_parameters(hidden_layers)
         + 4 * ACTIVATION_COPIES * 2 * minibatch_size * sum(hidden_layers),
         "batch_size": frames_per_batch * batch_bytes_per_frame(),
         "num_envs": num_envs * int(BYTES_PER_WALKER

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from ppo import gradient
-from ppo.algorithm import PPOSettings, gaussian_log_prob, ppo_loss
+from ppo.algorithm import (
+    PPOSettings,
+    flat_parameters,
+    gaussian_log_prob,
+    policy_shape,
+    ppo_loss,
+)
 from ppo.gradient import LossSettings, PolicyShape, ShardTask
 from ppo.network import ActorCritic
 
@@ -49,24 +55,24 @@ def autograd(policy: ActorCritic, batch: dict, minibatch: np.ndarray) -> tuple[f
     terms = ppo_loss(policy, *(torch.as_tensor(batch[name][minibatch])
                                for name in gradient.BATCH_ARRAYS), LOSS.action_std, settings)
     terms.total.backward()
-    flat = torch.cat([p.grad.reshape(-1) for p in gradient.flat_parameters(policy)])
+    flat = torch.cat([p.grad.reshape(-1) for p in flat_parameters(policy)])
     return terms.total.item(), flat.numpy()
 
 
 def shared_arrays(policy: ActorCritic, batch: dict, minibatch: np.ndarray) -> dict:
-    shape = PolicyShape.of(policy)
+    shape = policy_shape(policy)
     layout = gradient.shared_layout(shape, ROWS, len(minibatch))
     arrays = {name: np.zeros(size, dtype) for name, (dtype, size) in layout.items()}
     for name in gradient.BATCH_ARRAYS:
         arrays[name][:] = batch[name]
     arrays["minibatch"][:] = minibatch
     arrays["weights"][:] = torch.cat([p.detach().reshape(-1)
-                                      for p in gradient.flat_parameters(policy)]).numpy()
+                                      for p in flat_parameters(policy)]).numpy()
     return arrays
 
 
 def task(policy: ActorCritic, rows: int, shards: tuple[int, ...] | None = None) -> ShardTask:
-    return ShardTask(PolicyShape.of(policy), LOSS, rows,
+    return ShardTask(policy_shape(policy), LOSS, rows,
                      tuple(range(gradient.num_shards(rows))) if shards is None else shards)
 
 
@@ -105,7 +111,7 @@ def test_clipped_terms_give_the_actor_no_gradient():
     batch["old_log_probs"][minibatch] = new_log_probs - 5.0 * sign  # ratio e^(+-5)
     arrays = shared_arrays(policy, batch, minibatch)
     task(policy, len(minibatch)).run(arrays)
-    actor, critic = PolicyShape.of(policy).split(arrays["gradients"][:2].sum(axis=0))
+    actor, critic = policy_shape(policy).split(arrays["gradients"][:2].sum(axis=0))
     assert all(not weight.any() and not bias.any() for weight, bias in actor)
     assert any(weight.any() for weight, _ in critic)
 
@@ -139,9 +145,9 @@ def test_each_shard_has_the_same_bits_whoever_computes_it_and_in_whatever_compan
 
 def test_the_policy_shape_is_the_networks_parameter_layout():
     policy = ActorCritic(OBS_DIM, ACT_DIM, (32, 16, 8))
-    shape = PolicyShape.of(policy)
+    shape = policy_shape(policy)
     assert shape == PolicyShape.build(OBS_DIM, (32, 16, 8), ACT_DIM)
-    parameters = gradient.flat_parameters(policy)
+    parameters = flat_parameters(policy)
     assert shape.size == sum(p.numel() for p in policy.parameters()) == sum(
         p.numel() for p in parameters)
     flat = torch.cat([p.detach().reshape(-1) for p in parameters]).numpy()
