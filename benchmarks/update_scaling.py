@@ -39,7 +39,7 @@ from ppo.algorithm import Batch, GradientSource, make_learner, update  # noqa: E
 from ppo.network import ActorCritic  # noqa: E402
 from ppo.normalize import RewardScaler  # noqa: E402
 from study.config import Config  # noqa: E402
-from study.trainer import gradient_layout, ppo_settings  # noqa: E402
+from study.trainer import pool_gradient_layout, ppo_settings  # noqa: E402
 from workers.vector import WalkerPool  # noqa: E402
 
 ROWS = (250, 500, 1000, 2000, 4000)
@@ -98,7 +98,7 @@ def default_update_seconds() -> dict[str, list[float]]:
     config = Config(save_name="bench")
     batch = random_batch(config.batch_size)
     pool = WalkerPool(config.env, {**config.env_kwargs(), "design_inputs": {}},
-                      config.num_envs, 2, gradient_layout=partial(gradient_layout, config))
+                      config.num_envs, 2, gradient_layout=partial(pool_gradient_layout, config))
     methods = {"torch_autograd": algorithm.autograd_gradients}
     try:
         learners = {"torch_autograd": learner_for(config),

@@ -178,11 +178,20 @@ def flat_parameters(policy: ActorCritic) -> list[nn.Parameter]:
 
 
 def policy_shape(policy: ActorCritic) -> PolicyShape:
-    """Where `flat_parameters`' weights sit in a flat vector (`ppo.gradient`'s view of them)."""
-    def shapes(network: nn.Sequential) -> tuple[tuple[int, int], ...]:
-        return tuple((layer.out_features, layer.in_features)
-                     for layer in linear_layers(network))
-    return PolicyShape(shapes(policy.actor), shapes(policy.critic))
+    """Where `flat_parameters`' weights sit in a flat vector (`ppo.gradient`'s view of them).
+
+    `ppo.gradient` computes the networks `ppo.network.mlp` builds: linear layers with tanh
+    between them, and after the actor's last; anything else would get a wrong gradient, so it
+    is refused here."""
+    def shapes(network: nn.Sequential, squashed: bool) -> tuple[tuple[int, int], ...]:
+        layers = linear_layers(network)
+        kinds = [nn.Linear, nn.Tanh] * len(layers)
+        kinds = kinds if squashed else kinds[:-1]
+        if len(network) != len(kinds) or not all(
+                isinstance(module, kind) for module, kind in zip(network, kinds, strict=True)):
+            raise ValueError(f"ppo.gradient computes tanh MLPs only, not {network}")
+        return tuple((layer.out_features, layer.in_features) for layer in layers)
+    return PolicyShape(shapes(policy.actor, squashed=True), shapes(policy.critic, False))
 
 
 def gradient_layout(settings: PPOSettings, shape: PolicyShape

@@ -10,7 +10,7 @@ A minibatch's gradient is the sum of its shards' gradients, each over SHARD_ROWS
 rows of the minibatch, summed in shard order. A shard's numbers depend only on its rows (a
 matrix product rounds a row according to how many rows it is computed with and where the row
 sits, `workers.sampler`), so any split of the shards between processes gives the same
-gradient bit for bit: a seed gives the same study with 0, 1 or 2 workers.
+gradient bit for bit: a seed gives the same study with 0, 1 or 3 workers.
 
 `ppo.algorithm.ppo_loss` through autograd is the definition; the tests check this gradient
 against it. The update still clips and steps with torch (`ppo.algorithm.update`:
@@ -19,6 +19,7 @@ the optimizer and its state are torch's).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,18 +107,17 @@ class MinibatchRows:
     def gather(cls, batch: dict[str, np.ndarray], rows: np.ndarray) -> MinibatchRows:
         return cls(*(batch[name][rows] for name in BATCH_ARRAYS))
 
-    def normalized_advantages(self) -> np.ndarray:
-        """As `ppo.algorithm.ppo_loss` normalises them: over the whole minibatch, unbiased std
-        (a shard slices the result, so shards never see statistics of their own)."""
+    def with_normalized_advantages(self) -> MinibatchRows:
+        """The advantages as `ppo.algorithm.ppo_loss` normalises them: over the whole
+        minibatch, unbiased std (shards slice the result, so never use statistics of their
+        own)."""
         advantages = self.advantages
         spread = advantages.std(ddof=1) + np.float32(ADVANTAGE_EPSILON)
-        return (advantages - advantages.mean()) / spread
+        return dataclasses.replace(self, advantages=(advantages - advantages.mean()) / spread)
 
-    def shard(self, index: int, advantages: np.ndarray) -> tuple[MinibatchRows, np.ndarray]:
+    def shard(self, index: int) -> MinibatchRows:
         rows = slice(index * SHARD_ROWS, (index + 1) * SHARD_ROWS)
-        part = MinibatchRows(self.obs[rows], self.actions[rows], self.old_log_probs[rows],
-                             self.advantages[rows], self.returns[rows])
-        return part, advantages[rows]
+        return MinibatchRows(*(getattr(self, name)[rows] for name in BATCH_ARRAYS))
 
 
 def gaussian_log_prob(actions, mean, std: float):
@@ -162,11 +162,11 @@ def backward(layers: Layers, outputs: list[np.ndarray], grad: np.ndarray, squash
 
 
 def shard_gradient(shape: PolicyShape, weights: np.ndarray, rows: MinibatchRows,
-                   advantages: np.ndarray, minibatch_size: int, loss: LossSettings,
-                   grad_out: np.ndarray) -> tuple[float, float, np.ndarray]:
+                   minibatch_size: int, loss: LossSettings, grad_out: np.ndarray
+                   ) -> tuple[float, float, np.ndarray]:
     """The gradient of the shard's rows' share of the minibatch's loss (their terms over the
     whole minibatch's size) into `grad_out` (shape.size,); returns the rows' policy-loss and
-    value-loss sums and their log-ratios.
+    value-loss sums and their log-ratios. `rows.advantages` are already normalised.
 
     The policy term is -min(r A, clip(r) A): its derivative by r is A where the unclipped
     term is the smaller (or they tie), else 0. r = exp(log pi - log pi_old), so d r / d log pi
@@ -181,9 +181,9 @@ def shard_gradient(shape: PolicyShape, weights: np.ndarray, rows: MinibatchRows,
     mean = actor_outputs[-1]
     log_ratio = gaussian_log_prob(rows.actions, mean, loss.action_std) - rows.old_log_probs
     ratio = np.exp(log_ratio)
+    advantages = rows.advantages
     unclipped = ratio * advantages
-    clipped = np.clip(ratio, 1 - loss.clip_coef, 1 + loss.clip_coef).astype(np.float32
-                                                                             ) * advantages
+    clipped = np.clip(ratio, 1 - loss.clip_coef, 1 + loss.clip_coef) * advantages
     surrogate_grad = np.where(unclipped <= clipped, advantages, np.float32(0))
     log_prob_grad = -scale * surrogate_grad * ratio
     # d log pi / d mean = (action - mean) / std^2
@@ -243,13 +243,15 @@ def step_gradients(shape: PolicyShape, weights: np.ndarray, batch: dict[str, np.
     """Shards `shards` of one gradient step on the batch rows `minibatch`: shard s's gradient
     into `gradients[s]`, its loss sums into `loss_sums[s]` and its rows' log-ratios into
     their places in `log_ratios` (minibatch,). Whoever computes them, in whatever company,
-    writes the same numbers."""
-    rows = MinibatchRows.gather(batch, minibatch)
-    advantages = rows.normalized_advantages()
-    for index in shards:
-        part, part_advantages = rows.shard(index, advantages)
-        *sums, log_ratios[index * SHARD_ROWS:index * SHARD_ROWS + len(part.obs)] = (
-            shard_gradient(shape, weights, part, part_advantages, len(minibatch), loss,
-                           gradients[index]))
-        loss_sums[index] = sums
+    writes the same numbers.
+
+    A diverging policy overflows exp and the rest: no NumPy warning, in the trainer or in
+    any worker; the update sees the non-finite loss and stops the study in one line."""
+    rows = MinibatchRows.gather(batch, minibatch).with_normalized_advantages()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for index in shards:
+            part = rows.shard(index)
+            *sums, log_ratios[index * SHARD_ROWS:index * SHARD_ROWS + len(part.obs)] = (
+                shard_gradient(shape, weights, part, len(minibatch), loss, gradients[index]))
+            loss_sums[index] = sums
 

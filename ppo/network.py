@@ -106,4 +106,3 @@ class ActorCritic(nn.Module):
 def linear_layers(network: nn.Sequential) -> list[nn.Linear]:
     """The network's Linear layers, input first; the last one is the "final layer"."""
     return [module for module in network if isinstance(module, nn.Linear)]
-

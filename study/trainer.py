@@ -87,7 +87,7 @@ def ppo_settings(config: Config) -> PPOSettings:
         gamma=config.gamma, gae_lambda=config.gae_lambda, device=config.device)
 
 
-def gradient_layout(config: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
+def pool_gradient_layout(config: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
     """The arrays the walker pool shares for the update's gradient shards: none off the CPU,
     where torch computes the gradients (`ppo.algorithm.update`)."""
     if config.device != "cpu":
@@ -193,7 +193,7 @@ class Study:
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
                                   config.worker_processes, lambda: self.stop_signal is not None,
                                   config.steps_per_env, config.lockstep,
-                                  partial(gradient_layout, config))
+                                  partial(pool_gradient_layout, config))
         try:
             self._build(config, source, resume_state)
             self.tensorboard = open_tensorboard(config, self.frames, len(self.log),

@@ -184,3 +184,26 @@ def test_an_update_by_the_shards_follows_the_autograd_update():
         weights.append(torch.cat([p.detach().reshape(-1) for p in policy.parameters()]))
     moved = (weights[1] - torch.cat([p.reshape(-1) for p in start])).abs().max()
     assert (weights[0] - weights[1]).abs().max() < 1e-3 * moved
+
+
+def test_a_network_the_numpy_gradient_does_not_compute_is_refused():
+    """Anything but the tanh MLPs `ppo.network.mlp` builds would get a wrong gradient."""
+    policy = ActorCritic(OBS_DIM, ACT_DIM, (16,))
+    policy.critic.insert(1, torch.nn.LayerNorm(16))
+    with pytest.raises(ValueError, match="tanh MLPs only"):
+        policy_shape(policy)
+
+
+def test_a_diverged_shard_warns_nothing():
+    """Overflowing ratios make a non-finite loss, which the update reports in one line: the
+    shards themselves print no NumPy warning (in every worker, it would be many lines)."""
+    import warnings
+
+    policy, batch = policy_and_batch()
+    batch["old_log_probs"] = np.full(ROWS, -1e4, dtype=np.float32)  # ratio e^10000
+    minibatch = np.arange(500)
+    arrays = shared_arrays(policy, batch, minibatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task(policy, 500).run(arrays)
+    assert not np.isfinite(arrays["loss_sums"][:2]).all()

@@ -382,21 +382,23 @@ class WalkerPool:
         return self._wait_for_workers()
 
     def compute_gradients(self, task: ShardTask) -> None:
-        """The task's shards, split between the workers (shard s by worker s % workers), or
-        here while they are busy with a rollout (--policy_lag) or there are none: the same
-        numbers either way (`ppo.gradient`)."""
+        """The task's shards, split between the workers (shard s by worker s % n, n the
+        workers or the shards, the fewer), or here while they are busy with a rollout
+        (--policy_lag) or there are none: the same numbers either way (`ppo.gradient`)."""
         if not self.idle_workers:
             task.run(self.gradient_arrays)
             return
         if task != self.gradient_task:  # an update's steps are the same task: pickled once
             self.gradient_task = task
+            sharing = min(len(self.workers), len(task.shards))
             self.gradient_messages = [
                 pickle.dumps(("gradient", dataclasses.replace(
-                    task, shards=task.shards[index::len(self.workers)])))
-                for index in range(len(self.workers))]
-        for worker, message in zip(self.workers, self.gradient_messages, strict=True):
-            self._send(worker, message)
-        self._wait_for_workers()
+                    task, shards=task.shards[index::sharing])))
+                for index in range(sharing)]
+        asked = range(len(self.gradient_messages))
+        for index in asked:
+            self._send(self.workers[index], self.gradient_messages[index])
+        self._wait_for_workers(asked)
 
     def _send(self, worker: ChildProcess, message: bytes | tuple[str, Any]) -> None:
         try:
@@ -407,15 +409,16 @@ class WalkerPool:
         except OSError:
             raise self._lost(worker) from None
 
-    def _wait_for_workers(self) -> list[Any]:
-        """One reply from every worker: the values of their `Returned` replies (None for the
-        others), in worker order; raise the first worker error among them.
+    def _wait_for_workers(self, asked: range | None = None) -> list[Any]:
+        """One reply from every worker (or the workers `asked`): the values of their
+        `Returned` replies (None for the others), in worker order; raise the first worker
+        error among them.
 
         Bounded: a worker that dies raises WorkerLost at once; one that does not answer is
         killed after STOP_GRACE_S once a stop is requested (StepInterrupted), or after
         HUNG_AFTER_S in any case (WorkerLost).
         """
-        waiting = set(range(len(self.workers)))
+        waiting = set(range(len(self.workers)) if asked is None else asked)
         values: list[Any] = [None] * len(self.workers)
         errors: list[tuple[int, str]] = []
         idle_slices = 0
@@ -446,7 +449,7 @@ class WalkerPool:
                     errors.append((index, reply))
         if errors:
             worker, error = errors[0]
-            raise RuntimeError(f"an environment in walker worker {worker} failed:\n{error}")
+            raise RuntimeError(f"walker worker {worker} failed:\n{error}")
         return values
 
     def _steps_started(self, before: np.ndarray) -> bool:
