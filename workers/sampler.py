@@ -76,7 +76,10 @@ class BlockedPolicy:
                 ) -> np.ndarray:
         flat = self.blocks.reshape(-1, self.blocks.shape[-1])
         flat[self.inside] = norm_obs
-        return np.concatenate([network(block) for block in self.blocks])[self.inside]
+        outputs = [network(block) for block in self.blocks]
+        # Most workers' walkers sit in one block: no copy to join it to others.
+        joined = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        return joined[self.inside]
 
     def mean_action(self, norm_obs: np.ndarray) -> np.ndarray:
         return self._passes(self.policy.mean_action, norm_obs)
