@@ -161,8 +161,7 @@ class EvaluationLog:
     def add(self, frames: int, results: list[EpisodeResult], wall_time: float, seconds: float
             ) -> dict[str, Any]:
         row = {**summarize(results, with_interval=False), "frames": frames,
-               "wall_time": wall_time,
-               "seconds": seconds}
+               "wall_time": wall_time, "seconds": seconds}
         for name in COLUMNS:
             self.columns[name].append(row[name])
         return row
