@@ -477,15 +477,16 @@ def update(learner: Learner, batch: Batch, action_std: float,
     if gradient_method is None:
         gradient_method = sharded_gradients if settings.device == "cpu" else autograd_gradients
     gradient_step = gradient_method(learner, batch, action_std)
+    # Frozen layers (transfer) get no gradient; which layers those are changes only between
+    # updates (a thaw), so the list is made once, not at every step.
+    trainable = [parameter for parameter in policy.parameters() if parameter.requires_grad]
     diagnostics = UpdateDiagnostics(settings.clip_coef)
     for minibatch in draw_minibatches(learner.generator, batch_size, settings.minibatch_size,
                                       train_steps):
         if stop_requested():
             raise UpdateInterrupted
         terms = gradient_step(minibatch)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in policy.parameters() if p.grad is not None], settings.max_grad_norm
-        )
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
         if not torch.isfinite(grad_norm):  # a finite loss can still overflow its gradient
             raise TrainingDiverged(f"the gradient norm became {grad_norm.item()}")
         diagnostics.add(terms, grad_norm)
