@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from study.errors import (
+from common.errors import (
     StudyFailed,
     UsageError,
     interrupt_exit_status,
@@ -20,7 +20,7 @@ from study.errors import (
 )
 
 if TYPE_CHECKING:
-    from study.config import Config
+    from common.config import Config
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -59,7 +59,7 @@ def main(config: Config) -> int:
 
 def describe_score(best_score: float, score_kind: str) -> str:
     """The best policy's score and what it measures (`study.evaluations.score_kind`)."""
-    from study.results import SCORE_WINDOW
+    from common.results import SCORE_WINDOW
 
     if math.isfinite(best_score):
         return f"score {best_score:.1f}: {score_kind}"
@@ -87,7 +87,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None) -> int:
-    from study.config import parse_config
+    from common.config import parse_config
 
     config = parse_config(argv)
     try:

@@ -74,9 +74,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from study.config import OneLineErrorParser
-from study.errors import StudyFailed, UsageError
-from study.locking import StudyLock
+from common.config import OneLineErrorParser
+from common.errors import StudyFailed, UsageError
+from common.locking import StudyLock
 from sweeps.execution import run_sweep
 from sweeps.grid import SweepError, parse_grid
 from sweeps.state import Paths, Sweep, expand, prepare, study_argv
@@ -199,7 +199,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 def sweep_lock(sweep: Sweep) -> StudyLock:
     """One sweep of a name per results folder at a time: a second one would run the same
-    studies and rewrite the same manifest (`.NAME.sweep.lock` beside it, see study.locking)."""
+    studies and rewrite the same manifest (`.NAME.sweep.lock` beside it, see common.locking)."""
     return SweepLock(sweep.paths.results_dir / f".{sweep.name}.sweep.lock", sweep.name,
                      sweep.paths.results_dir)
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 import envs
+from common.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
 from ppo.schedules import Schedules
-from study.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
 
 REPLICATE_SETTING = "seed"
 """The one experiment setting in which the studies of a group differ: they are its replicates."""
@@ -270,7 +270,7 @@ def strategy_of(config: dict[str, Any]) -> str:
 
 def experiment_settings(config: dict[str, Any],
                         schedules: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The experiment a study belongs to, but for its seed (`study.config.experiment_of`: what
+    """The experiment a study belongs to, but for its seed (`common.config.experiment_of`: what
     identifies a study to resume and to sweeps too); equal settings compare equal.
 
     With the frames its schedules were fixed in when it started (`schedules`, or for files

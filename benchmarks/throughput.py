@@ -107,7 +107,7 @@ def step_walker_until(start: float, seconds: float, seed: int) -> int:
     import gymnasium as gym
     import numpy as np
 
-    from study.config import Config
+    from common.config import Config
 
     config = Config(save_name="benchmark")
     env = gym.make(config.env, **config.env_kwargs())
@@ -144,7 +144,7 @@ def measure_machine(seconds: float, seed: int) -> dict:
 def benchmark_config(num_envs: int, batches: int, folder: str, **overrides: Any):
     """Default hyperparameters, `batches` batches, output into `folder`, no TensorBoard events
     unless `tensorboard=folder` is among the overrides."""
-    from study.config import Config
+    from common.config import Config
 
     settings = {"tensorboard": "none", **overrides}
     base = Config(save_name="benchmark", num_envs=num_envs, quiet=True, models_dir=folder,
@@ -274,7 +274,7 @@ def measure_sb3(num_envs: int, rollouts: int, seed: int) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     import envs
-    from study.config import Config
+    from common.config import Config
 
     # Same thread setting as our trainer: tiny networks, and the cores belong to the walkers.
     torch.set_num_threads(1)

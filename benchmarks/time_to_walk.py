@@ -74,7 +74,7 @@ if str(REPO_ROOT) not in sys.path:
 from throughput import SB3_ZOO_PPO, machine_description  # noqa: E402
 
 from analysis.metrics import running_average  # noqa: E402
-from study.results import SCORE_WINDOW  # noqa: E402
+from common.results import SCORE_WINDOW  # noqa: E402
 
 SB3_ZOO_ENVS = 32
 """RL Zoo's n_envs for BipedalWalker-v3 (its default vec_env: DummyVecEnv, one process)."""
@@ -200,7 +200,7 @@ def run_sb3(seconds: float, threshold: float, seed: int) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     import envs
-    from study.config import Config
+    from common.config import Config
 
     class UntilDeadline(BaseCallback):  # here because SB3 is imported only when it runs
         """Records every finished episode (our results' columns); stops when time is up."""

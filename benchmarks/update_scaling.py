@@ -34,11 +34,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import envs  # noqa: E402
+from common.config import Config  # noqa: E402
 from ppo import algorithm  # noqa: E402
 from ppo.algorithm import Batch, GradientSource, make_learner, update  # noqa: E402
 from ppo.network import ActorCritic  # noqa: E402
 from ppo.normalize import RewardScaler  # noqa: E402
-from study.config import Config  # noqa: E402
 from study.trainer import pool_gradient_layout, ppo_settings  # noqa: E402
 from workers.vector import WalkerPool  # noqa: E402
 

@@ -6,9 +6,8 @@ Other developers are moving these modules into rooms by purpose (`evaluation/`, 
 
 from __future__ import annotations
 
-from evaluation.evaluate import EpisodeResult, interval95, load_policy, play
-from study.checkpoint import atomic_write_bytes, load_checkpoint
-from study.config import (
+from common.checkpoint import atomic_write_bytes, design_inputs_of, load_checkpoint, trained_env
+from common.config import (
     Config,
     OneLineErrorParser,
     build_parser,
@@ -17,19 +16,20 @@ from study.config import (
     parse_design_value,
     validate,
 )
-from study.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
-from study.locking import StudyLock
-from study.study_files import (
+from common.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
+from common.locking import StudyLock
+from common.models import resolve_model_path
+from common.resources import CAN_FORK
+from common.study_files import (
     MAX_FILE_NAME_BYTES,
     MAX_SAVE_NAME_LENGTH,
     check_output_folder,
     temporary_path,
 )
+from evaluation.evaluate import EpisodeResult, interval95, load_policy, play
 from sweeps.execution import run_sweep, start_ray
 from sweeps.grid import CONFIG_FLAGS, SWEEP_OWNED_FLAGS
 from sweeps.state import Paths, Sweep, expand
-from transfer.loading import design_inputs_of, resolve_model_path, trained_env
-from workers.processes import CAN_FORK
 
 
 def run_py_config(flags: dict[str, str]) -> Config:

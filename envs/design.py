@@ -5,7 +5,7 @@ Everything about a design parameter that the rest of the tool needs (its flag, d
 unit, help, results column, checkpoint key, observation slot and description) derives from its
 `DesignParameter` entry in `DECLARED`; the physics reads the built `WalkerDesign`. Adding a
 parameter: one `DesignParameter`, one `WalkerDesign` field, the physics that uses it, and its
-`Config` field (study/config.py).
+`Config` field (common/config.py).
 """
 
 from __future__ import annotations

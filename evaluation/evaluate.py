@@ -35,20 +35,21 @@ import numpy as np
 from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
 
 import envs
-from ppo.inference import PolicySnapshot
-from ppo.network import ActorCritic
-from study.checkpoint import (
+from common.checkpoint import (
     architecture_of,
     atomic_write_bytes,
+    design_inputs_of,
     library_versions,
     load_checkpoint,
     policy_from_checkpoint,
+    trained_env,
 )
-from study.config import Config
-from study.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
-from study.study_files import StudyFiles, check_output_file
-from transfer import resolve_model_path
-from transfer.loading import design_inputs_of, trained_env
+from common.config import Config
+from common.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
+from common.models import resolve_model_path
+from common.study_files import StudyFiles, check_output_file
+from ppo.inference import PolicySnapshot
+from ppo.network import ActorCritic
 
 FrameHook = Callable[[gym.Env, int, int, float], None]
 """Called after each reset and each step with (env, episode index, step, return so far)."""

@@ -19,9 +19,9 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on std
 import pygame  # noqa: E402 (after the variable above)
 from gymnasium.envs.box2d.bipedal_walker import FPS  # noqa: E402
 
-from study.checkpoint import current_umask  # noqa: E402
-from study.config import VIDEO_SUFFIXES  # noqa: E402
-from study.errors import UsageError  # noqa: E402
+from common.checkpoint import current_umask  # noqa: E402
+from common.config import VIDEO_SUFFIXES  # noqa: E402
+from common.errors import UsageError  # noqa: E402
 
 MP4_FPS = FPS
 """MP4 keeps every environment step: 50 frames per second is real time."""

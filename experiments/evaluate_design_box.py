@@ -70,9 +70,9 @@ def design_key(design: dict[str, float]) -> str:
 
 def evaluate_one(task: tuple[str, str, dict[str, float], int]) -> dict:
     """Score one policy on one design; runs in a worker process."""
+    from common.checkpoint import design_inputs_of
+    from common.config import parse_config
     from evaluation.evaluate import load_policy, play, summarize
-    from study.config import parse_config
-    from transfer.loading import design_inputs_of
 
     policy_name, kind, design, episodes = task
     flags = [f"--initial_model={policy_name}", f"--eval_episodes={episodes}",

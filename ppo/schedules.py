@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 
 class ScheduleSettings(Protocol):
-    """What the schedules are resolved from: the study's configuration (`study.config.Config`)
+    """What the schedules are resolved from: the study's configuration (`common.config.Config`)
     has these fields; the schedules need not know the rest of it."""
 
     @property

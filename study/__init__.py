@@ -1,2 +1,3 @@
-"""A study's life around the algorithm: its configuration, the training loop, checkpoints, its
-files and lock, results, progress, the banner, TensorBoard, and the errors `run.py` reports."""
+"""A study's life around the algorithm: building it, the training loop, signals and resume
+(`trainer`), evaluation during training, progress, the banner and TensorBoard. What it shares
+with the rest of the tool (configuration, checkpoints, file names, errors) is in `common/`."""

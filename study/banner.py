@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from common.config import Config
+from common.study_files import StudyFiles
 from evaluation.evaluate import describe_walker
-from study.config import Config
 from study.evaluations import describe_protocol
-from study.study_files import StudyFiles
 from study.tensorboard_log import tensorboard_folder
 
 

@@ -30,12 +30,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from common.config import Config
+from common.results import SCORE_WINDOW
 from evaluation.evaluate import EpisodeResult, play, summarize
 from ppo.diagnostics import columns_to_csv
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic
-from study.config import Config
-from study.results import SCORE_WINDOW
 from workers.vector import WalkerPool
 
 EVAL_STREAM = 0x4556414C

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from study.config import Config
-from study.errors import UsageError
+from common.config import Config
+from common.errors import UsageError
+from common.results import EpisodeLog
 from study.evaluations import TENSORBOARD_TAGS as EVALUATION_TAGS
 from study.evaluations import EvaluationLog
-from study.results import EpisodeLog
 
 DISABLED = "none"
 EPISODE_TAGS = {"reward": "charts/episodic_return", "length": "charts/episodic_length"}

@@ -19,6 +19,19 @@ import torch
 
 import envs
 import transfer
+from common.checkpoint import (
+    architecture_of,
+    atomic_torch_save,
+    config_as_plain_dict,
+    load_resume_checkpoint,
+    policy_checkpoint,
+    save_policy,
+)
+from common.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
+from common.errors import StudyFailed, UsageError
+from common.locking import StudyLock
+from common.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from common.study_files import StudyFiles, check_output_folder, longest_file_name
 from ppo import algorithm
 from ppo.algorithm import PPOSettings, TrainingDiverged
 from ppo.diagnostics import UpdateLog
@@ -27,16 +40,6 @@ from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules
 from study.banner import describe_resume, describe_study
-from study.checkpoint import (
-    architecture_of,
-    atomic_torch_save,
-    config_as_plain_dict,
-    load_resume_checkpoint,
-    policy_checkpoint,
-    save_policy,
-)
-from study.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
-from study.errors import StudyFailed, UsageError
 from study.evaluations import (
     EvaluationInterrupted,
     EvaluationLog,
@@ -45,10 +48,7 @@ from study.evaluations import (
     is_due,
     score_kind,
 )
-from study.locking import StudyLock
 from study.progress import Progress
-from study.results import DESIGN_COLUMNS, EpisodeLog, write_results
-from study.study_files import StudyFiles, check_output_folder, longest_file_name
 from study.tensorboard_log import open_tensorboard, remove_events, tensorboard_folder
 from transfer import selection
 from workers.vector import StepInterrupted, WalkerPool, WorkerLost

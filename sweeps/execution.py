@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from study.checkpoint import atomic_write_bytes
-from study.config import names_a_model, parse_config
-from study.errors import Interrupted, UsageError, interrupt_exit_status
-from study.locking import StudyLock
+from common.checkpoint import atomic_write_bytes
+from common.config import names_a_model, parse_config
+from common.errors import Interrupted, UsageError, interrupt_exit_status
+from common.locking import StudyLock
+from common.models import resolve_model_path
 from sweeps.state import UNFINISHED, Paths, StudyRecord, Sweep, prepare, status_counts, study_argv
 from sweeps.task import run_study
-from transfer.loading import resolve_model_path
 from transfer.selection import is_auto, resolve_initial_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +171,7 @@ def run_sweep(sweep: Sweep, out: TextIO | None = None) -> int:
 def lock_shipped_studies(sweep: Sweep, to_run: list[tuple[StudyRecord, bool]]
                          ) -> tuple[list[tuple[StudyRecord, bool]], dict[str, StudyLock]]:
     """With --ship_files a study trains in a scratch folder elsewhere, where its own lock
-    protects nothing here: this process holds the study's lock (`study.locking`) instead, from
+    protects nothing here: this process holds the study's lock (`common.locking`) instead, from
     before it starts until its files are back. A study locked by another process is not run."""
     if not sweep.ship_files:
         return to_run, {}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from study.config import TRANSFER_FLAGS, TRANSFER_STRATEGIES, Config, names_a_model
-from study.errors import UsageError
+from common.config import TRANSFER_FLAGS, TRANSFER_STRATEGIES, Config, names_a_model
+from common.errors import UsageError
 
 STRATEGY = "strategy"
 SCRATCH = "scratch"

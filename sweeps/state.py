@@ -1,7 +1,7 @@
 """What each study of a sweep is, on disk and in the manifest: its run.py command line, and
 whether its files say it is finished, interrupted, someone else's (a conflict) or new.
 
-Whether files on disk are "this study" is decided by `study.config.experiment_of`, as for
+Whether files on disk are "this study" is decided by `common.config.experiment_of`, as for
 `--resume`: only experiment settings count, so run settings (workers, device, budget) never
 make a finished study a conflict, and a larger `total_frames` extends it by resuming.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from study.checkpoint import atomic_write_bytes, config_as_plain_dict
-from study.config import (
+from common.checkpoint import atomic_write_bytes, config_as_plain_dict
+from common.config import (
     Config,
     config_from_settings,
     default_num_workers,
@@ -31,10 +31,10 @@ from study.config import (
     parse_config,
     parse_count,
 )
-from study.errors import UsageError
-from study.study_files import StudyFiles
+from common.errors import UsageError
+from common.models import resolve_model_path
+from common.study_files import StudyFiles
 from sweeps.grid import SweepError, point_flags, save_name_of
-from transfer.loading import resolve_model_path
 from transfer.selection import is_auto
 
 CONFIG_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(Config)}

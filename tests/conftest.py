@@ -84,7 +84,7 @@ def files_under(folder: Path) -> set[str]:
 @pytest.fixture
 def tiny_config(tmp_path: Path):
     """Build a validated Config for a tiny study in `tmp_path`: `tiny_config("--seed=3")`."""
-    from study.config import parse_config
+    from common.config import parse_config
 
     def build(*extra: str, folder: Path = tmp_path, save_name: str = "tiny"):
         return parse_config(tiny_flags(folder, *extra, save_name=save_name))

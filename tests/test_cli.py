@@ -9,10 +9,10 @@ import re
 import pytest
 from conftest import REPO_ROOT
 
+from common.config import HELP_GROUPS, Config, build_parser, parse_config
+from common.study_files import MAX_SAVE_NAME_LENGTH
 from ppo.schedules import Schedules
-from study.config import HELP_GROUPS, Config, build_parser, parse_config
 from study.progress import Progress
-from study.study_files import MAX_SAVE_NAME_LENGTH
 
 SEED_README_DEFAULTS = {
     # flag: the default the seed README states (None: it states none)
@@ -233,7 +233,7 @@ def test_the_running_average_says_how_many_episodes_it_is_over():
 
 
 def test_every_flag_is_either_an_experiment_or_a_run_setting():
-    from study.config import EXPERIMENT_SETTINGS, RUN_SETTINGS
+    from common.config import EXPERIMENT_SETTINGS, RUN_SETTINGS
 
     names = {spec.name for spec in dataclasses.fields(Config)}
     assert set(EXPERIMENT_SETTINGS) | set(RUN_SETTINGS) == names
@@ -245,8 +245,8 @@ def test_every_flag_is_either_an_experiment_or_a_run_setting():
 
 
 def test_experiment_of_ignores_run_settings_and_equates_equivalent_experiments():
-    from study.checkpoint import config_as_plain_dict
-    from study.config import experiment_of
+    from common.checkpoint import config_as_plain_dict
+    from common.config import experiment_of
 
     base = experiment_of(parse())
     assert experiment_of(parse("--total_frames=50", "--num_workers=0", "--device=cuda",

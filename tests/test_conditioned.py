@@ -28,11 +28,11 @@ from conftest import (
     tiny_flags,
 )
 
+from common.checkpoint import load_checkpoint, save_policy
+from common.config import DesignRange, parse_config
 from envs import ENV_ID
 from evaluation import evaluate, video
 from ppo.network import ActorCritic
-from study.checkpoint import load_checkpoint, save_policy
-from study.config import DesignRange, parse_config
 
 BUDGET = ("--total_frames=1000", "--batch_size=500", "--minibatch_size=250",
           "--train_steps=2", "--num_envs=2", "--max_time_steps=50")
@@ -123,7 +123,8 @@ def test_a_degenerate_range_is_refused_in_one_line(tmp_path, capsys):
     try:
         status = cli(tmp_path, "--leg_length=30:30")
     except Exception as error:  # escaped run.cli: a traceback and exit 1 in a real process
-        pytest.fail(f"BUG: --leg_length=30:30 passes validation (study/config.py validate() checks "
+        pytest.fail(f"BUG: --leg_length=30:30 passes validation (common/config.py validate() "
+                    f"checks "
                     f"the walker without its design inputs) and the walker then refuses it while "
                     f"WalkerPool builds it: {type(error).__name__}: {error}; expected exit 2 "
                     f"and one line")

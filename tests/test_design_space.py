@@ -13,9 +13,9 @@ import pytest
 from conftest import cli_in_process, only_line, study_results, tiny_flags
 
 import envs
+from common.checkpoint import load_checkpoint
+from common.config import build_parser
 from envs.design import BODY_PARAMETERS, DECLARED, WalkerDesign, outside_training
-from study.checkpoint import load_checkpoint
-from study.config import build_parser
 
 ALL_INPUTS = {"leg_length": (10.0, 70.0), "thigh_length": (10.0, 70.0),
               "shin_length": (10.0, 70.0), "leg_width": (2.0, 20.0), "motor_torque": (20.0, 200.0)}

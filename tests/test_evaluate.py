@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import REPO_ROOT, files_under, run_py, subprocess_env, tiny_flags
 
+from common.checkpoint import save_policy
+from common.config import Config, parse_config
 from evaluation import evaluate, video
 from ppo.network import ActorCritic
-from study.checkpoint import save_policy
-from study.config import Config, parse_config
 
 HULL_COLOUR = np.array([127, 51, 229])  # the hull's fill colour in rendered frames
 EPISODE_STEPS = 50

@@ -18,10 +18,10 @@ import torch
 from conftest import REPO_ROOT, cli_in_process, only_line, tiny_flags
 
 import evaluation.evaluate
+from common.checkpoint import design_inputs_of, load_checkpoint, policy_from_checkpoint
+from common.config import Config, parse_config
 from evaluation.evaluate import EpisodeResult, make_env, play, summarize
 from ppo.network import ActorCritic
-from study.checkpoint import load_checkpoint, policy_from_checkpoint
-from study.config import Config, parse_config
 from study.evaluations import (
     EvaluationInterrupted,
     evaluate_policy,
@@ -29,7 +29,6 @@ from study.evaluations import (
     is_due,
 )
 from study.trainer import Study, train, walker_seeds
-from transfer.loading import design_inputs_of
 from workers.vector import WalkerPool
 
 SHIPPED_WALKER = REPO_ROOT / "trained_models" / "leg_34_trained.pt"

@@ -31,12 +31,12 @@ from conftest import (
     tiny_flags,
 )
 
+import common.checkpoint
 import ppo.algorithm
-import study.checkpoint
+from common.checkpoint import load_checkpoint, load_resume_checkpoint, policy_from_checkpoint
+from common.errors import UsageError
+from common.locking import StudyLock
 from envs import ENV_ID
-from study.checkpoint import load_checkpoint, load_resume_checkpoint, policy_from_checkpoint
-from study.errors import UsageError
-from study.locking import StudyLock
 from study.trainer import Study
 from workers.vector import REPLY_SLICE_S, STOP_GRACE_S, StepInterrupted, WalkerPool, WorkerLost
 
@@ -109,7 +109,7 @@ def end(process: subprocess.Popen[str], workers: list[int] = ()) -> tuple[str, s
 def study_files_intact(folder: Path, save_name: str = "long") -> dict:
     """Every file of the study loads; no temporary file is left. The last checkpoint."""
     policy_from_checkpoint(load_checkpoint(folder / "m" / f"{save_name}.pt"))
-    last = study.checkpoint.load_resume_checkpoint(folder / "m" / f"{save_name}.last.pt")
+    last = common.checkpoint.load_resume_checkpoint(folder / "m" / f"{save_name}.last.pt")
     results = study_results(folder, save_name)
     assert results["frames"] >= last["frames"] > 0
     assert not [name for name in files_under(folder) if Path(name).name.startswith(".")]
@@ -294,7 +294,7 @@ def test_the_kernel_releases_the_lock_of_a_killed_holder(tmp_path: Path):
     lock_path = tmp_path / ".x.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from study.locking import StudyLock\n"
+         "from common.locking import StudyLock\n"
          f"lock = StudyLock(Path({str(lock_path)!r}), 'x').__enter__()\n"
          "print('held', flush=True)\ntime.sleep(600)\n"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=subprocess_env())
@@ -535,7 +535,7 @@ def test_unknown_extra_keys_in_a_checkpoint_are_accepted(finished_study: Path, t
     checkpoint["reward_scaler"]["return_mean"] = 1.5
     checkpoint["something_new"] = torch.ones(3)
     torch.save(checkpoint, tmp_path / "newer.last.pt")
-    loaded = study.checkpoint.load_resume_checkpoint(tmp_path / "newer.last.pt")
+    loaded = common.checkpoint.load_resume_checkpoint(tmp_path / "newer.last.pt")
     assert loaded["something_new"].sum() == 3
 
 
@@ -571,7 +571,7 @@ def test_a_write_error_during_training_is_one_line_and_keeps_the_previous_files(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(study.checkpoint.os, "fsync", filling_fsync)
+    monkeypatch.setattr(common.checkpoint.os, "fsync", filling_fsync)
     capfd.readouterr()
     assert cli_in_process(tiny_flags(tmp_path, *WORKERS, save_name="long")) == 1
     line = only_line(capfd.readouterr().err)

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from conftest import tiny_flags
 
+from common.config import Config, parse_config
 from ppo.algorithm import Batch, gaussian_log_prob, make_learner, update
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
-from study.config import Config, parse_config
 from study.trainer import ppo_settings, train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's

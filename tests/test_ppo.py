@@ -13,6 +13,10 @@ import pytest
 import torch
 from conftest import run_py, study_results, tiny_flags
 
+from common.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
+from common.config import Config
+from common.errors import UsageError
+from common.results import COLUMNS
 from ppo.algorithm import (
     Batch,
     RolloutBuffer,
@@ -27,10 +31,6 @@ from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler, RunningNormalizer
 from ppo.schedules import Schedules
-from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
-from study.config import Config
-from study.errors import UsageError
-from study.results import COLUMNS
 from study.trainer import ppo_settings, train
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's

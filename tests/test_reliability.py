@@ -23,12 +23,12 @@ from conftest import (
     tiny_flags,
 )
 
+import common.checkpoint
 import ppo.gradient
-import study.checkpoint
 import study.trainer
+from common.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from ppo.network import ActorCritic
 from ppo.schedules import Schedules
-from study.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from study.trainer import Study, StudyDiverged, train
 
 OBS_DIM, ACT_DIM = 24, 4
@@ -244,7 +244,7 @@ def test_atomic_write_leaves_the_previous_file_when_interrupted(tmp_path: Path, 
     def fail(*_args):
         raise KeyboardInterrupt  # e.g. Ctrl-C between writing and renaming
 
-    monkeypatch.setattr(study.checkpoint.os, "replace", fail)
+    monkeypatch.setattr(common.checkpoint.os, "replace", fail)
     with pytest.raises(KeyboardInterrupt):
         save_policy(path, ActorCritic(OBS_DIM, ACT_DIM, (8,)), {}, 2, 2.0)
     assert path.read_bytes() == original

@@ -22,8 +22,8 @@ from conftest import (
     tiny_flags,
 )
 
-from study.checkpoint import load_checkpoint
-from study.errors import UsageError
+from common.checkpoint import load_checkpoint
+from common.errors import UsageError
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "trained_models" / "leg_34_trained.pt"
@@ -359,7 +359,7 @@ def test_sweep_py_reports_an_unknown_flag_in_one_line(capfd):
 
 
 def test_sweep_py_stopped_by_sigterm_exits_143_as_run_py_does():
-    from study.errors import interrupt_exit_status
+    from common.errors import interrupt_exit_status
     from sweeps import execution
 
     with pytest.raises(KeyboardInterrupt) as stop:

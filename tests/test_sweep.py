@@ -14,8 +14,8 @@ import pytest
 from conftest import TINY_FIXED
 
 import sweep
+from common.checkpoint import save_policy
 from ppo.network import ActorCritic
-from study.checkpoint import save_policy
 from sweeps import execution, grid, state
 
 
@@ -195,7 +195,7 @@ def test_a_study_whose_budget_is_spent_to_the_last_whole_step_is_complete(tmp_pa
 
 def test_a_shipped_study_whose_name_is_locked_elsewhere_is_not_run(tmp_path):
     """With --ship_files the sweep holds each study's lock itself; another holder wins."""
-    from study.locking import StudyLock
+    from common.locking import StudyLock
 
     plan = build(tmp_path, "--grid=seed=1", "--ship_files=true")
     out = io.StringIO()

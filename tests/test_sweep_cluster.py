@@ -18,8 +18,8 @@ import torch
 from conftest import TINY_FIXED, study_results
 
 import sweep
+from common.checkpoint import load_checkpoint, save_policy
 from ppo.network import ActorCritic
-from study.checkpoint import load_checkpoint, save_policy
 from sweeps import execution
 
 

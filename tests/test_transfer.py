@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+import common.models
 import transfer
 import transfer.loading
+from common.checkpoint import load_checkpoint, save_policy
+from common.config import Config
+from common.errors import UsageError
+from common.models import resolve_model_path
 from ppo.algorithm import absorb_observations, gaussian_log_prob, ppo_loss
 from ppo.network import OUTPUT_GAINS, ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules, thaw_frames
-from study.checkpoint import load_checkpoint, save_policy
-from study.config import Config
-from study.errors import UsageError
 from study.trainer import ppo_settings
 
 OBS_DIM, ACT_DIM = 24, 4  # the walker's
@@ -95,7 +97,7 @@ def isolated_repo_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     """Stand-in for the repository's trained_models/, so listings do not depend on the checkout."""
     repo_models = tmp_path / "repo_models"
     repo_models.mkdir()
-    monkeypatch.setattr(transfer.loading, "REPO_MODELS_DIR", repo_models)
+    monkeypatch.setattr(common.models, "REPO_MODELS_DIR", repo_models)
     return repo_models
 
 
@@ -477,11 +479,11 @@ def test_model_names_resolve_in_models_dir_then_the_repository(
     save_weights(models / "mine.pt", make_policy())
     save_weights(isolated_repo_models / "shipped.pt", make_policy())
     save_weights(isolated_repo_models / "mine.pt", make_policy())
-    assert transfer.resolve_model_path("mine", models) == models / "mine.pt"
-    assert transfer.resolve_model_path("mine.pt", models) == models / "mine.pt"
-    assert transfer.resolve_model_path("shipped", models) == isolated_repo_models / "shipped.pt"
-    assert transfer.resolve_model_path(str(models / "mine.pt"), tmp_path) == models / "mine.pt"
-    assert transfer.resolve_model_path(str(models / "mine"), tmp_path) == models / "mine.pt"
+    assert resolve_model_path("mine", models) == models / "mine.pt"
+    assert resolve_model_path("mine.pt", models) == models / "mine.pt"
+    assert resolve_model_path("shipped", models) == isolated_repo_models / "shipped.pt"
+    assert resolve_model_path(str(models / "mine.pt"), tmp_path) == models / "mine.pt"
+    assert resolve_model_path(str(models / "mine"), tmp_path) == models / "mine.pt"
 
 
 def test_missing_model_is_a_one_line_error_listing_the_models(
@@ -503,7 +505,7 @@ def test_missing_model_is_a_one_line_error_listing_the_models(
 
 def test_missing_model_with_no_models_says_so(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"^--initial_model: no model 'x' .*: none$"):
-        transfer.resolve_model_path("x", tmp_path / "absent")
+        resolve_model_path("x", tmp_path / "absent")
 
 
 def test_architecture_mismatch_names_both_architectures(

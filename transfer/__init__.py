@@ -26,20 +26,18 @@ import numpy as np
 import torch
 
 import envs
+from common.checkpoint import design_inputs_of, load_checkpoint, trained_env
+from common.config import Config
+from common.models import resolve_model_path
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
 from ppo.schedules import Schedules
-from study.checkpoint import load_checkpoint
-from study.config import Config
 from transfer.freezing import apply_thaw_schedule, first_trainable_layer, set_trainable
 from transfer.loading import (
     check_design_inputs,
     checked_design_inputs,
-    design_inputs_of,
     load_initial_policy,
     load_reward_scaling,
-    resolve_model_path,
-    trained_env,
 )
 from transfer.perturb import add_noise, reset_final_layer
 
@@ -53,7 +51,6 @@ __all__ = [
     "load_source",
     "prepare",
     "reset_final_layer",
-    "resolve_model_path",
     "set_trainable",
 ]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from common.config import TRANSFER_STRATEGIES
+from common.errors import UsageError
 from ppo.network import ActorCritic, linear_layers
 from ppo.schedules import Schedules
-from study.config import TRANSFER_STRATEGIES
-from study.errors import UsageError
 from transfer.layers import layer_label, named_networks
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 import envs
+from common.checkpoint import architecture_of, design_inputs_of, scaler_problem
+from common.errors import UsageError
 from ppo.network import ActorCritic
 from ppo.normalize import RewardScaler
-from study.checkpoint import architecture_of, scaler_problem
-from study.errors import UsageError
 
 CARRIED_SCALER_COUNT = 10_000
 """The most frames the reward scaling statistics carried from an initial model count as.
@@ -29,61 +29,6 @@ frames for trained_models/universal_24_46.pt) would let a 500,000-frame fine-tun
 only ~12% of the way. Counted as at most 10,000 frames (one batch at the default
 --batch_size), the carried statistics weigh half after the fine-tune's first 10,000 frames,
 a tenth after 90,000, whatever the source trained for."""
-
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "trained_models"
-"""The repository's own models (the shipped sample), found even when --models_dir points away."""
-
-
-def model_dirs(models_dir: Path) -> list[Path]:
-    """Where a bare NAME is looked up, in order, without duplicates."""
-    if Path(models_dir).resolve() == REPO_MODELS_DIR:
-        return [Path(models_dir)]
-    return [Path(models_dir), REPO_MODELS_DIR]
-
-
-def model_files(models_dir: Path, include_resume: bool = True) -> list[Path]:
-    """`.pt` files in the model folders (hidden temporary files excluded), resume checkpoints
-    (`NAME.last.pt`) only if `include_resume`."""
-    return sorted(
-        path
-        for directory in model_dirs(models_dir) if directory.is_dir()
-        for path in directory.glob("*.pt")
-        if path.is_file() and not path.name.startswith(".")
-        and (include_resume or not path.name.endswith(".last.pt"))
-    )
-
-
-def available_models(models_dir: Path) -> list[str]:
-    """Names that `--initial_model` accepts as they stand."""
-    return sorted({path.stem for path in model_files(models_dir)})
-
-
-def candidate_paths(name: str, models_dir: Path) -> list[Path]:
-    """Where `--initial_model=name` may live, in order of preference.
-
-    A name with a directory part is a path (".pt" optional); a bare name ending in .pt is tried
-    as given first; a bare name is looked up in the model folders.
-    """
-    filename = name if name.endswith(".pt") else f"{name}.pt"
-    if Path(filename).name != filename:
-        return [Path(filename)]
-    as_given = [Path(name)] if name.endswith(".pt") else []
-    return as_given + [directory / filename for directory in model_dirs(models_dir)]
-
-
-def resolve_model_path(name: str, models_dir: Path) -> Path:
-    """`--initial_model` value -> an existing .pt file, or a one-line error listing what exists."""
-    candidates = candidate_paths(name, models_dir)
-    for path in candidates:
-        if path.is_file():
-            return path
-    found = ", ".join(available_models(models_dir)) or "none"
-    looked = ", ".join(str(path) for path in candidates)
-    raise UsageError(
-        f"--initial_model: no model {name!r} (looked for {looked}); "
-        f"models in {', '.join(map(str, model_dirs(models_dir)))}: {found}"
-    )
-
 
 def describe_architecture(state_dict: dict[str, Any]) -> str:
     """The architecture as flags, e.g. `--hidden_layers=[32,32] (24 observations, 4 actions)`.
@@ -154,20 +99,6 @@ def checked_design_inputs(checkpoint: dict[str, Any], walker: dict[str, Any], pa
         raise UsageError(f"--{flag}: {path}: its design inputs do not fit this walker "
                          f"({error})") from None
     return inputs
-
-
-def trained_env(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The walker settings a policy was trained with; empty when its checkpoint has none."""
-    env = checkpoint.get("env")
-    return env if isinstance(env, dict) else {}
-
-
-def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:
-    """The design parameters a policy reads from its observation, and their input ranges;
-    empty for a fixed-design policy (and for checkpoints from before design inputs existed)."""
-    env = checkpoint.get("env")
-    inputs = env.get("design_inputs") if isinstance(env, dict) else None
-    return dict(inputs) if isinstance(inputs, dict) else {}
 
 
 def check_design_inputs(source_inputs: dict[str, list[float]],

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.errors import UsageError
 from ppo.network import OUTPUT_GAINS, ActorCritic, init_linear, linear_layers
-from study.errors import UsageError
 from transfer.layers import named_networks
 
 

@@ -23,16 +23,18 @@ from typing import Any
 
 import envs
 import transfer
-from study.checkpoint import architecture_of, load_checkpoint, policy_from_checkpoint
-from study.config import Config
-from study.errors import UsageError
-from study.study_files import StudyFiles
-from transfer.loading import (
+from common.checkpoint import (
+    architecture_of,
     design_inputs_of,
-    model_dirs,
-    model_files,
+    load_checkpoint,
+    policy_from_checkpoint,
     trained_env,
 )
+from common.config import Config
+from common.errors import UsageError
+from common.models import model_dirs, model_files
+from common.study_files import StudyFiles
+from evaluation.evaluate import play, summarize
 
 AUTO = "auto"
 
@@ -110,8 +112,6 @@ def episodes_per_candidate(candidates: int, max_time_steps: int) -> int:
 def zero_shot(checkpoint: dict[str, Any], config: Config, path: Path, episodes: int
               ) -> Ranked:
     """`episodes` deterministic episodes (seeds `--seed` + i) on the study's walker."""
-    from evaluation.evaluate import play, summarize  # evaluation imports transfer
-
     policy = policy_from_checkpoint(checkpoint).eval()  # load_checkpoint checked it
     summary = summarize(list(play(config, policy, episodes,
                                   design_inputs=design_inputs_of(checkpoint))))

@@ -33,8 +33,6 @@ POLL_INTERVAL_S = 0.01
 PR_SET_PDEATHSIG = 1
 """From <linux/prctl.h>."""
 
-CAN_FORK = hasattr(os, "fork")
-
 
 class ParentGone(Exception):
     """The process that forked this child has died."""

@@ -38,9 +38,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from common.errors import StudyFailed
 from ppo.gradient import ShardTask
 from ppo.inference import PolicySnapshot
-from study.errors import StudyFailed
 from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
 from workers.sampler import run_policy, sample_layout
 

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from study.errors import OutputError, UsageError
+from common.errors import OutputError, UsageError
 
 try:
     import fcntl

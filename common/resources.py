@@ -26,6 +26,8 @@ BYTES_PER_WORKER = 100_000_000
 """A forked worker's own pages (its interpreter state diverges from the trainer's)."""
 MEMORY_FRACTION = 0.5
 """A study may plan to use at most half of the machine's memory (`--help` says "half")."""
+CAN_FORK = hasattr(os, "fork")
+"""Whether walker workers can be forked (not on Windows): without, a study steps in-process."""
 ESTIMATE_INPUTS = 64
 ESTIMATE_OUTPUTS = 8
 """Upper bounds on the policy's inputs (24 observations today) and outputs (4 actions) for the

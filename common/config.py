@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
+from common import resources
+from common.errors import UsageError
+from common.resources import CAN_FORK
+from common.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
 from envs import (
     COURSE_DEFAULTS,
     DECLARED,
@@ -26,10 +30,6 @@ from envs import (
     InvalidWalkerArgument,
     check_walker_arguments,
 )
-from study import resources
-from study.errors import UsageError
-from study.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
-from workers.processes import CAN_FORK
 
 OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
 """--optimizer values and the torch.optim class each names."""

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 import envs
+from common.errors import OutputError, UsageError
+from common.study_files import temporary_path
 from ppo.network import ActorCritic, linear_layers
 from ppo.normalize import RewardScaler
-from study.errors import OutputError, UsageError
-from study.study_files import temporary_path
 
 FORMAT_VERSION = 1
 
@@ -441,3 +441,17 @@ def config_as_plain_dict(config: Any) -> dict[str, Any]:
     """A dataclass config as builtins only (tuples become lists), safe for weights_only loading."""
     fields = dataclasses.asdict(config).items()
     return {k: list(v) if isinstance(v, tuple) else v for k, v in fields}
+
+
+def trained_env(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The walker settings a policy was trained with; empty when its checkpoint has none."""
+    env = checkpoint.get("env")
+    return env if isinstance(env, dict) else {}
+
+
+def design_inputs_of(checkpoint: dict[str, Any]) -> dict[str, list[float]]:
+    """The design parameters a policy reads from its observation, and their input ranges;
+    empty for a fixed-design policy (and for checkpoints from before design inputs existed)."""
+    env = checkpoint.get("env")
+    inputs = env.get("design_inputs") if isinstance(env, dict) else None
+    return dict(inputs) if isinstance(inputs, dict) else {}

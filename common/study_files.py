@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.errors import UsageError
+from common.errors import UsageError
 
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.tmp")
 """Temporary files are hidden and named after their target: `.NAME.pt.<8 hex digits>.tmp`."""
@@ -51,7 +51,7 @@ RESULT_SUFFIXES = {"results": ".p", "csv": ".csv", "updates": "_updates.csv",
 """In `--results_dir`: results, their episodes, updates and evaluations during training as CSV,
 an evaluation's report (`--eval_episodes`), a sweep study's log."""
 LOCK_SUFFIX = ".lock"
-"""`.NAME.lock` beside the models: held by whoever trains the study (see `study.locking`)."""
+"""`.NAME.lock` beside the models: held by whoever trains the study (see `common.locking`)."""
 
 MAX_FILE_NAME_BYTES = 255
 """NAME_MAX of Linux, macOS and Windows file systems."""

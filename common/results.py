@@ -7,21 +7,27 @@ import pickle
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from common.checkpoint import atomic_write_bytes
+from common.study_files import StudyFiles
 from envs import DESIGN_PARAMETERS
-from ppo.diagnostics import UpdateLog, columns_to_csv
-from study.checkpoint import atomic_write_bytes
-from study.study_files import StudyFiles
-
-if TYPE_CHECKING:
-    from study.evaluations import EvaluationLog
+from ppo.diagnostics import columns_to_csv
 
 DESIGN_COLUMNS = tuple(DESIGN_PARAMETERS)
 """The body the episode was played with: for a design range, that episode's draw."""
 COLUMNS = ("frames", "length", "reward", "wall_time", "action_std", *DESIGN_COLUMNS)
 SCORE_WINDOW = 100
 """Episodes in the running average that picks the best checkpoint."""
+
+
+class ColumnLog(Protocol):
+    """A log written beside the episodes: its columns, and the same as CSV (the updates'
+    `ppo.diagnostics.UpdateLog`, the evaluations' `study.evaluations.EvaluationLog`)."""
+
+    columns: dict[str, list[float]]
+
+    def to_csv(self) -> str: ...
 
 
 class EpisodeLog:
@@ -76,7 +82,7 @@ class EpisodeLog:
 
 
 def write_results(files: StudyFiles, log: EpisodeLog, summary: dict[str, Any],
-                  updates: UpdateLog, evaluations: EvaluationLog) -> tuple[Path, Path]:
+                  updates: ColumnLog, evaluations: ColumnLog) -> tuple[Path, Path]:
     """`<save_name>.p` (a dict: the `summary` keys plus `episodes`, `updates` and
     `evaluations`), the episodes as `<save_name>.csv`, the updates as
     `<save_name>_updates.csv` and the evaluations during training as
