@@ -228,8 +228,8 @@ def start_rollout(learner: Learner, walkers: RolloutSource, action_std: float) -
 
     The steps run where the walkers are (`RolloutSource.start_rollout`; the study's pool,
     `workers.vector.WalkerPool`, runs `workers.sampler`): with worker processes each runs the
-    policy on its own walkers for the whole rollout, and this returns at once; otherwise (or
-    with --lockstep) the rollout runs here before it returns.
+    policy on its own walkers for the whole rollout, and this returns at once; otherwise the
+    rollout runs here before it returns.
     The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`); the
     rollout's noise is drawn here in one go.
     """
