@@ -123,8 +123,25 @@ def main() -> None:
     if unknown or args.repeats < 1 or len(args.variant) < 2:
         parser.error(f"--studies from {', '.join(STUDIES)}, --repeats >= 1 and at least two "
                      f"--variant (unknown studies: {unknown})")
-    samples = []
+    samples: list[dict] = []
     load_before = os.getloadavg()
+
+    def write(rows: list[dict]) -> None:
+        """Every sample so far (a run cut short keeps them) and the summary once there is one."""
+        if not args.out:
+            return
+        result = {"variants": [{"label": v.label, "tree": str(v.tree), "flags": v.flags}
+                               for v in args.variant],
+                  "studies": {study: STUDIES[study] for study in studies},
+                  "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
+                              "python": platform.python_version(),
+                              "load_average_before": load_before,
+                              "load_average_now": os.getloadavg()},
+                  "samples": samples, "summary": rows}
+        temporary = args.out.with_suffix(".tmp")
+        temporary.write_text(json.dumps(result, indent=1))
+        temporary.replace(args.out)
+
     for round_number in range(args.repeats):
         for study in studies:
             # Each round starts one variant later: a load that rises or falls within a round
@@ -137,20 +154,10 @@ def main() -> None:
                                 "load_average_1m": os.getloadavg()[0]})
                 print(f"round {round_number + 1} {study} {variant.label}: {seconds:.1f} s "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                write([])
     rows = summarise(samples, args.variant, studies)
     print(report(rows, args.variant[0].label))
-    if args.out:
-        result = {"variants": [{"label": v.label, "tree": str(v.tree), "flags": v.flags}
-                               for v in args.variant],
-                  "studies": {study: STUDIES[study] for study in studies},
-                  "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                              "python": platform.python_version(),
-                              "load_average_before": load_before,
-                              "load_average_after": os.getloadavg()},
-                  "samples": samples, "summary": rows}
-        temporary = args.out.with_suffix(".tmp")
-        temporary.write_text(json.dumps(result, indent=1))
-        temporary.replace(args.out)
+    write(rows)
 
 
 if __name__ == "__main__":
