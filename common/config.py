@@ -40,7 +40,7 @@ SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MIN_ENVS_FOR_WORKERS = 4
 """Fewer walkers are stepped in the training process by default: 2 or 3 walkers on a worker
-each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
+each ran slower than in process (measured: docs/speed.md)."""
 WORKERS_PER_CORE = 4
 """At most this many worker processes per core: more only slow the study down."""
 MAX_DEVICE_INDEX = 127

@@ -37,7 +37,8 @@ from ppo.normalize import RewardScaler
 
 FUSED_OPTIMIZERS = frozenset({"Adam"})
 """Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
-on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
+the policy's twenty small tensors cost a per-tensor step far more in dispatch than in
+arithmetic (measured: docs/speed.md)."""
 
 
 class UpdateInterrupted(Exception):
