@@ -1,16 +1,15 @@
 """What a mechanism gives at the level a user sees it: the wall time of whole studies.
 
 Each variant is a source tree (a git worktree of this repository, e.g. one at a commit that
-removes a mechanism) and, optionally, run.py flags (e.g. `--policy_lag=true`). Every study runs
+removes a mechanism) and, optionally, run.py flags (e.g. `--num_workers=1`). Every study runs
 in every variant in turn, round after round, so that a shared or drifting machine slows them
 alike; the report is each variant's median wall time and the median of its per-round ratio to
 the first variant (the reference); each round starts one variant later than the last. A
-mechanism's switch lives in the tree, never in a hidden
-flag of the product.
+mechanism's switch lives in the tree, never in a hidden flag of the product.
 
     git worktree add /tmp/without_x COMMIT_THAT_REMOVES_X
     python benchmarks/mechanisms.py --variant "with=." --variant "without=/tmp/without_x" \
-        --variant "lag=. --policy_lag=true" --repeats 3 --out benchmarks/mechanisms.json
+        --variant "one_worker=. --num_workers=1" --repeats 3 --out benchmarks/mechanisms.json
 
 Each study is `python run.py` in the variant's tree with its own results and models folders
 (a temporary folder, removed afterwards), timed from the command's start to its exit.
