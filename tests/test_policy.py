@@ -99,6 +99,17 @@ def test_a_batch_acts_as_its_rows_and_the_design_inputs_are_the_walkers():
     assert not np.array_equal(other.predict(observations[:, :envs.BODY_OBS_DIM])[0], actions)
 
 
+def test_the_readmes_example_acts_as_the_policy_on_its_walker(monkeypatch):
+    example = re.search(r"```python\n(from evaluation import Policy.*?)```",
+                        (REPO_ROOT / "README.md").read_text(), re.DOTALL).group(1)
+    monkeypatch.chdir(REPO_ROOT.parent)  # names are found from any folder
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    policy, observation = namespace["policy"], namespace["observation"]
+    assert policy.conditioned and observation.shape == (28,)
+    assert np.array_equal(namespace["action"], evaluate.act(policy.snapshot, observation))
+
+
 def test_a_conditioned_policy_without_its_design_asks_for_it():
     policy = Policy.load("universal_design")
     observation, _ = policy.make_env().reset(seed=1)  # its own walker: the design is observed
