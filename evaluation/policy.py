@@ -111,11 +111,9 @@ class Policy:
             raise ValueError(message if message.startswith("design") else f"design: {message}"
                              ) from None
         try:
-            sizes = (env.observation_space.shape[0], env.action_space.shape[0])
-            if sizes != (self.observation_size, self.action_size):
-                raise ValueError(f"the policy has {self.observation_size} inputs and "
-                                 f"{self.action_size} outputs; the walker has {sizes[0]} "
-                                 f"observations and {sizes[1]} actions")
+            problem = fit_problem(self.checkpoint, env)
+            if problem:
+                raise ValueError(problem)
             return env.unwrapped.design_observation.copy()
         finally:
             env.close()
@@ -159,3 +157,14 @@ class Policy:
     def __repr__(self) -> str:
         reads = f", reads {', '.join(self.design_inputs)}" if self.conditioned else ""
         return f"Policy({self.path or 'unsaved'}{reads}, design={self.design})"
+
+
+def fit_problem(checkpoint: dict[str, Any], env: gym.Env) -> str | None:
+    """Why the policy of `checkpoint` cannot drive the walker `env`, or None: its inputs and
+    outputs must be the walker's observations and actions."""
+    inputs, outputs, _ = architecture_of(checkpoint["state_dict"])
+    observations, actions = env.observation_space.shape[0], env.action_space.shape[0]
+    if (inputs, outputs) == (observations, actions):
+        return None
+    return (f"policy has {inputs} inputs and {outputs} outputs; {envs.ENV_ID} needs "
+            f"{observations} and {actions}")
