@@ -54,7 +54,8 @@ class Policy:
         """What the policy observes of its body: parameter -> the range scaled to [-1, 1]."""
         self.observation_size, self.action_size, _ = architecture_of(checkpoint["state_dict"])
         self.snapshot = PolicySnapshot(self.network)
-        self.design_observation = self.observed_design() if design is not None else None
+        observed = self.observed_design()  # checks, whether a design was given or not
+        self.design_observation = observed if design is not None else None
         """The design inputs appended to bare observations (float32, scaled as the walker
         scales them); None: no design was given."""
 
@@ -103,7 +104,8 @@ class Policy:
 
     def observed_design(self) -> np.ndarray:
         """The design inputs of `make_env()`'s body, read off the walker as built, after
-        checking that the walker's observations and actions fit the policy."""
+        checking that the walker can be built and its observations and actions fit the
+        policy: a policy that cannot act is refused when loaded, not at its first action."""
         try:
             env = self.make_env()
         except (TypeError, ValueError) as error:  # a design the walker cannot build or read

@@ -235,3 +235,14 @@ def test_the_docs_controller_loop_runs_on_onnxruntime_alone(tmp_path, monkeypatc
     namespace: dict = {}
     exec(compile(loop, "docs/export.md", "exec"), namespace)
     assert namespace["episode_return"] > 300, "the exported controller walks"
+
+
+def test_a_policy_that_does_not_fit_the_walker_is_refused_when_loaded(tmp_path):
+    """A policy of 25 inputs that observes no design: the walker gives 24."""
+    from common.checkpoint import save_policy
+    from ppo.network import ActorCritic
+
+    save_policy(tmp_path / "wide.pt", ActorCritic(25, 4, (8,)), {"env": envs.ENV_ID}, 0, 0.0)
+    with pytest.raises(ValueError, match=f"policy has 25 inputs and 4 outputs; {envs.ENV_ID} "
+                                         f"needs 24 and 4"):
+        Policy.load(tmp_path / "wide.pt")
