@@ -124,7 +124,8 @@ def stage_search(search: Search, stage: str, episodes: int, trials: int,
     """The Search of one stage's study: NAME.STAGE, its terrains, its candidates."""
     course = dataclasses.replace(search.course, seed=terrain_seeds(search, stage, 1)[0])
     name = f"{search.save_name}.{stage}"
-    return dataclasses.replace(search, save_name=name, episodes=episodes, trials=trials,
+    return dataclasses.replace(search, save_name=name, storage=search.storage_url,
+                               episodes=episodes, trials=trials,
                                course=course, candidates=candidates, overwrite=False,
                                resume=name in study_names(search.storage_url))
 

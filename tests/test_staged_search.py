@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import tempfile
-import math
 from pathlib import Path
 
 import numpy as np
