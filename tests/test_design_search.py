@@ -213,3 +213,29 @@ def test_ray_tasks_give_the_same_search(tmp_path):
     assert pool.returncode == 0 and ray.returncode == 0, ray.stderr
     assert [t.value for t in trials_of(tmp_path, "p")] == \
            [t.value for t in trials_of(tmp_path, "q")]
+
+
+def test_an_interrupted_stage_exits_143_claims_nothing_and_resumes(tmp_path):
+    """Issue 34 item 5: SIGTERM during the training stage: exit 143, no final comparison, the
+    message gives the command that resumes; that command finishes without redoing the screen."""
+    argv = ["--save_name=s", f"--initial_model={POLICY}", *TINY,
+            f"--results_dir={tmp_path / 'r'}", f"--models_dir={tmp_path / 'm'}", *STAGED]
+    process = subprocess.Popen([sys.executable, "design.py", *argv], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=subprocess_env())
+    for line in process.stdout:
+        if line.startswith("stage finetune"):
+            process.send_signal(signal.SIGTERM)
+            break
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    command = only_line(stderr).removeprefix("design.py: interrupted; resume with: ")
+    assert command.startswith("python design.py") and command.endswith("--resume=true")
+    assert not (tmp_path / "r" / "s_final.json").exists()
+    report = tmp_path / "r" / "s_design.md"  # written only if the stop let the stage return
+    assert not report.exists() or "paired difference" not in report.read_text()
+    resumed = subprocess.run([sys.executable, *command.split()[1:]], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=500, env=subprocess_env())
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 trial(s) already evaluated" in resumed.stdout
+    assert (tmp_path / "r" / "s_final.json").exists()
