@@ -7,7 +7,8 @@ The runs use the low-noise schedule that suits fine-tuning from a universal poli
 "Fine-tuning from universal_24_46"). A stage that reports at several frame checkpoints trains
 to the first, then extends the same runs (`--resume` with a larger `--total_frames`): the
 schedule is fixed at the first checkpoint's frames, so each checkpoint is one run observed
-further on, not a run planned for that budget.
+further on, not a run planned for that budget. The policy scored is the one each run ends
+with (`NAME.last.pt`): the policy at that frame count, not one picked on other terrains.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from designsearch.project import Paths, Sweep, expand, run_sweep
+from designsearch.project import MODEL_SUFFIXES, Paths, StudyFailed, Sweep, expand, run_sweep
 from designsearch.scoring import Course
 
 FINE_TUNE_SCHEDULE = {"action_std_start": "0.2", "action_std_final": "0.1",
@@ -95,12 +96,12 @@ class SweepTrainer:
             return run_sweep(sweep, null if self.quiet else sys.stdout)
 
     def policy(self, stage: str, run: TrainingRun) -> tuple[str, bytes]:
-        path = self.models_dir / f"{self.run_name(stage, run)}.pt"
-        return path.stem, path.read_bytes()
+        path = self.policy_path_of(stage, run)
+        try:
+            return self.run_name(stage, run), path.read_bytes()
+        except OSError as error:
+            raise StudyFailed(f"stage {stage}: cannot read the trained policy {path}: "
+                              f"{error.strerror}") from None
 
     def policy_path_of(self, stage: str, run: TrainingRun) -> Path:
-        return self.models_dir / f"{self.run_name(stage, run)}.pt"
-
-
-def describe_training(frames: int, seeds: list[int]) -> dict[str, Any]:
-    return {"frames": frames, "training_seeds": seeds, "schedule": FINE_TUNE_SCHEDULE}
+        return self.models_dir / f"{self.run_name(stage, run)}{MODEL_SUFFIXES['last']}"
