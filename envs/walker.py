@@ -37,12 +37,15 @@ from envs.design import (
     BODY_OBS_DIM,
     COURSE_DEFAULTS,
     DESIGN_DEFAULTS,
+    DESIGN_DRAWS,
     DESIGN_PARAMETERS,
     MAX_DRAWS,
     MAX_SHIN_TO_THIGH,
     NUM_LIDAR,
+    SIDES,
     WalkerDesign,
     check_walker_arguments,
+    draw_value,
     observed_inputs,
     ordered_ranges,
     scale_to_unit,
@@ -219,17 +222,19 @@ class BipedalCustomLegLength(BipedalWalker):
         max_time_steps: int = COURSE_DEFAULTS["max_time_steps"],
         design_ranges: Mapping[str, Sequence[float]] | None = None,
         design_inputs: Mapping[str, Sequence[float]] | None = None,
+        design_draw: str = DESIGN_DRAWS[0],
         **design: float | None,
     ) -> None:
         """`design`: a value per declared design parameter (envs.design.DECLARED), by name;
         the ones left out take their defaults."""
         check_walker_arguments(terrain_length_scale, fall_penalty, max_time_steps,
-                               design_ranges, design_inputs, **design)
+                               design_ranges, design_inputs, design_draw, **design)
         super().__init__(render_mode=render_mode, hardcore=False)
         EzPickle.__init__(self, render_mode=render_mode,
                           terrain_length_scale=terrain_length_scale, fall_penalty=fall_penalty,
                           max_time_steps=max_time_steps, design_ranges=design_ranges,
-                          design_inputs=design_inputs, **design)
+                          design_inputs=design_inputs, design_draw=design_draw, **design)
+        self.design_draw = design_draw
         self.terrain_length_scale = float(terrain_length_scale)
         self.fall_penalty = float(fall_penalty)
         self.max_time_steps = int(max_time_steps)
@@ -259,11 +264,15 @@ class BipedalCustomLegLength(BipedalWalker):
         self.parameters = parameters
         self.design = design = WalkerDesign.from_parameters(parameters)
         self.leg_length = design.leg_length
-        self.thigh_height = design.thigh_length / SCALE
-        self.shin_height = design.shin_length / SCALE
-        leg_w = design.leg_width / SCALE
-        self.upper_leg_fd = self._leg_fixture(width=leg_w, height=self.thigh_height)
-        self.lower_leg_fd = self._leg_fixture(width=0.8 * leg_w, height=self.shin_height)
+        # Per side, in world units: thigh and shin heights, and their fixtures. A shin width
+        # that follows leg_width is (0.8 x width) / SCALE here and 0.8 x (width / SCALE) in
+        # Gymnasium: equal once Box2D stores it in float32 (tests/test_design.py).
+        self.leg_heights, self.leg_fixtures = [], []
+        for side in SIDES:
+            thigh, shin, thigh_width, shin_width = (size / SCALE for size in design.leg(side))
+            self.leg_heights.append((thigh, shin))
+            self.leg_fixtures.append((self._leg_fixture(width=thigh_width, height=thigh),
+                                      self._leg_fixture(width=shin_width, height=shin)))
         self.motor_torque = design.motor_torque
         self.torque_cost = TORQUE_COST_PER_TORQUE * design.motor_torque
         # What a conditioned policy is told is read off the body just built, never off flags.
@@ -272,19 +281,21 @@ class BipedalCustomLegLength(BipedalWalker):
              for name, bounds in self.design_inputs.items()], dtype=np.float32)
 
     def _draw_design(self) -> None:
-        """A new body for this episode: each ranged parameter uniformly in its range, among the
-        bodies that start standing (drawn again until one does; `check_proportions` made sure
-        the ranges hold some). Ranges where almost none stands end, after MAX_DRAWS, with the
-        last draw's shin cut to the longest that stands."""
+        """A new body for this episode: each ranged parameter drawn in its range (as
+        `design_draw` says), among the bodies that start standing (drawn again until one does;
+        `check_proportions` made sure the ranges hold some). Ranges where almost none stands
+        end, after MAX_DRAWS, with the last draw's shins cut to the longest that stand."""
         for _ in range(MAX_DRAWS):
-            drawn = {name: float(self.np_random.uniform(low, high))
+            drawn = {name: draw_value(self.np_random, low, high, self.design_draw)
                      for name, (low, high) in self.design_ranges.items()}
             parameters = {**self.fixed_parameters, **drawn}
             body = WalkerDesign.from_parameters(parameters)
             if body.stands:
                 break
         else:
-            parameters["shin_length"] = MAX_SHIN_TO_THIGH * body.thigh_length
+            for side in SIDES:
+                thigh, shin, _, _ = body.leg(side)
+                parameters[f"{side}_shin_length"] = min(shin, MAX_SHIN_TO_THIGH * thigh)
         self._set_design(parameters)
 
     @staticmethod
@@ -342,10 +353,10 @@ class BipedalCustomLegLength(BipedalWalker):
         self.terrain.reverse()
 
     def _build_walker(self) -> None:
-        """Hull and legs, positioned from the segment lengths (Gymnasium's layout at 34)."""
-        thigh, shin = self.thigh_height, self.shin_height
+        """Hull and legs, positioned from the segment lengths (Gymnasium's layout at 34): the
+        longer leg stands on the start pad, a shorter one hangs above it."""
         init_x = TERRAIN_STEP * TERRAIN_STARTPAD / 2
-        init_y = TERRAIN_HEIGHT + (thigh + shin)
+        init_y = TERRAIN_HEIGHT + max(thigh + shin for thigh, shin in self.leg_heights)
         self.hull = self.world.CreateDynamicBody(position=(init_x, init_y), fixtures=HULL_FD)
         self.hull.color1, self.hull.color2 = (127, 51, 229), (76, 76, 127)
         self.hull.fixtures[0].userData = HULL_TAG  # for WalkerContacts and LidarRay
@@ -353,14 +364,15 @@ class BipedalCustomLegLength(BipedalWalker):
         self.hull.ApplyForceToCenter((push, 0), True)
 
         self.legs, self.joints = [], []
-        for side in (-1, +1):
+        for side, (thigh, shin), (upper_fd, lower_fd) in zip(
+                (-1, +1), self.leg_heights, self.leg_fixtures, strict=True):
             upper = self._add_leg_segment(
-                side, init_x, init_y - thigh / 2 - LEG_DOWN, self.upper_leg_fd,
+                side, init_x, init_y - thigh / 2 - LEG_DOWN, upper_fd,
                 parent=self.hull, parent_anchor=(0, LEG_DOWN), own_anchor=(0, thigh / 2),
                 motor_speed=side, angle_limits=(-0.8, 1.1),
             )
             lower = self._add_leg_segment(
-                side, init_x, init_y - (thigh + shin / 2) - LEG_DOWN, self.lower_leg_fd,
+                side, init_x, init_y - (thigh + shin / 2) - LEG_DOWN, lower_fd,
                 parent=upper, parent_anchor=(0, -thigh / 2), own_anchor=(0, shin / 2),
                 motor_speed=1, angle_limits=(-1.6, -0.1),
             )

@@ -197,10 +197,13 @@ def test_walker_starts_standing_on_the_start_pad(leg_length):
     assert_starts_standing(make_walker(leg_length=leg_length), longest_segment=leg_length)
 
 
-def assert_starts_standing(env, longest_segment: float) -> None:
-    """For seeds 0 and 1: both feet on the start pad, the hull above the longest segment."""
+def assert_starts_standing(env, longest_segment: float, idle_steps: int = 0) -> None:
+    """For seeds 0 and 1: both feet on the start pad (after `idle_steps` steps without torque),
+    the hull above the longest segment."""
     for seed in (0, 1):
         obs, _ = env.reset(seed=seed)
+        for _ in range(idle_steps):
+            obs, *_ = env.step(np.zeros(4, dtype=np.float32))
         walker = env.unwrapped
         assert not walker.game_over
         assert obs[8] == 1.0 and obs[13] == 1.0, "both feet should touch the ground"
