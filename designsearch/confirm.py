@@ -59,10 +59,7 @@ def baseline_design(search: Search) -> dict[str, float]:
     import envs
 
     body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
-    values = {"leg_length": float(envs.DESIGN_DEFAULTS["leg_length"]),
-              "thigh_length": body.thigh_length, "shin_length": body.shin_length,
-              "leg_width": body.leg_width, "motor_torque": body.motor_torque}
-    return {name: values[name] for name in search.ranges}
+    return {name: body.value(name) for name in search.ranges}
 
 
 def candidates(search: Search, study: Any) -> list[dict[str, Any]]:

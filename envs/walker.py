@@ -1,6 +1,7 @@
-"""Gymnasium's BipedalWalker whose body is a design (envs/design.py): thigh and shin lengths, leg
-width and motor torque are parameters, fixed or redrawn at every reset, and the course length and
-fall penalty too. This module is the physics; what a design is, and its checks, live in design.py.
+"""Gymnasium's BipedalWalker whose body is a design (envs/design.py): the length and width of
+each leg's thigh and shin, and the motor torque, are parameters, fixed or redrawn at every reset,
+and the course length and fall penalty too. This module is the physics; what a design is, and
+its checks, live in design.py.
 """
 
 from __future__ import annotations
@@ -126,15 +127,19 @@ class BipedalCustomLegLength(BipedalWalker):
     """
     ## Description
     Gymnasium's 4-joint BipedalWalker (normal terrain, not hardcore) whose body is a design:
-    the length of the thigh and of the shin, the width of the legs and the torque of the
-    motors are constructor arguments, so that walkers of different designs can be trained and
-    policies transferred between them. Both legs are the same. The course length and the fall
-    penalty are parameters too, and the time limit is part of the environment (it reports
-    truncation itself).
+    the length and the width of the thigh and of the shin of each leg, and the torque of the
+    motors, are constructor arguments, so that walkers of different designs can be trained and
+    policies transferred between them. The course length and the fall penalty are parameters
+    too, and the time limit is part of the environment (it reports truncation itself).
 
-    A design parameter can also be a range (`design_ranges`): the walker then draws a new value,
-    uniformly and from its own seeded `np_random`, at every reset, and (by default) appends the
-    drawn values to the observation so that one policy can learn to drive many bodies.
+    Left and right: Gymnasium builds its legs for i in (-1, +1). The left leg is i = -1: the
+    first in the observation (hip 1, knee 1, contact 1) and in the action, built first and drawn
+    behind the right one (i = +1), which is nearer to the viewer of a walker walking right.
+
+    A design parameter can also be a range (`design_ranges`): the walker then draws a new value
+    from its own seeded `np_random` at every reset (uniformly, or with `design_draw="edges"` at
+    an end of the range half the time), and (by default) appends the drawn values to the
+    observation so that one policy can learn to drive many bodies.
 
     With the default design, `terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600`
     the environment reproduces Gymnasium's `BipedalWalker-v3` exactly: the same seed and actions
@@ -143,7 +148,8 @@ class BipedalCustomLegLength(BipedalWalker):
     What follows the design and what does not:
     - follows: the segments' sizes and masses (density is fixed, so a longer or wider leg is
       heavier), the hip and knee joint anchors, the start height (every design starts standing
-      on the start pad with Gymnasium's small clearance under its feet), the drawing, the
+      on the start pad with Gymnasium's small clearance under the feet of its longer leg; a
+      shorter leg hangs above the pad, from the same hip), the drawing, the
       maximum motor torque, and the torque's energy cost (0.00035 per unit of |action| and of
       torque, Gymnasium's 0.028 at torque 80);
     - stays fixed: the hull (shape, mass, the hip's position under it), the joints' angle
@@ -185,17 +191,27 @@ class BipedalCustomLegLength(BipedalWalker):
     Design (supported ranges in `DESIGN_PARAMETERS`; a value outside, NaN or infinite is a
     `ValueError` naming the argument and the range):
     - `leg_length` (34): length of both leg segments, in drawing units (1/SCALE world units),
-      unless `thigh_length` or `shin_length` says otherwise; range [10, 70].
-    - `thigh_length` (None: `leg_length`): length of the upper leg segment; range [10, 70].
-    - `shin_length` (None: `leg_length`): length of the lower leg segment; range [10, 70].
-    - `leg_width` (8, Gymnasium's LEG_W): width of the thigh; the shin is 0.8 of it; [2, 20].
+      unless `thigh_length` or `shin_length` says otherwise; range [8.5, 70].
+    - `thigh_length`, `shin_length` (None: `leg_length`): length of the upper and of the
+      lower segment of both legs; range [8.5, 70]; each shin at most twice its thigh.
+    - `leg_width` (8, Gymnasium's LEG_W): width of both thighs; the shins are 0.8 of it; [2, 20].
     - `motor_torque` (80, Gymnasium's MOTORS_TORQUE): maximum torque of hip and knee motors;
       range [20, 200].
+    - `left_thigh_length`, `right_thigh_length`, `left_shin_length`, `right_shin_length` (None:
+      `thigh_length`, `shin_length`) and `left_thigh_width`, `right_thigh_width` (None:
+      `leg_width`), `left_shin_width`, `right_shin_width` (None: 0.8 x `leg_width`): one leg's
+      own segment; lengths in [8.5, 70], thigh widths [2, 20], shin widths [1.6, 16].
+      A symmetric parameter's design input observes the mean of the two legs (leg_length: of
+      thigh_length and shin_length; leg_width: of the thighs' widths), its value for a body it
+      built (`WalkerDesign.value`).
     - `design_ranges` ({}): parameter name -> (low, high), inside the supported range: drawn
-      uniformly at every reset, replacing the fixed value of that parameter.
+      at every reset, replacing the fixed value of that parameter.
     - `design_inputs` (None: the ranged parameters): parameter name -> (low, high): the
       parameters appended to the observation and the range each is scaled from. Give them
       explicitly to run a design-conditioned policy on a fixed design (the design is fed in).
+    - `design_draw` ("uniform"): how ranges are drawn (envs.design.DESIGN_DRAWS): "uniform",
+      or "edges": each ranged parameter at one end of its range with probability
+      EDGE_PROBABILITY, uniformly in it otherwise.
 
     The rest:
     - `terrain_length_scale` (2): multiplies the course length (200 terrain steps) and moves the

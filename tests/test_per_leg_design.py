@@ -14,6 +14,7 @@ from test_envs import lowest_leg_point, make_walker, random_policy, rollout, seg
 
 import envs
 from common.checkpoint import load_checkpoint
+from designsearch.space import check_space, default_body, leg_area
 from envs.design import (
     BODY_PARAMETERS,
     EDGE_PROBABILITY,
@@ -191,6 +192,16 @@ def test_a_symmetric_policy_used_on_an_asymmetric_body_is_warned():
                      "legs (a symmetric design input is told the mean of the two)"]
     assert "left_thigh_length 20 outside 24:46" in outside_training(
         policy, {"left_thigh_length": 20.0})[0]
+
+
+def test_the_design_search_takes_per_leg_parameters():
+    assert leg_area({}) == pytest.approx(2 * (34 * 8 + 34 * 6.4))
+    assert leg_area({"left_thigh_length": 17.0, "right_shin_width": 3.2}) == pytest.approx(
+        17 * 8 + 34 * 6.4 + 34 * 8 + 34 * 3.2)
+    ranges = {"left_thigh_length": (20.0, 40.0), "right_shin_width": (2.0, 8.0)}
+    check_space(ranges, {}, {name: list(bounds) for name, bounds in ranges.items()}, "policy")
+    assert default_body(ranges) == {"left_thigh_length": 34.0,
+                                    "right_shin_width": pytest.approx(6.4)}
 
 
 # --- The edge-biased draw ------------------------------------------------------------------------
