@@ -28,7 +28,8 @@ from envs import ENV_ID, LEG_LENGTH_RANGE
 Policy = Callable[[np.ndarray], np.ndarray]
 
 # The arguments under which our walker must be Gymnasium's BipedalWalker-v3, bit for bit.
-GYMNASIUM_ARGS = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600)
+GYMNASIUM_ARGS = dict(leg_length=34, **envs.GYMNASIUM_COURSE)
+"""Gymnasium's own course (envs.GYMNASIUM_COURSE): the tests below hold it to Gymnasium's."""
 HULL_COLOUR = (127, 51, 229)  # the hull's fill colour in rendered frames
 
 
@@ -134,6 +135,12 @@ def test_reproduces_gymnasium_bipedal_walker_exactly(seed, make_policy, limit, e
         assert terminated and not truncated and not walker.game_over
         assert walker.hull.position.x > finish_x
         assert episode_return > 300
+
+
+def test_the_gymnasium_course_is_gymnasium_s():
+    assert envs.GYMNASIUM_COURSE["max_time_steps"] == gym.spec("BipedalWalker-v3").max_episode_steps
+    walker = make_walker(**GYMNASIUM_ARGS).unwrapped
+    assert walker.num_terrain_steps == TERRAIN_LENGTH
 
 
 def test_passes_gymnasium_env_checker():
