@@ -13,6 +13,7 @@ from gymnasium.envs.box2d.bipedal_walker import LEG_W, SCALE, TERRAIN_HEIGHT
 from test_envs import lowest_leg_point, make_walker, random_policy, rollout, segment_size
 
 import envs
+from analysis.data import walker_values
 from common.checkpoint import load_checkpoint
 from designsearch.space import check_space, default_body, leg_area
 from envs.design import (
@@ -181,6 +182,13 @@ def test_asymmetric_designs_are_described_and_compared_readably():
     assert design_differences({}, {"left_shin_length": 20.0}) == ["left_shin_length 34 -> 20"]
     assert design_of({"left_shin_length": 20.0}) == {
         "leg_length": "34", "leg_width": "8", "motor_torque": "80", "left_shin_length": "20"}
+
+
+def test_the_analysis_reads_a_walker_whose_legs_are_all_set():
+    values = walker_values({"left_thigh_length": 30.0, "right_thigh_length": 40.0,
+                            "left_shin_length": 20.0, "right_shin_length": 20.0})
+    assert (values["thigh_length"], values["shin_length"]) == (35.0, 20.0)
+    assert values["left_thigh_length"] == 30.0 and "leg_length" not in values
 
 
 def test_a_symmetric_policy_used_on_an_asymmetric_body_is_warned():
