@@ -145,6 +145,11 @@ class Config:
     record: str = run_setting(
         "", group=STUDY,
         help="write the policy's episodes to this .gif or .mp4 (no display needed); no training")
+    export: str = run_setting(
+        "", group=STUDY,
+        help="write the policy's deterministic actions as an ONNX model to this .onnx file: "
+            "the walker's raw observation in, the action out, the observation normaliser and "
+            "(for a design-conditioned policy) the design flags' body inside; no training")
     eval_episodes: int = run_setting(
         0, group=STUDY,
         help="evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
@@ -373,17 +378,20 @@ class Config:
 
     @property
     def mode(self) -> str:
-        """What this run does, named by the flag that asked for it: "render", "record" or
-        "eval_episodes" (a saved policy, in that precedence), else "train"."""
+        """What this run does, named by the flag that asked for it: "render", "record",
+        "export" or "eval_episodes" (a saved policy, in that precedence), else "train"."""
         if self.render:
             return "render"
         if self.record:
             return "record"
+        if self.export:
+            return "export"
         return "eval_episodes" if self.eval_episodes > 0 else "train"
 
     @property
     def runs_saved_policy(self) -> bool:
-        """--render, --record and --eval_episodes run a saved policy instead of training."""
+        """--render, --record, --export and --eval_episodes run a saved policy instead of
+        training."""
         return self.mode != "train"
 
     def design_ranges(self) -> dict[str, list[float]]:
@@ -776,12 +784,27 @@ def validate_transfer(config: Config, given: set[str], require) -> None:
 
 
 def validate_policy_modes(config: Config, require) -> None:
-    """--render, --record and --eval_episodes run a saved policy instead of training."""
+    """--render, --record, --export and --eval_episodes run a saved policy instead of
+    training."""
     require(not config.record or config.record.lower().endswith(VIDEO_SUFFIXES),
             "record", "must be a path ending in .gif or .mp4")
     require(not (config.record and config.render), "record",
             "cannot be combined with --render=true (watch or record, not both)")
     require(config.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluation)")
+    if config.export:
+        validate_export(config, require)
+
+
+def validate_export(config: Config, require) -> None:
+    """One body's controller: a design range cannot be baked into it."""
+    require(config.export.lower().endswith(".onnx"), "export", "must be a path ending in .onnx")
+    others = [flag for flag in ("render", "record", "eval_episodes") if getattr(config, flag)]
+    require(not others, "export", f"cannot be combined with --{others[0] if others else ''} "
+                                  f"(export, watch, record or evaluate: one at a time)")
+    ranged = next(iter(config.design_ranges()), None)
+    if ranged:
+        raise UsageError(f"--{ranged}: --export writes the controller of one body: give one "
+                         f"value, got {format_value(getattr(config, ranged))}")
 
 
 def format_value(value: object) -> str:

@@ -3,7 +3,7 @@ what the policy observes; leg area; the default body."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import envs
 from designsearch.project import UsageError
@@ -55,11 +55,17 @@ def outside_warning(policy_file: str, policy_env: Mapping[str, object],
     return envs.outside_warning(policy_file, policy_env, {**fixed, "design_ranges": ranges})
 
 
+def default_values(names: Iterable[str]) -> dict[str, float]:
+    """The default walker's value of each named design parameter (one that follows another
+    takes the value its design input would observe: the default body's)."""
+    body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
+    return {name: body.value(name) for name in names}
+
+
 def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | None:
     """The default walker's values of the searched parameters, if it lies inside the ranges
     (the search evaluates it first, as the baseline), else None."""
-    body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
-    baseline = {name: body.value(name) for name in ranges}
+    baseline = default_values(ranges)
     inside = all(low <= baseline[name] <= high for name, (low, high) in ranges.items())
     return baseline if inside else None
 
