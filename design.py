@@ -8,14 +8,15 @@ body (run.py --eval_episodes's code) over the same K terrains; Optuna's TPE prop
 candidates. The search is stored in an Optuna database (SQLite at results/NAME.db unless
 --storage says otherwise), so it resumes where it stopped and optuna-dashboard can show it.
 
-Design flags: run.py's (--leg_length --thigh_length --shin_length --leg_width --motor_torque).
+Design flags: run.py's (--leg_length --thigh_length --shin_length --leg_width --motor_torque,
+and each leg's own, e.g. --left_thigh_length: docs/ha2018.md).
 A range LOW:HIGH is searched; a number is fixed. Only parameters the policy observes (its
 checkpoint's env.design_inputs) can be searched.
 
 Objectives (--objective):
   score         the highest score: mean return, plus a bonus for finishing sooner
   energy        the highest score - energy_weight x the motors' mechanical work per episode
-  min_leg_area  the smallest leg area, 2 x (thigh x width + shin x 0.8 x width), whose mean
+  min_leg_area  the smallest leg area (each segment's length x width, both legs), whose mean
                 return is at least --min_score (a constrained search)
   pareto        score (max), leg area (min) and energy (min) at once: the Pareto front
 --max_fall_rate=F makes a design that falls in more than F of its episodes infeasible.

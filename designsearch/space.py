@@ -9,16 +9,15 @@ import envs
 from designsearch.project import UsageError
 
 DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
-"""leg_length, thigh_length, shin_length, leg_width, motor_torque: run.py's design flags."""
-SHIN_WIDTH_FRACTION = 0.8
-"""The shin is 0.8 of the thigh's width (`envs.bipedal_custom`)."""
+"""run.py's design flags (envs.DECLARED): the symmetric ones and each leg's own."""
 
 
 def leg_area(design: Mapping[str, float | None]) -> float:
-    """Both legs' side area in drawing units squared:
-    2 x (thigh_length x width + shin_length x 0.8 x width). Segments default to leg_length."""
+    """Both legs' side area in drawing units squared: each segment's length x width, summed
+    (segments follow the shorthands the design leaves them to)."""
     body = envs.WalkerDesign.from_parameters({**envs.DESIGN_DEFAULTS, **design})
-    return 2.0 * body.leg_width * (body.thigh_length + SHIN_WIDTH_FRACTION * body.shin_length)
+    return sum(thigh * thigh_width + shin * shin_width
+               for thigh, shin, thigh_width, shin_width in map(body.leg, ("left", "right")))
 
 
 def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
@@ -57,11 +56,10 @@ def outside_warning(policy_file: str, policy_env: Mapping[str, object],
 
 
 def default_values(names: Iterable[str]) -> dict[str, float]:
-    """The default walker's value of each named design parameter (a segment left to
-    leg_length by default takes leg_length's value)."""
+    """The default walker's value of each named design parameter (one that follows another
+    takes the value its design input would observe: the default body's)."""
     body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
-    return {name: float(envs.DESIGN_DEFAULTS[name] if getattr(body, name, None) is None
-                        else getattr(body, name)) for name in names}
+    return {name: body.value(name) for name in names}
 
 
 def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | None:

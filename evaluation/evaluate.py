@@ -342,8 +342,14 @@ def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,
     """The body being shown (drawn anew each episode for a design range), episode, return."""
     of = f"/{episodes}" if episodes else ""
     design = env.unwrapped.design
-    body = (f"leg length {design.thigh_length:g}" if design.thigh_length == design.shin_length
-            else f"thigh {design.thigh_length:g} shin {design.shin_length:g}")
+    legs = [design.leg(side)[:2] for side in ("left", "right")]
+    if legs[0] != legs[1]:
+        body = " / ".join(f"{side} thigh {thigh:.3g} shin {shin:.3g}"
+                          for side, (thigh, shin) in zip(("left", "right"), legs, strict=True))
+    elif design.thigh_length == design.shin_length:
+        body = f"leg length {design.thigh_length:g}"
+    else:
+        body = f"thigh {design.thigh_length:g} shin {design.shin_length:g}"
     return [f"{body}    episode {episode + 1}{of}",
             f"step {step}    return {episode_return:.1f}"]
 
