@@ -35,7 +35,7 @@ from designsearch.project import (
     start_ray,
 )
 from designsearch.scoring import Course, Job, evaluate
-from designsearch.space import default_body, full_design
+from designsearch.space import default_body, full_design, stands
 
 OBJECTIVES = ("score", "min_leg_area", "energy", "pareto")
 PARETO_OBJECTIVES = (("score", "maximize"), ("leg_area", "minimize"), ("energy", "minimize"))
@@ -374,7 +374,7 @@ def run_search(search: Search, say: Callable[[str], None], banner: str = "",
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         while done < search.trials:
-            asked = [study.ask(distributions)
+            asked = [ask_standing(study, distributions, search.fixed)
                      for _ in range(min(search.parallel, search.trials - done))]
             jobs = [Job(full_design(trial.params, search.fixed), search.episodes, search.course,
                         search.finish_bonus, search.energy_weight, search.policy_name,
@@ -400,6 +400,20 @@ def run_search(search: Search, say: Callable[[str], None], banner: str = "",
         signal.signal(signal.SIGTERM, previous)
         evaluator.close()
     return study, stopped
+
+
+def ask_standing(study: Any, distributions: dict[str, Any], fixed: dict[str, float]) -> Any:
+    """A trial whose body starts standing. The sampler's others are told they failed (never
+    evaluated, never counted): a box of per-leg lengths holds legs whose shin is over twice
+    their thigh, which the walker refuses (docs/ha2018.md)."""
+    from optuna.trial import TrialState
+
+    while True:
+        trial = study.ask(distributions)
+        if stands(full_design(trial.params, fixed)):
+            return trial
+        trial.set_user_attr("refused", "the body does not start standing")
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def best_so_far(search: Search, study: Any) -> float | None:

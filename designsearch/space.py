@@ -70,6 +70,12 @@ def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | N
     return baseline if inside else None
 
 
+def stands(design: Mapping[str, float]) -> bool:
+    """Whether the walker can build the body and start it standing (envs' rule, on each leg):
+    a box of independent per-leg lengths holds bodies that cannot."""
+    return envs.WalkerDesign.from_parameters({**envs.DESIGN_DEFAULTS, **design}).stands
+
+
 def full_design(params: Mapping[str, float], fixed: Mapping[str, float]) -> dict[str, float]:
     """Searched values over fixed ones: the design flags a candidate is evaluated with."""
     return {**fixed, **{name: float(value) for name, value in params.items()}}

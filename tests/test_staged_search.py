@@ -171,3 +171,34 @@ def test_a_finished_stage_is_not_run_again(run):
     assert stopped is None and again.frames == 0 and before > 0
     assert [t.values for t in found_again["final"].trials] == \
         [t.values for t in found["final"].trials]
+
+
+class Recording(Evaluator):
+    """Scores every job 0 and keeps the designs it was given."""
+
+    def __init__(self) -> None:
+        self.designs: list[dict[str, float]] = []
+
+    def imap(self, jobs):
+        for job in jobs:
+            self.designs.append(job.design)
+            results = [EpisodeResult(0, 0.0, 100, "time limit")]
+            yield summarize(results, [0.0], job.design, 1000, 0.0, 0.0)
+
+
+def test_bodies_that_cannot_stand_are_refused_before_evaluation_and_not_counted(tmp_path):
+    # Short thighs under long shins: most of this box breaks the rule shin <= 2 x thigh.
+    search = dataclasses.replace(
+        toy_search(tmp_path, "per_leg", trials=6, episodes=1),
+        ranges={"left_thigh_length": (8.5, 20.0), "left_shin_length": (8.5, 59.5)})
+    recording = Recording()
+    study, stopped = run_search(search, lambda _: None, evaluators=lambda _: recording)
+    assert stopped is None
+    states = [trial.state.name for trial in study.trials]
+    assert states.count("COMPLETE") == 6 and "FAIL" in states
+    assert all(design["left_shin_length"] <= 2 * design["left_thigh_length"]
+               for design in recording.designs)
+    assert len(recording.designs) == 6
+    refused = [trial for trial in study.trials if trial.state.name == "FAIL"]
+    assert all(trial.params["left_shin_length"] > 2 * trial.params["left_thigh_length"]
+               for trial in refused)
