@@ -125,15 +125,17 @@ def study_finished(files: StudyFiles) -> bool:
 
 
 def training_spent(files: StudyFiles, checkpoint: dict[str, Any]) -> dict[str, int | None]:
-    """Frames and episodes the study spent so far: its resume checkpoint's frames (the policy's
-    where there is none) and its episodes CSV's rows (None: not shipped with the policy)."""
-    frames = load_checkpoint(files.last).get("frames") if files.last.exists() else None
+    """Frames and episodes the study spent so far: the later of its resume checkpoint's and
+    the policy's frames (a study in training may have saved a new best policy first) and its
+    episodes CSV's rows (None: not shipped with the policy)."""
+    frames = [checkpoint.get("frames") or 0]
+    if files.last.exists():
+        frames.append(load_checkpoint(files.last).get("frames") or 0)
     episodes = None
     if files.csv.exists():
         with files.csv.open() as handle:
             episodes = sum(1 for _ in handle) - 1
-    return {"frames": frames if frames is not None else checkpoint.get("frames"),
-            "episodes": episodes}
+    return {"frames": max(frames), "episodes": episodes}
 
 
 def row_policies(row: Row, models_dir: Path, results_dir: Path) -> list[StudyFiles]:

@@ -15,6 +15,7 @@ EPISODES=${EPISODES:-10}
 RESCORE=${RESCORE:-10:30}
 FINETUNE=${FINETUNE:-3:5:1000000:30}
 FINAL=${FINAL:-1:5:3000000:100}
+MAX_FALL_RATE=${MAX_FALL_RATE:-0.1}
 SAVE_NAME=${SAVE_NAME:-ha_learned}
 RESULTS_DIR=${RESULTS_DIR:-results}
 MODELS_DIR=${MODELS_DIR:-trained_models}
@@ -30,7 +31,7 @@ again=()
 [ -f "$RESULTS_DIR/$SAVE_NAME.db" ] && again=(--resume=true)
 # shellcheck disable=SC2086
 python design.py --save_name="$SAVE_NAME" --initial_model=ha_design $HA_COURSE $HA_BOX \
-    --objective=score --max_fall_rate=0.1 --seed=1000 --parallel=2 \
+    --objective=score --max_fall_rate="$MAX_FALL_RATE" --seed=1000 --parallel=2 \
     --trials="$TRIALS" --episodes="$EPISODES" --rescore="$RESCORE" --finetune="$FINETUNE" \
     --final="$FINAL" --baseline="$ORIGINAL" --results_dir="$RESULTS_DIR" \
     --models_dir="$MODELS_DIR" "${again[@]}"

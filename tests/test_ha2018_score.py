@@ -5,7 +5,7 @@ recipe (a copy of it, so the paired difference of the two rows is known: zero)."
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import re
 import sys
@@ -21,11 +21,9 @@ from study.evaluations import evaluation_seeds
 from study.trainer import walker_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("ha2018_score",
-                                              ROOT / "experiments" / "ha2018_score.py")
-score = importlib.util.module_from_spec(SPEC)
-sys.modules["ha2018_score"] = score
-SPEC.loader.exec_module(score)
+# Importable by name, here and in the processes it spawns (they inherit sys.path).
+sys.path.insert(0, str(ROOT / "experiments"))
+score = importlib.import_module("ha2018_score")
 
 SHIPPED = ROOT / "trained_models" / "leg_34_trained.pt"
 
@@ -59,7 +57,7 @@ def test_small_legs_have_has_area_inside_the_supported_bounds():
 def fake_study(models: Path, results: Path, name: str, frames: int, total_frames: int) -> None:
     """A study of `name` holding the shipped policy, its resume checkpoint at `frames`."""
     checkpoint = torch.load(SHIPPED, weights_only=True)
-    torch.save(checkpoint, models / f"{name}.pt")
+    torch.save({**checkpoint, "frames": frames}, models / f"{name}.pt")
     torch.save({**checkpoint, "frames": frames, "config": {"total_frames": total_frames}},
                models / f"{name}.last.pt")
     (results / f"{name}.p").write_bytes(b"")
