@@ -35,29 +35,14 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from designsearch.checks import (
-    MAX_PARALLEL,
-    check_address,
-    check_confirm_fixed,
-    check_save_name_length,
-    check_storage,
-)
-from designsearch.project import (
-    Config,
-    OneLineErrorParser,
-    StudyFailed,
-    UsageError,
-    load_checkpoint,
-    parse_bool,
-    parse_count,
-    parse_design_value,
-    raise_interrupted,
-    resolve_model_path,
-    trained_env,
-)
-from designsearch.search import OBJECTIVES, SAMPLERS, Search
-from designsearch.space import DESIGN_FLAGS, check_space, outside_warning
+from common.config import Config, OneLineErrorParser, parse_bool, parse_count, parse_design_value
+from common.errors import StudyFailed, UsageError, raise_interrupted
+from designsearch.choices import DESIGN_FLAGS, MAX_PARALLEL, OBJECTIVES, SAMPLERS
+
+if TYPE_CHECKING:
+    from designsearch.search import Search
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -130,13 +115,63 @@ def build_parser() -> OneLineErrorParser:
 
 
 def search_from_args(args) -> Search:
-    """Flags -> a checked Search; UsageError (one line naming the flag) otherwise."""
+    """Flags -> a checked Search; UsageError (one line naming the flag) otherwise.
+
+    The flags alone are checked first: only then are the search's modules (torch among them)
+    imported, to check the policy and the space."""
+    ranges, fixed = checked_flags(args)
+    from designsearch.checks import (
+        check_address,
+        check_confirm_fixed,
+        check_save_name_length,
+        check_storage,
+    )
+    from designsearch.project import load_checkpoint, resolve_model_path, trained_env
+    from designsearch.search import Search
+    from designsearch.space import check_space
+
+    check_save_name_length(args.save_name)
+    policy_path = resolve_model_path(args.initial_model, Path(args.models_dir))
+    checkpoint = load_checkpoint(policy_path, "initial_model")
+    env = trained_env(checkpoint)
+    observed = env.get("design_inputs") or {}
+    check_space(ranges, fixed, observed, policy_path.stem)
+    from designsearch.scoring import Course, candidate_config
+
+    course = Course(args.terrain_length_scale, args.max_time_steps, args.fall_penalty,
+                    args.seed)
+    try:  # run.py's own checks of the course and the body, at the ranges' low corner
+        candidate_config({**fixed, **{n: low for n, (low, _) in ranges.items()}},
+                         str(policy_path), args.episodes, course)
+    except UsageError:
+        raise
+    check_storage(args.storage, args.results_dir)
+    check_address(args.address)
+    from designsearch.confirm import fine_tune_flags
+
+    confirm_fixed = check_confirm_fixed(args.confirm, args.confirm_fixed, fine_tune_flags(
+        str(policy_path.resolve()), {**fixed, **{n: low for n, (low, _) in ranges.items()}},
+        args.confirm_frames, course, f"{args.save_name}_confirm_baseline__seed1"))
+    return Search(
+        save_name=args.save_name, policy_name=policy_path.stem, policy_path=policy_path,
+        ranges=ranges, fixed=fixed, objective=args.objective, min_score=args.min_score,
+        energy_weight=args.energy_weight, finish_bonus=args.finish_bonus, trials=args.trials,
+        episodes=args.episodes, course=course, parallel=args.parallel, sampler=args.sampler,
+        storage=args.storage or "", address=args.address, resume=args.resume,
+        overwrite=args.overwrite, models_dir=Path(args.models_dir),
+        results_dir=Path(args.results_dir), quiet=args.quiet, confirm=args.confirm,
+        confirm_frames=args.confirm_frames, confirm_episodes=args.confirm_episodes,
+        confirm_seeds=args.confirm_seeds, confirm_fixed=confirm_fixed)
+
+
+def checked_flags(args) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """What the flags alone can refuse (no policy read); the design flags as ranges to search
+    and fixed values."""
     if not args.save_name:
         raise UsageError("--save_name: required: the name of the search, e.g. --save_name=legs")
     if not NAME_PATTERN.fullmatch(args.save_name) or "__" in args.save_name:
         raise UsageError(f"--save_name: letters, digits, _ . - (no '__'), got "
                          f"{args.save_name!r}")
-    check_save_name_length(args.save_name)
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective: one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     if args.sampler not in SAMPLERS:
@@ -174,43 +209,15 @@ def search_from_args(args) -> Search:
             ranges[name] = (float(value[0]), float(value[1]))
         else:
             fixed[name] = float(value)
-    policy_path = resolve_model_path(args.initial_model, Path(args.models_dir))
-    checkpoint = load_checkpoint(policy_path, "initial_model")
-    env = trained_env(checkpoint)
-    observed = env.get("design_inputs") or {}
-    check_space(ranges, fixed, observed, policy_path.stem)
-    from designsearch.scoring import Course, candidate_config
-
-    course = Course(args.terrain_length_scale, args.max_time_steps, args.fall_penalty,
-                    args.seed)
-    try:  # run.py's own checks of the course and the body, at the ranges' low corner
-        candidate_config({**fixed, **{n: low for n, (low, _) in ranges.items()}},
-                         str(policy_path), args.episodes, course)
-    except UsageError:
-        raise
-    check_storage(args.storage, args.results_dir)
-    check_address(args.address)
-    from designsearch.confirm import fine_tune_flags
-
-    confirm_fixed = check_confirm_fixed(args.confirm, args.confirm_fixed, fine_tune_flags(
-        str(policy_path.resolve()), {**fixed, **{n: low for n, (low, _) in ranges.items()}},
-        args.confirm_frames, course, f"{args.save_name}_confirm_baseline__seed1"))
-    return Search(
-        save_name=args.save_name, policy_name=policy_path.stem, policy_path=policy_path,
-        ranges=ranges, fixed=fixed, objective=args.objective, min_score=args.min_score,
-        energy_weight=args.energy_weight, finish_bonus=args.finish_bonus, trials=args.trials,
-        episodes=args.episodes, course=course, parallel=args.parallel, sampler=args.sampler,
-        storage=args.storage or "", address=args.address, resume=args.resume,
-        overwrite=args.overwrite, models_dir=Path(args.models_dir),
-        results_dir=Path(args.results_dir), quiet=args.quiet, confirm=args.confirm,
-        confirm_frames=args.confirm_frames, confirm_episodes=args.confirm_episodes,
-        confirm_seeds=args.confirm_seeds, confirm_fixed=confirm_fixed)
+    return ranges, fixed
 
 
 def main(search: Search, command: str = "") -> int:
     """Run the search (and --confirm); print the ranked table and the best line."""
+    from designsearch.project import load_checkpoint
     from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
     from designsearch.search import run_search
+    from designsearch.space import outside_warning
 
     def say(text: str) -> None:
         if not search.quiet:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import os
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -454,10 +455,31 @@ def experiment_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) 
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (no usage dump) and exits with status 2."""
+    """argparse that reports a bad flag in one line (no usage dump) and exits with status 2;
+    an unknown flag close to a known one gets "did you mean" (Python 3.11's argparse has none)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.error(self.describe_unknown(unknown[0]))
+        return namespace
+
+    def known_flags(self) -> list[str]:
+        return [option for action in self._actions for option in action.option_strings
+                if option.startswith("--")]
+
+    def describe_unknown(self, argument: str) -> str:
+        flag = argument.split("=", 1)[0]
+        return f"unrecognized argument {argument}{did_you_mean(flag, self.known_flags())}"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean X?)` for the known name closest to a mistyped one, or ""."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def parse_bool(text: str) -> bool:
@@ -469,15 +491,31 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+SUFFIX_MULTIPLIERS = {"k": 1e3, "m": 1e6, "g": 1e9}
+"""`50k`, `2M`: not accepted (`m` could be milli), but recognised so as to name the number."""
+
+
 def parse_count(text: str) -> int:
     """An integer that may be written in scientific notation, as the spec's `10e6`."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number{suggest_scientific(text)}, got {text!r}") from None
     if not math.isfinite(value) or value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(value)
+
+
+def suggest_scientific(text: str) -> str:
+    """` (write 5e4 or 50000)` for `50k`: the number a suffixed count means, as flags take it."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgKMG])\s*", text)
+    if not match:
+        return ""
+    value = float(match[1]) * SUFFIX_MULTIPLIERS[match[2].lower()]
+    exponent = math.floor(math.log10(value)) if value >= 1 else 0
+    mantissa = round(value / 10**exponent, 6)
+    return f" (write {mantissa:g}e{exponent} or {value:.0f})"
 
 
 def parse_layers(text: str) -> tuple[int, ...]:

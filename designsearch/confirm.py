@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import (
     Paths,
     Sweep,
@@ -32,7 +33,7 @@ from designsearch.project import (
 from designsearch.report import ranked
 from designsearch.scoring import Course, Job
 from designsearch.search import Search, feasible, make_evaluator
-from designsearch.space import DESIGN_FLAGS, full_design
+from designsearch.space import full_design
 
 CONFIRM_SEED_OFFSET = 100_000
 """Confirmation terrains start here above the screening's, so none is reused."""

@@ -37,8 +37,6 @@ from designsearch.project import (
 from designsearch.scoring import Course, Job, evaluate
 from designsearch.space import default_body, full_design
 
-OBJECTIVES = ("score", "min_leg_area", "energy")
-SAMPLERS = ("tpe", "cmaes")
 STARTUP_TRIALS = 8
 """TPE's random start-up trials (the default body, where it is in the ranges, is the first)."""
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import envs
+from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import UsageError
 
-DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
-"""leg_length, thigh_length, shin_length, leg_width, motor_torque: run.py's design flags."""
 SHIN_WIDTH_FRACTION = 0.8
 """The shin is 0.8 of the thigh's width (`envs.bipedal_custom`)."""
 
