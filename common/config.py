@@ -168,7 +168,7 @@ class Config:
         0, group=STUDY,
         help="evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
             "...), print the mean return and write results/SAVE_NAME_eval.json "
-            "(without --save_name: named after the policy); "
+            "(without --save_name: POLICY_on_WALKER_eval.json, one per policy and body); "
             "with --record: episodes recorded (0 means 1); with --render: episodes shown "
             "(0: until the window is closed)",
         on_resume=NOT_TRAINING)
