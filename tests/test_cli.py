@@ -361,3 +361,19 @@ def test_a_suffixed_count_is_refused_naming_the_number_flags_take(capsys, text, 
         parse_config(["--save_name=x", f"--total_frames={text}"])
     assert exit_info.value.code == 2
     assert f"(write {written}), got '{text}'" in capsys.readouterr().err
+
+
+def test_readmes_fine_tune_command_uses_the_noise_measured_best_for_fine_tuning():
+    """README's fine-tuning starts with noise 0.2 falling to 0.1, the schedule docs/results.md
+    measured for fine-tuning a policy that already walks (not the scratch default 0.5)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| fine-tune"))
+    config = parse_config(re.search(r"`python run.py ([^`]*)`", row)[1].split())
+    assert config.has_initial_model and config.uses_schedule
+    schedule = (config.action_std_start, config.action_std_final, config.action_std_end)
+    assert schedule == (0.2, 0.1, 0.6)
+    assert "(docs/results.md#fine-tuning-from-universal_24_46)" in row
+    measured = (REPO_ROOT / "docs" / "results.md").read_text()
+    assert "STD_START=0.2 bash experiments/universal_finetune.sh" in measured
+    recipe = (REPO_ROOT / "experiments" / "universal_finetune.sh").read_text()
+    assert "--fixed action_std_final=0.1" in recipe and "--fixed action_std_end=0.6" in recipe
