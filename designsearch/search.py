@@ -145,12 +145,8 @@ def make_sampler(search: Search, trials_so_far: int) -> Any:
     if search.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
                                             warn_independent_sampling=False)
-    constraints = None
-    if search.objective == "min_leg_area":
-        def constraints(trial: Any) -> list[float]:
-            return trial.user_attrs.get("constraint", [0.0])
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
-                                      constraints_func=constraints)
+    # min_leg_area's constraint is set on each trial (`run_search`): TPE reads it there.
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
 
 
 def open_study(search: Search) -> Any:
@@ -346,7 +342,8 @@ def run_search(search: Search, say: Callable[[str], None],
                 for key, value in summary.items():
                     trial.set_user_attr(key, value)
                 if search.objective == "min_leg_area":
-                    trial.set_user_attr("constraint", [search.min_score - summary["mean_return"]])
+                    # Feasible at <= 0: the return still missing to reach --min_score.
+                    trial.set_constraint("min_score", search.min_score - summary["mean_return"])
                 value = objective_value(search, summary)
                 study.tell(trial, value)
                 done += 1

@@ -377,3 +377,26 @@ def test_readmes_fine_tune_command_uses_the_noise_measured_best_for_fine_tuning(
     assert "STD_START=0.2 bash experiments/universal_finetune.sh" in measured
     recipe = (REPO_ROOT / "experiments" / "universal_finetune.sh").read_text()
     assert "--fixed action_std_final=0.1" in recipe and "--fixed action_std_end=0.6" in recipe
+
+
+def test_readmes_design_table_is_one_table():
+    """A blank line inside a Markdown table ends it: the rows after it render as raw pipes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### Walker design parameters\n", 1)[1].split("\n### ", 1)[0]
+    lines = section.splitlines()
+    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert rows == list(range(rows[0], rows[-1] + 1))
+    assert any(line.startswith("| `--leg_width`") for line in lines)
+
+
+def test_a_recording_written_to_the_repository_root_is_ignored_by_git():
+    """README's `--record=walk.gif` writes into the working tree, where git must not see it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("walk.gif", "walk.mp4"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", name],
+                                 cwd=REPO_ROOT, timeout=30)
+        assert ignored.returncode == 0, name
