@@ -415,9 +415,11 @@ class Study:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.files.last, config.total_frames,
                                                   config.best_by, self.planned_frames))
-        atomic_write_bytes(self.files.config, config_file_text(config).encode())
         under_way: float | None = None  # the action std of the rollout under way, if any
         try:
+            # What `--resume` restores and `--config` takes (inside the try: the walkers are
+            # closed however the write ends).
+            atomic_write_bytes(self.files.config, config_file_text(config).encode())
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
             while self.stop_signal is None:
                 if under_way is None:
