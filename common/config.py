@@ -926,14 +926,15 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 def saved_flags(save_name: str, models_dir: str, results_dir: str) -> dict[str, Any] | None:
     """The settings the study `save_name` was started (or last resumed) with: its config file,
-    else (a study from before config files) the settings in its resume checkpoint; None if it
-    has neither."""
+    else (a study from before config files) the settings in its resume checkpoint. None without
+    a checkpoint: nothing to continue (one stopped in its first batch starts afresh with the
+    flags given, see study.trainer)."""
     files = StudyFiles(Path(models_dir), Path(results_dir), save_name)
-    if files.config.is_file():
-        return read_config_file(str(files.config))
     checkpoint = files.last
     if not checkpoint.is_file():
         return None
+    if files.config.is_file():
+        return read_config_file(str(files.config))
     from common.checkpoint import read_checkpoint
 
     settings = read_checkpoint(checkpoint, "resume").get("config")
