@@ -23,6 +23,7 @@ from common.resources import CAN_FORK
 from common.study_files import (
     MAX_FILE_NAME_BYTES,
     MAX_SAVE_NAME_LENGTH,
+    MODEL_SUFFIXES,
     check_output_folder,
     temporary_path,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "CAN_FORK",
     "CONFIG_FLAGS",
     "MAX_FILE_NAME_BYTES",
+    "MODEL_SUFFIXES",
     "MAX_SAVE_NAME_LENGTH",
     "SWEEP_OWNED_FLAGS",
     "check_output_folder",

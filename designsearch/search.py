@@ -37,6 +37,8 @@ from designsearch.project import (
 from designsearch.scoring import Course, Job, evaluate
 from designsearch.space import default_body, full_design
 
+PARETO_OBJECTIVES = (("score", "maximize"), ("leg_area", "minimize"), ("energy", "minimize"))
+"""--objective=pareto: what the multi-objective sampler trades off, and which way each goes."""
 STARTUP_TRIALS = 8
 """TPE's random start-up trials (the default body, where it is in the ranges, is the first)."""
 
@@ -66,12 +68,13 @@ class Search:
     models_dir: Path = Path("trained_models")
     results_dir: Path = Path("results")
     quiet: bool = False
-    confirm: int = 0
-    confirm_frames: int = 300_000
-    confirm_episodes: int = 30
-    confirm_seeds: int = 3
-    confirm_fixed: dict[str, str] = field(default_factory=dict)
-    """run.py flags given to every fine-tuning run (e.g. a small batch_size for a quick check)."""
+    max_fall_rate: float = 1.0
+    """A design that falls in a larger share of its episodes is infeasible; 1: no constraint."""
+    train_fixed: dict[str, str] = field(default_factory=dict)
+    """run.py flags given to every training run of the stages (e.g. a small batch_size)."""
+    candidates: tuple[tuple[str, dict[str, float]], ...] = ()
+    """A stage's study: the designs it evaluates, (label, params) each, enqueued when it is
+    created; not TPE's."""
 
     @property
     def storage_url(self) -> str:
@@ -85,7 +88,15 @@ class Search:
 
     @property
     def direction(self) -> str:
+        """The direction of the ranking (for --objective=pareto: by score)."""
         return "minimize" if self.objective == "min_leg_area" else "maximize"
+
+    @property
+    def directions(self) -> list[str]:
+        """The study's directions: one per objective."""
+        if self.objective == "pareto":
+            return [direction for _, direction in PARETO_OBJECTIVES]
+        return [self.direction]
 
     def identity(self) -> dict[str, Any]:
         """What makes two searches the same experiment (checked on --resume): not the budget
@@ -96,28 +107,59 @@ class Search:
                 "energy_weight": self.energy_weight if self.objective == "energy" else None,
                 "finish_bonus": self.finish_bonus, "episodes": self.episodes,
                 "course": dataclasses.asdict(self.course), "parallel": self.parallel,
-                "sampler": self.sampler}
+                "sampler": self.sampler,
+                **({"max_fall_rate": self.max_fall_rate} if self.max_fall_rate < 1 else {}),
+                **({"candidates": list(self.candidates)} if self.candidates else {})}
 
     def outputs(self) -> list[Path]:
         """Files the search writes in results_dir besides its database."""
         stem = self.results_dir / f"{self.save_name}_design"
         return [stem.with_suffix(".md"), stem.with_suffix(".json"),
                 *(self.results_dir / f"{self.save_name}_design_{kind}.png"
-                  for kind in ("params", "progress")),
-                self.results_dir / f"{self.save_name}_confirm.json"]
+                  for kind in ("params", "progress", "pareto"))]
 
     def lock(self) -> StudyLock:
         return StudyLock(self.results_dir / f".{self.save_name}.design.lock", self.save_name)
 
 
 def objective_value(search: Search, summary: dict[str, Any]) -> float:
+    """The value a design is ranked by (for --objective=pareto: its score)."""
     if search.objective == "min_leg_area":
         return summary["leg_area"]
     return summary["energy_score" if search.objective == "energy" else "score"]
 
 
+def objective_values(search: Search, summary: dict[str, Any]) -> float | list[float]:
+    """What the study is told: one value, or one per objective of --objective=pareto."""
+    if search.objective == "pareto":
+        return [summary[name] for name, _ in PARETO_OBJECTIVES]
+    return objective_value(search, summary)
+
+
+def named_constraints(search: Search, summary: dict[str, Any]) -> dict[str, float]:
+    """Optuna's constraints (feasible when every one is <= 0), by name: the mean return of
+    min_leg_area and --max_fall_rate. Set on each trial (`set_constraints`), where TPE reads
+    them."""
+    values = {}
+    if search.objective == "min_leg_area":
+        values["min_score"] = search.min_score - summary["mean_return"]
+    if search.max_fall_rate < 1:
+        values["max_fall_rate"] = summary["fall_rate"] - search.max_fall_rate
+    return values
+
+
+def constraints(search: Search, summary: dict[str, Any]) -> list[float]:
+    return list(named_constraints(search, summary).values())
+
+
+def set_constraints(trial: Any, search: Search, summary: dict[str, Any]) -> None:
+    """Optuna's current constraint API (`constraints_func` is deprecated since 5.0)."""
+    for name, value in named_constraints(search, summary).items():
+        trial.set_constraint(name, value)
+
+
 def feasible(search: Search, summary: dict[str, Any]) -> bool:
-    return search.objective != "min_leg_area" or summary["mean_return"] >= search.min_score
+    return all(value <= 0 for value in constraints(search, summary))
 
 
 # ----- the study ---------------------------------------------------------------------------------
@@ -145,7 +187,7 @@ def make_sampler(search: Search, trials_so_far: int) -> Any:
     if search.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
                                             warn_independent_sampling=False)
-    # min_leg_area's constraint is set on each trial (`run_search`): TPE reads it there.
+    # The constraints are set on each trial (`set_constraints`): TPE reads them there.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
 
 
@@ -190,11 +232,13 @@ def open_study(search: Search) -> Any:
     if sqlite is not None:
         sqlite.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=search.save_name, storage=search.storage_url,
-                                direction=search.direction, sampler=make_sampler(search, 0))
+                                directions=search.directions, sampler=make_sampler(search, 0))
     study.set_user_attr("search", json.loads(json.dumps(search.identity())))
     baseline = default_body(search.ranges)
     if baseline is not None:
         study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    for label, params in search.candidates:
+        study.enqueue_trial(params, user_attrs={"label": label})
     return study
 
 
@@ -303,10 +347,12 @@ def completed(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def run_search(search: Search, say: Callable[[str], None],
-               banner: str = "") -> tuple[Any, int | None]:
+def run_search(search: Search, say: Callable[[str], None], banner: str = "",
+               evaluators: Callable[[Search], Evaluator] = make_evaluator
+               ) -> tuple[Any, int | None]:
     """Run trials until `search.trials` have completed. Returns (study, signal that stopped it
-    or None). The caller holds the lock."""
+    or None). The caller holds the lock. `evaluators` makes what scores the candidates (a
+    test injects a cheap objective)."""
     from optuna.distributions import FloatDistribution
     # A cluster is reached before the study is created: an unreachable one leaves no database.
     remote = RayTasks(search.address) if search.address is not None else None
@@ -327,7 +373,7 @@ def run_search(search: Search, say: Callable[[str], None],
     distributions = {name: FloatDistribution(low, high) for name, (low, high)
                      in search.ranges.items()}
     policy_bytes = search.policy_path.read_bytes()
-    evaluator = remote or (make_evaluator(search) if done < search.trials else InProcess())
+    evaluator = remote or (evaluators(search) if done < search.trials else InProcess())
     stopped: int | None = None
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
@@ -341,11 +387,9 @@ def run_search(search: Search, say: Callable[[str], None],
                 summary.pop("pid", None)
                 for key, value in summary.items():
                     trial.set_user_attr(key, value)
-                if search.objective == "min_leg_area":
-                    # Feasible at <= 0: the return still missing to reach --min_score.
-                    trial.set_constraint("min_score", search.min_score - summary["mean_return"])
+                set_constraints(trial, search, summary)
                 value = objective_value(search, summary)
-                study.tell(trial, value)
+                study.tell(trial, objective_values(search, summary))
                 done += 1
                 say(progress_line(search, trial.number, done, trial.params, summary, value,
                                   best_so_far(search, study)))
@@ -362,7 +406,8 @@ def run_search(search: Search, say: Callable[[str], None],
 
 
 def best_so_far(search: Search, study: Any) -> float | None:
-    values = [t.value for t in completed(study) if feasible(search, t.user_attrs)]
+    values = [objective_value(search, t.user_attrs) for t in completed(study)
+              if feasible(search, t.user_attrs)]
     if not values:
         return None
     return min(values) if search.direction == "minimize" else max(values)
@@ -379,10 +424,11 @@ def progress_line(search: Search, number: int, done: int, params: dict[str, floa
             f"score {summary['score']:.1f} [{low:.1f}, {high:.1f}] "
             f"return {summary['mean_return']:.1f} falls {100 * summary['fall_rate']:.0f}% "
             f"finished {100 * summary['finish_rate']:.0f}%")
-    if search.objective == "min_leg_area":
-        verdict = "ok" if feasible(search, summary) else f"below {search.min_score:g}"
-        line += f" leg_area {summary['leg_area']:.0f} ({verdict})"
-    elif search.objective == "energy":
+    if search.objective in ("min_leg_area", "pareto"):
+        line += f" leg_area {summary['leg_area']:.0f}"
+    if constraints(search, summary):
+        line += " (feasible)" if feasible(search, summary) else " (infeasible)"
+    if search.objective in ("energy", "pareto"):
         line += f" energy {summary['energy']:.0f} objective {value:.1f}"
     best_text = "none feasible" if best is None else f"{best:.1f}"
     return line + f" | best {best_text}"

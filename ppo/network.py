@@ -39,8 +39,10 @@ class NumpyTanh(torch.autograd.Function):
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh, through NumPy on the CPU (see NumpyTanh), torch's elsewhere."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    """tanh, through NumPy on the CPU (see NumpyTanh), torch's elsewhere and while traced: a
+    tracer (the ONNX export's) records a NumPy call as a constant, not as an operation."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+            and not torch.jit.is_tracing():
         return NumpyTanh.apply(x)
     return torch.tanh(x)
 
