@@ -52,7 +52,7 @@ SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MIN_ENVS_FOR_WORKERS = 4
 """Fewer walkers are stepped in the training process by default: 2 or 3 walkers on a worker
-each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
+each ran slower than in process (measured: docs/speed.md)."""
 WORKERS_PER_CORE = 4
 """At most this many worker processes per core: more only slow the study down."""
 MAX_DEVICE_INDEX = 127
@@ -322,19 +322,6 @@ class Config:
         help=f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
             f"core; 0: in the training process; none: one per core, at most num_envs "
             f"(0 for fewer than 4 walkers or 1 core)")
-    lockstep: bool = run_setting(
-        False, group=MODEL,
-        help="true: the training process chooses every step's actions and the workers step "
-            "in lock-step with it (slower); false: each worker runs the policy on its own "
-            "walkers for a whole rollout. The same study either way; no effect without "
-            "worker processes (fewer than 4 walkers by default)")
-    policy_lag: bool = experiment_setting(
-        False, group=MODEL,
-        help="true: collect the next batch while the update runs, with the policy from "
-            "before that update (one update of lag; PPO's ratio uses the behaviour "
-            "policy's log-probabilities). Another study, which learns slower per "
-            "frame (measured, benchmarks/README.md); faster per second only where a "
-            "core is left for the update (not on 2 cores with 2 workers)")
     gae_lambda: float = experiment_setting(
         0.95, group=MODEL,
         help="GAE lambda, in [0, 1]")

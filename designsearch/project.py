@@ -1,7 +1,7 @@
 """Everything the design search takes from the rest of the project, imported in one place.
 
-Other developers are moving these modules into rooms by purpose (`evaluation/`, `study/`,
-`workers/`): re-point the imports here and nothing else in `designsearch` changes.
+The rest of the project can move its modules: re-point the imports here and nothing else in
+`designsearch` changes.
 """
 
 from __future__ import annotations

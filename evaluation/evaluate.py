@@ -234,7 +234,7 @@ def summarize(results: list[EpisodeResult], with_interval: bool = True) -> dict[
     (None: none finished).
 
     Evaluation during training keeps no interval: leaving it out spares the study's clock the
-    import of scipy.stats (0.45 s of a default 80,000-frame study's 8, measured)."""
+    import of scipy.stats (measured: benchmarks/README.md, issue 27)."""
     returns = np.array([r.episode_return for r in results], dtype=np.float64)
     finished = [r.length for r in results if r.outcome == "finished"]
     interval = {"return_ci95": list(interval95(returns))} if with_interval else {}
