@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import envs
+from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import UsageError
-
-DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
-"""run.py's design flags (envs.DECLARED): the symmetric ones and each leg's own."""
 
 
 def leg_area(design: Mapping[str, float | None]) -> float:

@@ -137,7 +137,7 @@ def test_sigterm_stops_the_study_even_with_a_worker_stopped_by_sigstop(tmp_path:
     stdout, stderr = end(process, workers)
     assert time.monotonic() - sent < DIES_WITHIN_S
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "Traceback" not in stderr and "--resume=true" in stdout
+    assert "Traceback" not in stderr and "continue with: python run.py --save_name=" in stdout
     assert not any(map(is_running, workers))
     study_files_intact(tmp_path)
 
