@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import itertools
 import os
-import pickle
 import re
 import secrets
 from dataclasses import dataclass
@@ -143,18 +142,6 @@ class StudyFiles:
 
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]
-
-    def stopped_before_first_checkpoint(self) -> bool:
-        """Whether the study left results but nothing to resume from or lose: it was stopped
-        during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
-        if self.last.exists() or self.best.exists():
-            return False
-        try:  # our own results file (pickle is trusted here, as by the sweep and the analysis)
-            with self.results.open("rb") as handle:
-                results = pickle.load(handle)
-        except Exception:  # noqa: BLE001 (missing, or not a results file: someone else's)
-            return False
-        return isinstance(results, dict) and results.get("frames") == 0
 
     def check_fresh_start(self, overwrite: bool) -> None:
         """Refuse to start a new study over an existing one, unless `overwrite` is set."""

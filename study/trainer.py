@@ -30,7 +30,12 @@ from common.checkpoint import (
 from common.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
 from common.errors import StudyFailed, UsageError
 from common.locking import StudyLock
-from common.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from common.results import (
+    DESIGN_COLUMNS,
+    EpisodeLog,
+    stopped_before_first_checkpoint,
+    write_results,
+)
 from common.study_files import StudyFiles, check_output_folder, longest_file_name
 from ppo import algorithm
 from ppo.algorithm import PPOSettings, TrainingDiverged
@@ -570,7 +575,7 @@ def train(config: Config, source_choice: str = "") -> StudyOutcome:
     files = study_files(config)
     check_path_lengths(files)
     with StudyLock(files.lock, config.save_name):
-        restart = files.stopped_before_first_checkpoint()
+        restart = stopped_before_first_checkpoint(files)
         if restart:
             print(f"study {config.save_name} was stopped before its first checkpoint, so there "
                   f"is nothing to resume or lose: starting it afresh (its partial files are "
