@@ -138,8 +138,11 @@ def read_results(path: Path) -> dict[str, Any]:
 
 def stopped_before_first_checkpoint(files: StudyFiles) -> bool:
     """Whether the study left results but nothing to resume from or lose: it was stopped
-    during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
-    if files.last.exists() or files.best.exists():
+    during its first batch (no `.last.pt`, results of 0 frames). It is started afresh, not
+    refused. A policy beside such results is that batch's untrained one (a kill -9 came
+    between saving it and the first `.last.pt`): a new study writes its results of 0 frames
+    before any policy, so a policy without them (a shipped model) is never taken for one."""
+    if files.last.exists():
         return False
     try:
         results = read_results(files.results)

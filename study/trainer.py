@@ -410,6 +410,10 @@ class Study:
                                                   config.best_by))
         under_way: float | None = None  # the action std of the rollout under way, if any
         try:
+            if not config.resume:
+                # Results of 0 frames mark the study as stopped before its first checkpoint
+                # until `.last.pt` exists, however it stops (kill -9 too): it starts afresh.
+                self.write_results()
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
             while self.stop_signal is None:
                 if under_way is None:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import (
     REPO_ROOT,
+    SUBPROCESS_TIMEOUT_S,
     cli_in_process,
     only_line,
+    start_run_py,
     subprocess_env,
     tiny_flags,
 )
@@ -88,3 +92,53 @@ def test_results_the_trainer_writes_are_read_back_whole(tmp_path: Path, capfd):
                                      "--eval_episodes_during=1")) == 0
     path = tmp_path / "r" / "tiny.p"
     assert read_results(path) == pickle.loads(path.read_bytes())
+
+
+# ----- 2. a kill between the first policy and the first resume checkpoint ---------------------
+
+SLOW_FIRST_UPDATE = ("--total_frames=4000", "--batch_size=2000", "--minibatch_size=50",
+                     "--train_steps=60", "--num_envs=2", "--num_workers=2")
+"""A first update of thousands of gradient steps: seconds between `tiny.pt` and `tiny.last.pt`."""
+
+
+def child_pids(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def kill_between_policy_and_checkpoint(folder: Path, victim: str) -> subprocess.Popen[str]:
+    """Start a study; SIGKILL the trainer's process group, or one worker, as soon as its first
+    policy is saved (during the first update, before `.last.pt`)."""
+    process = start_run_py(tiny_flags(folder, *SLOW_FIRST_UPDATE))
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    try:
+        while not (folder / "m" / "tiny.pt").exists():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        if victim == "trainer":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            os.kill(child_pids(process.pid)[0], signal.SIGKILL)
+        process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert (folder / "m" / "tiny.pt").exists()
+    assert not (folder / "m" / "tiny.last.pt").exists(), "the kill missed the window"
+    return process
+
+
+@pytest.mark.parametrize("victim", ["trainer", "worker"])
+@pytest.mark.parametrize("extra", [(), ("--resume=true",)], ids=["rerun", "resume"])
+def test_a_kill_before_the_first_resume_checkpoint_does_not_strand_the_study(
+        tmp_path: Path, capfd, victim: str, extra: tuple[str, ...]):
+    process = kill_between_policy_and_checkpoint(tmp_path, victim)
+    if victim == "worker":
+        assert process.returncode == 1
+    capfd.readouterr()
+    assert cli_in_process(tiny_flags(tmp_path, *extra)) == 0, capfd.readouterr().err
+    assert "afresh" in capfd.readouterr().out
+    assert read_results(tmp_path / "r" / "tiny.p")["frames"] == 2000
+    assert (tmp_path / "m" / "tiny.last.pt").exists()
