@@ -180,12 +180,19 @@ def check_output_folder(folder: str, flag: str) -> None:
         raise UsageError(f"--{flag}: cannot write in {existing}; name a writable folder")
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """Fail before any work if the file `path` (written atomically) cannot be written there."""
+def check_output_file(path: Path, flag: str, create_folder: bool = True) -> None:
+    """Fail before any work if the file `path` (written atomically) cannot be written there.
+
+    `create_folder=False`: a file the user named, whose folder must exist (a typo in it
+    should not silently become a new folder).
+    """
     if path.is_dir():
         raise UsageError(f"--{flag}: {path} is a folder; name a file")
     if len(temporary_path(path).name.encode()) > MAX_FILE_NAME_BYTES:
         raise UsageError(f"--{flag}: the file name {path.name[:40]}... is too long")
+    if not create_folder and not path.absolute().parent.is_dir():
+        raise UsageError(f"--{flag}: the folder {path.absolute().parent} does not exist; name "
+                         f"a file in an existing folder")
     check_output_folder(str(path.parent), flag)
     if path.parent.is_dir():  # try it: permissions do not tell (root, read-only mounts, /proc)
         probe = temporary_path(path)

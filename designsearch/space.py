@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import envs
 from designsearch.project import UsageError
+from envs.design import check_design_value
 
 DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
 """leg_length, thigh_length, shin_length, leg_width, motor_torque: run.py's design flags."""
@@ -24,6 +25,11 @@ def leg_area(design: Mapping[str, float | None]) -> float:
 def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
                 observed: Mapping[str, list[float]], policy_name: str) -> None:
     """Raise a one-line UsageError naming the flag for a space the policy cannot search."""
+    for name, value in fixed.items():  # a bad value is named before what the space lacks
+        try:
+            check_design_value(name, value)
+        except envs.InvalidWalkerArgument as error:
+            raise walker_argument_error(error) from None
     if not ranges:
         seen = " ".join(f"--{name}={low:g}:{high:g}" for name, (low, high) in observed.items())
         raise UsageError(f"--{DESIGN_FLAGS[0]}: give at least one design flag as a range "
@@ -43,8 +49,11 @@ def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
             **{**{name: envs.DESIGN_DEFAULTS[name] for name in DESIGN_FLAGS}, **fixed},
             design_ranges=ranges)
     except envs.InvalidWalkerArgument as error:
-        raise UsageError(f"--{error.argument}: must be {error.allowed}, got "
-                         f"{error.value}") from None
+        raise walker_argument_error(error) from None
+
+
+def walker_argument_error(error: envs.InvalidWalkerArgument) -> UsageError:
+    return UsageError(f"--{error.argument}: must be {error.allowed}, got {error.value}")
 
 
 def outside_warning(policy_file: str, policy_env: Mapping[str, object],

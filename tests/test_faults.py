@@ -79,11 +79,11 @@ def start_long_study(folder: Path, *extra: str, save_name: str = "long"
     """A study with two worker processes, once it has written its first batch's files."""
     process = start_run_py(tiny_flags(folder, "--total_frames=1e6", *WORKERS, *extra,
                                       save_name=save_name))
-    results = folder / "r" / f"{save_name}.p"
+    checkpoint = folder / "m" / f"{save_name}.last.pt"  # results exist from the start
     try:
-        if not wait_until(lambda: results.exists() or process.poll() is not None,
+        if not wait_until(lambda: checkpoint.exists() or process.poll() is not None,
                           SUBPROCESS_TIMEOUT_S):
-            pytest.fail("no results file within the timeout")
+            pytest.fail("no resume checkpoint within the timeout")
         assert process.poll() is None, process.communicate()
         workers = children_of(process.pid)
         assert len(workers) == 2, workers

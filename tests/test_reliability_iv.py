@@ -142,3 +142,48 @@ def test_a_kill_before_the_first_resume_checkpoint_does_not_strand_the_study(
     assert "afresh" in capfd.readouterr().out
     assert read_results(tmp_path / "r" / "tiny.p")["frames"] == 2000
     assert (tmp_path / "m" / "tiny.last.pt").exists()
+
+
+# ----- 8. small refusals ----------------------------------------------------------------------
+
+
+def test_record_into_a_missing_folder_is_refused_before_the_policy_is_loaded(tmp_path: Path,
+                                                                             capfd):
+    capfd.readouterr()
+    code = cli_in_process(tiny_flags(tmp_path, "--initial_model=leg_34_trained",
+                                     f"--record={tmp_path / 'missing' / 'walk.gif'}"))
+    out, err = capfd.readouterr()
+    assert code == 2
+    assert only_line(err).startswith("run.py: error: --record: the folder ")
+    assert "policy:" not in out
+    assert not (tmp_path / "missing").exists()
+
+
+def design_cli(tmp_path: Path, *args: str) -> int:
+    pytest.importorskip("optuna")
+    import design
+
+    return design.cli(["--save_name=s", f"--results_dir={tmp_path / 'r'}",
+                       f"--models_dir={tmp_path / 'm'}", "--episodes=1", "--parallel=1", *args])
+
+
+@pytest.mark.parametrize("args", [
+    ("--thigh_length=nan",),                                   # no range given either
+    ("--initial_model=universal_24_46", "--leg_length=24:46", "--thigh_length=nan"),
+    ("--initial_model=universal_24_46", "--leg_length=24:46", "--thigh_length=1e9"),
+])
+def test_a_bad_design_value_blames_its_own_flag(tmp_path: Path, capfd, args):
+    capfd.readouterr()
+    assert design_cli(tmp_path, *args) == 2
+    assert only_line(capfd.readouterr().err).startswith("design.py: error: --thigh_length: "
+                                                        "must be a number in")
+
+
+def test_a_storage_folder_that_does_not_exist_is_refused_not_created(tmp_path: Path, capfd):
+    capfd.readouterr()
+    missing = tmp_path / "nonexistent" / "dir"
+    assert design_cli(tmp_path, "--initial_model=universal_24_46", "--leg_length=24:46",
+                      f"--storage=sqlite:///{missing / 'x.db'}") == 2
+    assert only_line(capfd.readouterr().err).startswith("design.py: error: --storage: the "
+                                                        "folder ")
+    assert not (tmp_path / "nonexistent").exists() and not (tmp_path / "r").exists()
