@@ -37,13 +37,16 @@ import sys
 from pathlib import Path
 
 from designsearch.checks import (
+    MAX_CONFIRM_SEEDS,
     MAX_PARALLEL,
+    MAX_TRIALS,
     check_address,
     check_confirm_fixed,
     check_save_name_length,
     check_storage,
 )
 from designsearch.project import (
+    MAX_EPISODES,
     Config,
     OneLineErrorParser,
     StudyFailed,
@@ -147,8 +150,11 @@ def search_from_args(args) -> Search:
                         ("confirm_frames", 1), ("confirm_seeds", 1)):
         if getattr(args, name) < least:
             raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
-    if args.parallel > MAX_PARALLEL:
-        raise UsageError(f"--parallel: at most {MAX_PARALLEL}, got {args.parallel}")
+    for name, most in (("trials", MAX_TRIALS), ("episodes", MAX_EPISODES),
+                       ("parallel", MAX_PARALLEL), ("confirm_episodes", MAX_EPISODES),
+                       ("confirm_seeds", MAX_CONFIRM_SEEDS)):  # run.py bounds confirm_frames
+        if getattr(args, name) > most:
+            raise UsageError(f"--{name}: at most {most:,}, got {getattr(args, name)}")
     if args.confirm > args.trials:
         raise UsageError(f"--confirm: at most --trials ({args.trials}) designs, got "
                          f"{args.confirm}")

@@ -26,6 +26,10 @@ MAX_SEARCH_NAME_LENGTH = MAX_SAVE_NAME_LENGTH - CONFIRM_NAME_RESERVE
 """The longest save_name whose files and fine-tuning studies' files all fit in NAME_MAX."""
 MAX_PARALLEL = 1000
 """Candidates proposed at once: each is a RUNNING trial in the database before any result."""
+MAX_TRIALS = 100_000
+"""Trials of one search: each is a row the sampler reads back at every proposal."""
+MAX_CONFIRM_SEEDS = 100
+"""Fine-tuning seeds per design in --confirm: each is a whole training study."""
 ADDRESS_PATTERN = re.compile(r"(local|auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5})")
 IN_MEMORY = ("", ":memory:")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from common.checkpoint import atomic_write_bytes, design_inputs_of, load_checkpoint, trained_env
 from common.config import (
+    MAX_EPISODES,
     Config,
     OneLineErrorParser,
     build_parser,
@@ -47,6 +48,7 @@ def run_py_config(flags: dict[str, str]) -> Config:
     return config
 
 __all__ = [
+    "MAX_EPISODES",
     "trained_env",
     "interval95",
     "CAN_FORK",

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,59 @@ def test_a_storage_folder_that_does_not_exist_is_refused_not_created(tmp_path: P
     assert only_line(capfd.readouterr().err).startswith("design.py: error: --storage: the "
                                                         "folder ")
     assert not (tmp_path / "nonexistent").exists() and not (tmp_path / "r").exists()
+
+
+# ----- 6. flags that size memory or time, and a zip-bomb checkpoint ---------------------------
+
+
+@pytest.mark.parametrize(("flag", "allowed"), [
+    ("--eval_episodes_during=1e12", "must be in [1, 100,000]"),   # SeedSequence.spawn(1e12)
+    ("--eval_episodes=1e12", "must be in [0, 100,000]"),
+    ("--total_frames=1e30", "must be in [1, 1e+12]"),
+    ("--train_steps=1e12", "must be in [1, 1,000,000]"),
+    ("--batch_size=1e12", "the study would need about"),           # the memory estimate
+    ("--num_envs=1e12", "the study would need about"),
+    ("--hidden_layers=[1000000,1000000]", "the study would need about"),
+])
+def test_a_count_flag_beyond_its_bound_is_refused_before_anything_runs(tmp_path: Path, capfd,
+                                                                        flag: str, allowed: str):
+    capfd.readouterr()
+    assert cli_in_process(tiny_flags(tmp_path, flag)) == 2
+    line = only_line(capfd.readouterr().err)
+    assert line.startswith(f"run.py: error: {flag.split('=')[0]}: ") and allowed in line
+    assert not tmp_path.joinpath("m").exists() and not tmp_path.joinpath("r").exists()
+
+
+@pytest.mark.parametrize(("flag", "most"), [
+    ("--trials=1e12", "100,000"), ("--episodes=1e12", "100,000"),
+    ("--confirm_episodes=1e12", "100,000"), ("--confirm_seeds=1e9", "100"),
+])
+def test_a_design_search_count_beyond_its_bound_is_refused(tmp_path: Path, capfd, flag, most):
+    capfd.readouterr()
+    assert design_cli(tmp_path, "--initial_model=universal_24_46", "--leg_length=24:46",
+                      flag) == 2
+    assert only_line(capfd.readouterr().err) == (
+        f"design.py: error: {flag.split('=')[0]}: at most {most}, got "
+        f"{int(float(flag.split('=')[1]))}")
+
+
+def test_sweep_retries_are_bounded(tmp_path: Path):
+    done = subprocess.run([sys.executable, "sweep.py", "--name=x", "--grid=seed=1,2",
+                           "--retries=1000000000", "--dry_run", f"--results_dir={tmp_path}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=120)
+    assert done.returncode == 2
+    assert only_line(done.stderr) == "sweep.py: error: --retries: must be in [0, 100], got " \
+                                     "1000000000"
+
+
+def test_a_zip_bomb_checkpoint_is_refused_from_its_directory(tmp_path: Path):
+    from common.checkpoint import load_checkpoint
+    from common.errors import UsageError
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", bytes(200_000_000))
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(UsageError, match=r"would inflate to 200,000,000 bytes from"):
+        load_checkpoint(bomb, "initial_model")  # said by the check made before inflating
