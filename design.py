@@ -51,6 +51,7 @@ from designsearch.project import (
     OneLineErrorParser,
     StudyFailed,
     UsageError,
+    interrupt_exit_status,
     load_checkpoint,
     parse_bool,
     parse_count,
@@ -267,9 +268,10 @@ def cli(argv: list[str] | None = None) -> int:
     except StudyFailed as error:
         print(f"design.py: stopped: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("design.py: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        status = interrupt_exit_status(interrupt)
+        print(f"design.py: interrupted ({signal.Signals(status - 128).name})", file=sys.stderr)
+        return status
     finally:
         signal.signal(signal.SIGTERM, previous)
 

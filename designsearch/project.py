@@ -31,6 +31,7 @@ from evaluation.evaluate import EpisodeResult, interval95, load_policy, play
 from sweeps.execution import run_sweep, start_ray
 from sweeps.grid import CONFIG_FLAGS, SWEEP_OWNED_FLAGS
 from sweeps.state import Paths, Sweep, expand
+from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
 
 
 def run_py_config(flags: dict[str, str]) -> Config:
@@ -52,6 +53,10 @@ __all__ = [
     "trained_env",
     "interval95",
     "CAN_FORK",
+    "ChildProcess",
+    "ParentGone",
+    "ParentWatch",
+    "start_child",
     "CONFIG_FLAGS",
     "MAX_FILE_NAME_BYTES",
     "MAX_SAVE_NAME_LENGTH",

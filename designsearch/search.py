@@ -20,8 +20,11 @@ import dataclasses
 import json
 import os
 import signal
+import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,14 @@ import numpy as np
 
 from designsearch.project import (
     CAN_FORK,
+    ChildProcess,
+    ParentGone,
+    ParentWatch,
+    StudyFailed,
     StudyLock,
     UsageError,
     raise_interrupted,
+    start_child,
     start_ray,
 )
 from designsearch.scoring import Course, Job, evaluate
@@ -234,29 +242,110 @@ class InProcess(Evaluator):
         return map(evaluate, jobs)
 
 
-def ignore_interrupts() -> None:
-    """In pool workers: Ctrl-C is the parent's to handle (it stops the pool)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+CLOSE_GRACE_S = 2.0
+"""How long a pool process may take to exit once told to, before it is killed."""
+REPLY_SLICE_S = 0.5
+"""The pool waits for results in slices this long, checking on its processes between them."""
+
+
+class EvaluatorLost(StudyFailed):
+    """A pool process died: its candidate's evaluation is lost, the search cannot go on."""
+
+
+def serve_evaluations(connection: Connection, parent: ParentWatch) -> None:
+    """A pool process: evaluate each job it is sent and send back its summary, or the
+    traceback of its failure. Returns at end of file (the search closed it or died) or when
+    the search's process is gone."""
+    try:
+        while True:
+            parent.wait_for_message()
+            job = connection.recv()
+            try:
+                reply: dict[str, Any] | str = evaluate(job)
+            except Exception:  # noqa: BLE001 (reported to the search, which raises it)
+                reply = traceback.format_exc()
+            connection.send(reply)
+    except (EOFError, OSError, ParentGone):
+        pass
 
 
 class ProcessPool(Evaluator):
-    """A pool of forked processes on this machine: no start-up cost beyond the fork."""
+    """Forked processes on this machine (`workers.processes`): they never outlive the search
+    (SIGTERM, kill -9 and all), hold none of its files (its lock included), ignore the signals
+    sent to its process group (the search stops them), and one that dies is named at once."""
 
     def __init__(self, processes: int) -> None:
-        import multiprocessing
-
-        self.pool = multiprocessing.get_context("fork").Pool(processes, ignore_interrupts)
+        self.children: list[ChildProcess] = []
+        try:
+            for _ in range(processes):
+                self.children.append(start_child(serve_evaluations))
+        except BaseException:
+            self.close(force=True)
+            raise
 
     def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
-        return self.pool.imap(evaluate, jobs)
+        """The jobs' summaries in job order, each as soon as it and those before it are in."""
+        waiting = list(enumerate(jobs))
+        running: dict[int, int] = {}  # child -> job
+        done: dict[int, dict[str, Any]] = {}
+        idle = list(range(len(self.children)))
+        for position in range(len(jobs)):
+            while position not in done:
+                while idle and waiting:
+                    child = idle.pop()
+                    running[child], job = waiting.pop(0)
+                    self._send(child, job)
+                for child in self._ready(running):
+                    done[running.pop(child)] = self._receive(child)
+                    idle.append(child)
+            yield done.pop(position)
+
+    def _send(self, child: int, job: Job) -> None:
+        try:
+            self.children[child].connection.send(job)
+        except OSError:
+            raise self._lost(child) from None
+
+    def _ready(self, running: dict[int, int]) -> list[int]:
+        """The running children with a reply, after at most one slice of waiting; a dead one
+        raises EvaluatorLost."""
+        by_connection = {self.children[child].connection: child for child in running}
+        ready = [by_connection[c] for c in wait(list(by_connection), REPLY_SLICE_S)]
+        for child in running:
+            if child not in ready and not self.children[child].is_alive():
+                raise self._lost(child)
+        return ready
+
+    def _receive(self, child: int) -> dict[str, Any]:
+        try:
+            reply = self.children[child].connection.recv()
+        except (EOFError, OSError):
+            raise self._lost(child) from None
+        if isinstance(reply, str):
+            raise RuntimeError(f"evaluation process {child} failed:\n{reply}")
+        return reply
+
+    def _lost(self, child: int) -> EvaluatorLost:
+        process = self.children[child]
+        if not process.wait(timeout_s=1.0):
+            process.kill()
+            process.wait(timeout_s=1.0)
+        return EvaluatorLost(f"evaluation process {child} (PID {process.pid}) "
+                             f"{process.describe_exit()}")
 
     def close(self, force: bool = False) -> None:
-        if force:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+        """Bounded: told to exit (or, `force`, killed at once), then killed past
+        CLOSE_GRACE_S; every process is reaped. Idempotent."""
+        for process in self.children:
+            if force:
+                process.kill()
+            process.close_connection()  # end of file: an idle process exits
+        deadline = time.monotonic() + CLOSE_GRACE_S
+        for process in self.children:
+            if not process.wait(max(0.0, deadline - time.monotonic())):
+                process.kill()
+                process.wait(timeout_s=5.0)
+        self.children = []
 
 
 class RayTasks(Evaluator):
@@ -356,14 +445,32 @@ def run_search(search: Search, say: Callable[[str], None],
                                   best_so_far(search, study)))
     except KeyboardInterrupt as interrupt:
         stopped = getattr(interrupt, "signum", signal.SIGINT)
-        evaluator.close(force=True)
+        settle(study, evaluator)
         evaluator = InProcess()
-        requeue_unfinished(study)  # every running trial is this process's: it holds the lock
         say(f"stopped by signal {stopped}: {done} trial(s) kept; continue with --resume=true")
+    except EvaluatorLost as error:
+        settle(study, evaluator)
+        evaluator = InProcess()
+        raise EvaluatorLost(f"{error}; {done} trial(s) kept; continue with --resume=true") \
+            from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         evaluator.close()
     return study, stopped
+
+
+def settle(study: Any, evaluator: Evaluator) -> None:
+    """After a stop or a lost evaluation: the evaluations under way end, and their trials are
+    failed and queued again (every running trial is this process's: it holds the lock). A
+    second Ctrl-C or SIGTERM meanwhile cannot leave a trial RUNNING: this takes moments."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT,
+                                                                    signal.SIGTERM)}
+    try:
+        evaluator.close(force=True)
+        requeue_unfinished(study)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def best_so_far(search: Search, study: Any) -> float | None:

@@ -244,3 +244,97 @@ def test_a_zip_bomb_checkpoint_is_refused_from_its_directory(tmp_path: Path):
     assert bomb.stat().st_size < 1_000_000
     with pytest.raises(UsageError, match=r"would inflate to 200,000,000 bytes from"):
         load_checkpoint(bomb, "initial_model")  # said by the check made before inflating
+
+
+# ----- 3 and 4. a design search stopped by a signal, or losing a pool process ------------------
+
+SEARCH_FLAGS = ("--save_name=s", "--initial_model=universal_24_46", "--leg_length=24:46",
+                "--trials=6", "--episodes=2", "--parallel=2", "--max_time_steps=400")
+
+
+def search_flags(tmp_path: Path) -> list[str]:
+    return [*SEARCH_FLAGS, f"--results_dir={tmp_path / 'r'}", f"--models_dir={tmp_path / 'm'}"]
+
+
+def start_search_and_wait_for_its_pool(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """design.py leading its own process group, once both pool processes are evaluating."""
+    process = subprocess.Popen([sys.executable, "design.py", *search_flags(tmp_path)],
+                               cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=subprocess_env(), start_new_session=True)
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    try:
+        while len(children := child_pids(process.pid)) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no pool within the timeout"
+            time.sleep(0.05)
+        time.sleep(1.0)  # the first candidates are being evaluated
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return process, children
+
+
+def running_and_complete_trials(tmp_path: Path) -> tuple[int, int]:
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'r' / 's.db'}")
+    states = [trial.state for trial in study.trials]
+    return states.count(TrialState.RUNNING), states.count(TrialState.COMPLETE)
+
+
+def assert_resumes_to_the_end(tmp_path: Path, capfd) -> None:
+    capfd.readouterr()
+    import design
+
+    assert design.cli([*search_flags(tmp_path), "--resume=true", "--quiet"]) == 0, \
+        capfd.readouterr().err
+    assert running_and_complete_trials(tmp_path) == (0, 6)
+
+
+def ended_with_its_group(process: subprocess.Popen[str]) -> tuple[str, str]:
+    from test_faults import group_members
+
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    deadline = time.monotonic() + 10
+    while group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not group_members(process.pid), "a pool process outlived the search"
+    return stdout, stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_search_group_ends_it_promptly_and_resumably(tmp_path: Path, capfd,
+                                                                     signum: int):
+    pytest.importorskip("optuna")
+    process, _ = start_search_and_wait_for_its_pool(tmp_path)
+    sent = time.monotonic()
+    os.killpg(process.pid, signum)
+    stdout, stderr = ended_with_its_group(process)
+    assert process.returncode == 128 + signum, stderr
+    assert time.monotonic() - sent < 30  # not hung (the machine may be shared)
+    assert "Traceback" not in stderr
+    assert f"stopped by signal {signum}" in stdout
+    assert (tmp_path / "r" / "s_design.md").exists()  # reports written
+    assert running_and_complete_trials(tmp_path)[0] == 0
+    assert_resumes_to_the_end(tmp_path, capfd)
+
+
+def test_a_dead_pool_process_ends_the_search_in_one_line_and_it_resumes(tmp_path: Path, capfd):
+    pytest.importorskip("optuna")
+    process, children = start_search_and_wait_for_its_pool(tmp_path)
+    os.kill(children[0], signal.SIGKILL)
+    _, stderr = ended_with_its_group(process)
+    assert process.returncode == 1, stderr
+    line = only_line(stderr)
+    assert line.startswith("design.py: stopped: evaluation process ")
+    assert f"(PID {children[0]}) was killed by signal 9 (SIGKILL)" in line
+    assert line.endswith("continue with --resume=true")
+    assert running_and_complete_trials(tmp_path)[0] == 0
+    assert_resumes_to_the_end(tmp_path, capfd)
