@@ -217,7 +217,7 @@ def search_from_args(args) -> Search:
 def main(search: Search, command: str = "") -> int:
     """Run the search (and --confirm); print the ranked table and the best line."""
     from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
-    from designsearch.search import run_search
+    from designsearch.search import run_search, store_failures
 
     def say(text: str) -> None:
         if not search.quiet:
@@ -239,7 +239,8 @@ def main(search: Search, command: str = "") -> int:
                   + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
                   + f", objective {search.objective}, {search.trials} trials x "
                     f"{search.episodes} episodes; storage {search.storage_url}")
-        study, stopped = run_search(search, say, banner)
+        with store_failures(search):
+            study, stopped = run_search(search, say, banner)
         confirmation = ""
         if search.confirm and stopped is None:
             from designsearch.confirm import confirm

@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import time
@@ -199,6 +201,11 @@ def open_study(search: Search) -> Any:
             raise UsageError(f"--resume: {flag} differ from the search being resumed "
                              f"({differing[0]}: was {saved.get(differing[0])}); use the same "
                              f"flags, or another --save_name")
+        problem = foreign_trial(search, study)
+        if problem:
+            raise UsageError(f"--resume: {search.storage_url}: {problem}, so the search stored "
+                             f"there is not one this tool wrote (edited, or another's); start "
+                             f"it again with --overwrite=true, or pick another --save_name")
         study.sampler = make_sampler(search, len(study.trials))
         return study
     if sqlite is not None:
@@ -210,6 +217,61 @@ def open_study(search: Search) -> Any:
     if baseline is not None:
         study.enqueue_trial(baseline, user_attrs={"baseline": True})
     return study
+
+
+EVALUATION_NUMBERS = ("score", "mean_return", "fall_rate", "finish_rate", "energy",
+                      "energy_score", "leg_area")
+EVALUATION_INTERVALS = ("score_ci", "return_ci")
+"""What the report and the sampler read of every finished trial's evaluation
+(`designsearch.scoring.summarize`)."""
+
+
+def foreign_trial(search: Search, study: Any) -> str | None:
+    """What shows that a stored trial is not one of this search's own, or None: a design
+    outside the declared space, or a finished trial without its evaluation."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                          TrialState.RUNNING)):
+        if set(trial.params) != set(search.ranges):
+            return f"trial {trial.number} searched {', '.join(trial.params) or 'nothing'}"
+        for name, value in trial.params.items():
+            low, high = search.ranges[name]
+            if not (isinstance(value, float) and low <= value <= high):
+                return f"trial {trial.number} has {name}={value}, outside {low:g}:{high:g}"
+        if trial.state == TrialState.COMPLETE and not evaluated(trial):
+            return f"trial {trial.number} lacks its evaluation"
+    return None
+
+
+def evaluated(trial: Any) -> bool:
+    """Whether a finished trial holds its value and the evaluation the report reads."""
+    attrs = trial.user_attrs
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value)
+
+    return (number(trial.value) and all(number(attrs.get(key)) for key in EVALUATION_NUMBERS)
+            and all(isinstance(attrs.get(key), list) and len(attrs[key]) == 2
+                    and all(map(number, attrs[key])) for key in EVALUATION_INTERVALS))
+
+
+@contextlib.contextmanager
+def store_failures(search: Search) -> Iterator[None]:
+    """A write to the search's database that fails at run time (a read-only or full file, a
+    lost server) ends the search in one line, exit status 1 (StudyFailed), instead of a
+    traceback; what was stored before stays."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        cause = error.__cause__ or error
+        reason = getattr(cause, "orig", None) or cause
+        first = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+        raise StudyFailed(f"cannot write the search's database {search.storage_url}: "
+                          f"{first[:200]}; the trials stored before are kept") from None
 
 
 def requeue_unfinished(study: Any) -> int:

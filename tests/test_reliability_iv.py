@@ -338,3 +338,96 @@ def test_a_dead_pool_process_ends_the_search_in_one_line_and_it_resumes(tmp_path
     assert line.endswith("continue with --resume=true")
     assert running_and_complete_trials(tmp_path)[0] == 0
     assert_resumes_to_the_end(tmp_path, capfd)
+
+
+# ----- 7. the search store --------------------------------------------------------------------
+
+TINY_SEARCH = ("--save_name=s", "--initial_model=universal_24_46", "--leg_length=24:46",
+               "--episodes=1", "--parallel=1", "--max_time_steps=30",
+               "--terrain_length_scale=0.5", "--quiet")
+
+
+def tiny_search(folder: Path, *extra: str) -> int:
+    import design
+
+    return design.cli([*TINY_SEARCH, f"--results_dir={folder / 'r'}",
+                       f"--models_dir={folder / 'm'}", *extra])
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory) -> Path:
+    pytest.importorskip("optuna")
+    folder = tmp_path_factory.mktemp("search")
+    assert tiny_search(folder, "--trials=2") == 0
+    return folder
+
+
+def copied_search(finished_search: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(finished_search, tmp_path / "s")
+    return tmp_path / "s"
+
+
+def edit_first_trial(folder: Path, sql: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(folder / "r" / "s.db") as connection:
+        connection.execute(sql)
+
+
+@pytest.mark.parametrize(("sql", "problem"), [
+    ("DELETE FROM trial_user_attributes WHERE trial_id = 1", "trial 0 lacks its evaluation"),
+    ("UPDATE trial_params SET param_value = 1000 WHERE trial_id = 1",
+     "trial 0 has leg_length=1000.0, outside 24:46"),
+    ("UPDATE trial_params SET param_name = 'thigh_length' WHERE trial_id = 1",
+     "trial 0 searched thigh_length"),
+])
+def test_a_store_with_a_trial_not_of_this_search_is_refused_as_foreign(
+        finished_search: Path, tmp_path: Path, capfd, sql: str, problem: str):
+    folder = copied_search(finished_search, tmp_path)
+    edit_first_trial(folder, sql)
+    capfd.readouterr()
+    assert tiny_search(folder, "--trials=3", "--resume") == 2
+    line = only_line(capfd.readouterr().err)
+    assert line.startswith("design.py: error: --resume: ") and problem in line
+
+
+def sqlite_connect_hook(monkeypatch, after_connect) -> None:
+    """Every SQLite connection opened from now on is first passed to `after_connect`."""
+    import sqlite3.dbapi2
+
+    connect = sqlite3.connect
+
+    def hooked(database, *args, **kwargs):
+        return after_connect(connect, database, *args, **kwargs)
+
+    for module in (sqlite3, sqlite3.dbapi2):  # SQLAlchemy connects through dbapi2
+        monkeypatch.setattr(module, "connect", hooked)
+
+
+def read_only(connect, database, *args, **kwargs):
+    return connect(f"file:{database}?mode=ro", *args, **{**kwargs, "uri": True})
+
+
+def full(connect, database, *args, **kwargs):
+    connection = connect(database, *args, **kwargs)
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    return connection
+
+
+@pytest.mark.parametrize(("hook", "reason"), [(read_only, "readonly database"),
+                                              (full, "database or disk is full")],
+                         ids=["read-only", "full"])
+def test_a_store_that_cannot_be_written_ends_the_search_in_one_line(
+        finished_search: Path, tmp_path: Path, capfd, monkeypatch, hook, reason: str):
+    folder = copied_search(finished_search, tmp_path)
+    sqlite_connect_hook(monkeypatch, hook)
+    capfd.readouterr()
+    assert tiny_search(folder, "--trials=30", "--resume") == 1
+    line = only_line(capfd.readouterr().err)
+    assert line.startswith("design.py: stopped: cannot write the search's database ")
+    assert reason in line
+    monkeypatch.undo()
+    assert running_and_complete_trials(folder)[1] >= 2  # what was stored before is kept
