@@ -23,6 +23,11 @@ Output: a progress line per trial, the ranked table, and a last line
 results/NAME_design.json, results/NAME_design_params.png and _progress.png. --confirm=k then
 fine-tunes the top k designs and the default body and reports the rank correlation.
 
+Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial, queues the running
+ones again and writes the reports; a dead evaluation process or a database that cannot be
+written ends the search in one line (exit 1) with the finished trials kept; after kill -9 the
+finished trials are kept. In every case the same command plus --resume=true continues.
+
 docs/design_search.md is the guide: scoring, sampler choice, resuming, clusters.
 """
 
@@ -77,7 +82,8 @@ def build_parser() -> OneLineErrorParser:
         prog="design.py", usage="design.py --save_name=NAME --leg_length=LOW:HIGH [flags]",
         description="Search walker designs for a design-conditioned policy (see the module "
                     "docstring). Every flag takes --flag=value or --flag value; booleans alone "
-                    "mean true.")
+                    "mean true.",
+        epilog=next(part for part in __doc__.split("\n\n") if part.startswith("Stopping:")))
 
     def flag(name: str, kind, default, text: str, boolean: bool = False) -> None:
         parser.add_argument(f"--{name}", type=kind, default=default,

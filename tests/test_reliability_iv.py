@@ -431,3 +431,14 @@ def test_a_store_that_cannot_be_written_ends_the_search_in_one_line(
     assert reason in line
     monkeypatch.undo()
     assert running_and_complete_trials(folder)[1] >= 2  # what was stored before is kept
+
+
+def test_design_py_help_says_what_a_stop_leaves_and_how_to_continue(capsys):
+    pytest.importorskip("optuna")
+    import design
+
+    with pytest.raises(SystemExit):
+        design.cli(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial" in text
+    assert "the same command plus --resume=true continues" in text
