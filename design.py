@@ -8,31 +8,35 @@ body (run.py --eval_episodes's code) over the same K terrains; Optuna's TPE prop
 candidates. The search is stored in an Optuna database (SQLite at results/NAME.db unless
 --storage says otherwise), so it resumes where it stopped and optuna-dashboard can show it.
 
-Design flags: run.py's (--leg_length --thigh_length --shin_length --leg_width --motor_torque).
+Design flags: run.py's (--leg_length --thigh_length --shin_length --leg_width --motor_torque,
+and each leg's own, e.g. --left_thigh_length: docs/ha2018.md).
 A range LOW:HIGH is searched; a number is fixed. Only parameters the policy observes (its
 checkpoint's env.design_inputs) can be searched.
 
 Objectives (--objective):
   score         the highest score: mean return, plus a bonus for finishing sooner
   energy        the highest score - energy_weight x the motors' mechanical work per episode
-  min_leg_area  the smallest leg area, 2 x (thigh x width + shin x 0.8 x width), whose mean
+  min_leg_area  the smallest leg area (each segment's length x width, both legs), whose mean
                 return is at least --min_score (a constrained search)
+  pareto        score (max), leg area (min) and energy (min) at once: the Pareto front
+--max_fall_rate=F makes a design that falls in more than F of its episodes infeasible.
+
+Stages: see STAGES_HELP below (printed by --help).
 
 Output: a progress line per trial, the ranked table, and a last line
-`best: PARAM=VALUE ... score=VALUE`; results/NAME_design.md (ranked table with 95% intervals),
-results/NAME_design.json, results/NAME_design_params.png and _progress.png. --confirm=k then
-fine-tunes the top k designs and the default body and reports the rank correlation.
+`best: PARAM=VALUE ... score=VALUE`; results/NAME_design.md (ranked table with 95% intervals,
+the stages), results/NAME_design.json, results/NAME_design_params.png and _progress.png; with
+--final, results/NAME_final.json (winner and baseline: design, policies, comparison, seeds).
+Stopped (Ctrl-C: 130, SIGTERM: 143), it claims nothing and prints the command that resumes.
 
-Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial, queues the running
-ones again and writes the reports; a dead evaluation process or a database that cannot be
-written ends the search in one line (exit 1) with the finished trials kept; after kill -9 the
-finished trials are kept. In every case the same command plus --resume=true continues.
+What a stop leaves: see STOPPING_HELP below (printed by --help).
 
 docs/design_search.md is the guide: scoring, sampler choice, resuming, clusters.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
@@ -42,13 +46,12 @@ import sys
 from pathlib import Path
 
 from designsearch.checks import (
-    MAX_CONFIRM_SEEDS,
     MAX_PARALLEL,
     MAX_TRIALS,
     check_address,
-    check_confirm_fixed,
     check_save_name_length,
     check_storage,
+    check_train_fixed,
 )
 from designsearch.project import (
     MAX_EPISODES,
@@ -67,6 +70,26 @@ from designsearch.project import (
 )
 from designsearch.search import OBJECTIVES, SAMPLERS, Search
 from designsearch.space import DESIGN_FLAGS, check_space, outside_warning
+from designsearch.stages import Stages, parse_stage
+
+STAGES_HELP = """\
+Stages (a screen alone is a first look: its winner is the luckiest of many noisy estimates):
+  screen        the search above (TPE, zero-shot, --episodes terrains per candidate)
+  --rescore=K:EPISODES              the top K re-scored zero-shot on fresh terrains
+  --finetune=M:SEEDS:FRAMES:EPISODES the top M fine-tuned, SEEDS runs each, scored on fresh
+                terrains at --checkpoints budgets (does a longer budget reorder them?)
+  --final=N:SEEDS:FRAMES:EPISODES   the top N and the baseline (--baseline, default body)
+                trained equally with new seeds, scored on held-out terrains, paired
+Each stage takes its candidates from the stage before and plays terrains none before played
+(stage s: seeds from --seed + 100,000 x s). Each is a study NAME.STAGE in the same storage.
+"""
+
+STOPPING_HELP = """\
+Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial, queues the running
+ones again and writes the reports; a dead evaluation process or a database that cannot be
+written ends the search in one line (exit 1) with the finished trials kept; after kill -9 the
+finished trials are kept. In every case the same command plus --resume=true continues.
+"""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -83,7 +106,8 @@ def build_parser() -> OneLineErrorParser:
         description="Search walker designs for a design-conditioned policy (see the module "
                     "docstring). Every flag takes --flag=value or --flag value; booleans alone "
                     "mean true.",
-        epilog=next(part for part in __doc__.split("\n\n") if part.startswith("Stopping:")))
+        epilog=f"{STAGES_HELP}\n\n{STOPPING_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def flag(name: str, kind, default, text: str, boolean: bool = False) -> None:
         parser.add_argument(f"--{name}", type=kind, default=default,
@@ -120,14 +144,21 @@ def build_parser() -> OneLineErrorParser:
          "run.py's episode length limit")
     flag("fall_penalty", float, run_py_default("fall_penalty"),
          "run.py's reward for falling")
-    flag("confirm", parse_count, 0, "after the search, fine-tune the top k designs and the "
-                                    "default body and check the ranking; 0: no")
-    flag("confirm_frames", parse_count, 300_000, "--confirm: frames of each fine-tuning run")
-    flag("confirm_episodes", parse_count, 30,
-         "--confirm: evaluation episodes per fine-tuned policy (at least 30)")
-    flag("confirm_seeds", parse_count, 3, "--confirm: fine-tuning seeds per design")
-    parser.add_argument("--confirm_fixed", action="append", default=[], metavar="FLAG=VALUE",
-                        help="--confirm: a run.py flag for every fine-tuning run; repeatable")
+    flag("max_fall_rate", float, 1.0, "the largest share of episodes a feasible design may "
+                                      "fall in (a constraint; 1: none)")
+    flag("rescore", str, None, "stage 2: K:EPISODES, the top K re-scored zero-shot on "
+                               "EPISODES (>= 30) fresh terrains")
+    flag("finetune", str, None, "stage 3: M:SEEDS:FRAMES:EPISODES, the top M fine-tuned with "
+                                "SEEDS (>= 5) seeds to FRAMES, EPISODES fresh terrains each")
+    flag("checkpoints", parse_count, 1, "--finetune: frame budgets scored (FRAMES x i / C), "
+                                        "the ranking reported at each")
+    flag("final", str, None, "stage 4: N:SEEDS:FRAMES:EPISODES, the top N and the baseline "
+                             "trained with new seeds, scored on held-out terrains, paired")
+    flag("baseline", str, None, "--final: the body to beat, FLAG=VALUE,... over design flags "
+                                "(unset ones: the default body's)")
+    parser.add_argument("--train_fixed", action="append", default=[], metavar="FLAG=VALUE",
+                        help="a run.py flag for every training run of --finetune and --final; "
+                             "repeatable")
     flag("resume", parse_bool, False, "continue the search NAME", boolean=True)
     flag("overwrite", parse_bool, False, "replace the search NAME and its reports",
          boolean=True)
@@ -139,8 +170,9 @@ def build_parser() -> OneLineErrorParser:
     return parser
 
 
-def search_from_args(args) -> Search:
-    """Flags -> a checked Search; UsageError (one line naming the flag) otherwise."""
+def search_from_args(args) -> tuple[Stages, Search]:
+    """Flags -> the checked stages and Search; UsageError (one line naming the flag)
+    otherwise."""
     if not args.save_name:
         raise UsageError("--save_name: required: the name of the search, e.g. --save_name=legs")
     if not NAME_PATTERN.fullmatch(args.save_name) or "__" in args.save_name:
@@ -153,21 +185,17 @@ def search_from_args(args) -> Search:
         raise UsageError(f"--sampler: one of {', '.join(SAMPLERS)}, got {args.sampler!r}")
     if args.sampler == "cmaes" and args.objective == "min_leg_area":
         raise UsageError("--sampler: cmaes ignores constraints; use tpe for min_leg_area")
-    for name, least in (("trials", 1), ("episodes", 1), ("parallel", 1), ("confirm", 0),
-                        ("confirm_frames", 1), ("confirm_seeds", 1)):
+    for name, least in (("trials", 1), ("episodes", 1), ("parallel", 1), ("checkpoints", 1)):
         if getattr(args, name) < least:
             raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
     for name, most in (("trials", MAX_TRIALS), ("episodes", MAX_EPISODES),
-                       ("parallel", MAX_PARALLEL), ("confirm_episodes", MAX_EPISODES),
-                       ("confirm_seeds", MAX_CONFIRM_SEEDS)):  # run.py bounds confirm_frames
+                       ("parallel", MAX_PARALLEL)):
         if getattr(args, name) > most:
             raise UsageError(f"--{name}: at most {most:,}, got {getattr(args, name)}")
-    if args.confirm > args.trials:
-        raise UsageError(f"--confirm: at most --trials ({args.trials}) designs, got "
-                         f"{args.confirm}")
-    if args.confirm_episodes < 30:
-        raise UsageError(f"--confirm_episodes: must be at least 30, got "
-                         f"{args.confirm_episodes}")
+    if not 0 < args.max_fall_rate <= 1:
+        raise UsageError(f"--max_fall_rate: a share in (0, 1], got {args.max_fall_rate}")
+    if args.sampler == "cmaes" and args.max_fall_rate < 1:
+        raise UsageError("--sampler: cmaes ignores constraints; use tpe with --max_fall_rate")
     for name in ("min_score", "energy_weight", "finish_bonus"):
         if not math.isfinite(getattr(args, name)):
             raise UsageError(f"--{name}: must be a finite number")
@@ -203,27 +231,102 @@ def search_from_args(args) -> Search:
         raise
     check_storage(args.storage, args.results_dir)
     check_address(args.address)
-    from designsearch.confirm import fine_tune_flags
+    from designsearch.training import fine_tune_flags
 
-    confirm_fixed = check_confirm_fixed(args.confirm, args.confirm_fixed, fine_tune_flags(
+    stages = stages_from_args(args, ranges, fixed)
+    if stages.baseline is not None:
+        from designsearch.space import default_values
+
+        try:  # run.py's checks of the baseline body
+            candidate_config({**fixed, **default_values(ranges), **stages.baseline},
+                             str(policy_path), 1, course)
+        except UsageError as error:
+            raise UsageError(f"--baseline: {error}") from None
+    train_fixed = check_train_fixed(bool(stages.finetune or stages.final), args.train_fixed,
+                                    fine_tune_flags(
         str(policy_path.resolve()), {**fixed, **{n: low for n, (low, _) in ranges.items()}},
-        args.confirm_frames, course, f"{args.save_name}_confirm_baseline__seed1"))
-    return Search(
+        max(stages.finetune_frames, stages.final_frames, 1), course,
+        f"{args.save_name}_finetune_baseline__seed1"))
+    return stages, Search(
         save_name=args.save_name, policy_name=policy_path.stem, policy_path=policy_path,
         ranges=ranges, fixed=fixed, objective=args.objective, min_score=args.min_score,
         energy_weight=args.energy_weight, finish_bonus=args.finish_bonus, trials=args.trials,
         episodes=args.episodes, course=course, parallel=args.parallel, sampler=args.sampler,
         storage=args.storage or "", address=args.address, resume=args.resume,
         overwrite=args.overwrite, models_dir=Path(args.models_dir),
-        results_dir=Path(args.results_dir), quiet=args.quiet, confirm=args.confirm,
-        confirm_frames=args.confirm_frames, confirm_episodes=args.confirm_episodes,
-        confirm_seeds=args.confirm_seeds, confirm_fixed=confirm_fixed)
+        results_dir=Path(args.results_dir), quiet=args.quiet, max_fall_rate=args.max_fall_rate,
+        train_fixed=train_fixed)
 
 
-def main(search: Search, command: str = "") -> int:
-    """Run the search (and --confirm); print the ranked table and the best line."""
+def stages_from_args(args, ranges: dict[str, tuple[float, float]],
+                     fixed: dict[str, float]) -> Stages:
+    """--rescore, --finetune, --final, --baseline -> the Stages; one line naming the flag
+    otherwise."""
+    settings: dict = {}
+    if args.rescore is not None:
+        counts = parse_stage("rescore", args.rescore, ("k", "episodes"))
+        settings.update(rescore=counts["k"], rescore_episodes=counts["episodes"])
+    if args.finetune is not None:
+        counts = parse_stage("finetune", args.finetune, ("m", "seeds", "frames", "episodes"))
+        settings.update(finetune=counts["m"], finetune_seeds=counts["seeds"],
+                        finetune_frames=counts["frames"], finetune_episodes=counts["episodes"])
+    if args.final is not None:
+        counts = parse_stage("final", args.final, ("n", "seeds", "frames", "episodes"))
+        settings.update(final=counts["n"], final_seeds=counts["seeds"],
+                        final_frames=counts["frames"], final_episodes=counts["episodes"])
+    stages = Stages(**settings, checkpoints=args.checkpoints,
+                    baseline=parse_baseline(args.baseline) if args.baseline else None)
+    if stages.on and args.objective == "pareto":
+        raise UsageError(f"--{stages.on[0]}: the stages rank by one objective; "
+                         f"--objective=pareto has three")
+    if args.baseline and not stages.final:
+        raise UsageError("--baseline: only with --final=N:SEEDS:FRAMES:EPISODES")
+    if args.checkpoints > 1 and not stages.finetune:
+        raise UsageError("--checkpoints: only with --finetune=M:SEEDS:FRAMES:EPISODES")
+    pool = args.trials
+    for stage in stages.on:
+        wanted = getattr(stages, stage)
+        if wanted > pool:
+            raise UsageError(f"--{stage}: at most the {pool} design(s) the stage before keeps, "
+                             f"got {wanted}")
+        pool = wanted
+    if stages.checkpoints > max(stages.finetune_frames, 1):
+        raise UsageError(f"--checkpoints: at most --finetune's FRAMES, got "
+                         f"{stages.checkpoints}")
+    return stages
+
+
+def parse_baseline(text: str) -> dict[str, float]:
+    design = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip().removeprefix("--")
+        if not sep or name not in DESIGN_FLAGS:
+            raise UsageError(f"--baseline: FLAG=VALUE,... over {', '.join(DESIGN_FLAGS)}, got "
+                             f"{part!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise UsageError(f"--baseline: {name} needs a finite number, got {value!r}")
+        design[name] = number
+    return design
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues this search."""
+    kept = [arg for arg in argv if not arg.startswith(("--resume", "--overwrite"))]
+    return " ".join(["python design.py", *kept, "--resume=true"])
+
+
+def main(search: Search, stages: Stages, argv: list[str]) -> int:
+    """Run the search and its stages; print the ranked table and the best line. Stopped, it
+    reports what finished, claims nothing of the rest, and says how to resume."""
     from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
     from designsearch.search import run_search, store_failures
+    from designsearch.stages import delete_stage_studies, run_stages, stages_markdown, write_final
+    from designsearch.training import SweepTrainer
 
     def say(text: str) -> None:
         if not search.quiet:
@@ -247,38 +350,52 @@ def main(search: Search, command: str = "") -> int:
                     f"{search.episodes} episodes; storage {search.storage_url}")
         with store_failures(search):
             study, stopped = run_search(search, say, banner)
-        confirmation = ""
-        if search.confirm and stopped is None:
-            from designsearch.confirm import confirm
-
-            confirmation = confirm(search, study, say, command)
-        files = write_reports(search, study, confirmation)
+        if search.overwrite:
+            delete_stage_studies(search)
+        found, final = {}, None
+        if stages.on and stopped is None:
+            trainer = SweepTrainer(search.save_name, search.policy_path, search.course,
+                                   search.train_fixed, search.models_dir, search.results_dir,
+                                   search.address, " ".join(["python design.py", *argv]),
+                                   search.quiet)
+            found, stopped = run_stages(search, stages, study, say, trainer)
+            if "final" in found:
+                path, final = write_final(search, stages, found, lambda stage, run: str(
+                    trainer.policy_path_of(stage, run)))
+                say(f"final comparison: {path}")
+        section = stages_markdown(search, stages, found, final) if stages.on else ""
+        if stopped is not None:
+            section += (f"\n\nStopped by signal {stopped} before every stage finished: "
+                        f"nothing here is a result of the unfinished stages.")
+        files = write_reports(search, study, section)
         trials = ranked(search, study)
         print(table(search, trials, limit=TABLE_ROWS))
-        if confirmation:
-            print(confirmation.splitlines()[-1])
+        if final is not None:
+            print(section.splitlines()[-1])
         print(f"reports: {', '.join(files)}")
         print(best_line(search, trials))
-    return 128 + stopped if stopped is not None else 0
+    if stopped is not None:
+        print(f"design.py: interrupted; resume with: {resume_command(argv)}", file=sys.stderr)
+        return 128 + stopped
+    return 0
 
 
 def cli(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = " ".join(["python design.py", *(sys.argv[1:] if argv is None else argv)])
+    given = sys.argv[1:] if argv is None else argv
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
-        search = search_from_args(args)
-        return main(search, command)
+        stages, search = search_from_args(args)
+        return main(search, stages, given)
     except UsageError as error:
         print(f"design.py: error: {error}", file=sys.stderr)
         return 2
     except StudyFailed as error:
         print(f"design.py: stopped: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as interrupt:
-        status = interrupt_exit_status(interrupt)
-        print(f"design.py: interrupted ({signal.Signals(status - 128).name})", file=sys.stderr)
-        return status
+    except KeyboardInterrupt as stop:
+        print(f"design.py: interrupted; resume with: {resume_command(given)}", file=sys.stderr)
+        return interrupt_exit_status(stop)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

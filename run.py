@@ -27,7 +27,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
-    from evaluation import evaluate
+    from evaluation import evaluate, export
     from study.trainer import train
     from transfer import selection
 
@@ -40,7 +40,7 @@ def main(config: Config) -> int:
         if choice.report:
             print(choice.report, flush=True)
         run_policy = {"render": evaluate.watch, "record": evaluate.record,
-                      "eval_episodes": evaluate.evaluate}[config.mode]
+                      "export": export.export, "eval_episodes": evaluate.evaluate}[config.mode]
         return run_policy(config)
     outcome = train(config)  # --initial_model=auto is ranked there, after the name's checks
     if outcome.best_path is not None:
@@ -104,8 +104,8 @@ def run(argv: list[str] | None) -> int:
         return 2
 
 
-ACTIVITIES = {"render": "watching", "record": "recording", "eval_episodes": "evaluation",
-              "train": "training"}
+ACTIVITIES = {"render": "watching", "record": "recording", "export": "export",
+              "eval_episodes": "evaluation", "train": "training"}
 """Config.mode -> what a failure message says was under way."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import envs
 from common.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
 from common.results import UnreadableResults, read_results
+from envs.design import settings_map
 from ppo.schedules import Schedules
 
 REPLICATE_SETTING = "seed"
@@ -94,11 +95,14 @@ class Evaluation:
 
 def walker_values(env: dict[str, Any]) -> dict[str, float]:
     """Walker settings (as reports and checkpoints record them) -> each design parameter's
-    value, thigh and shin resolved from leg_length when they follow it; NaN where ranged."""
+    value, thigh and shin resolved (as a design input observes them: the legs' mean) when they
+    follow another parameter; NaN where ranged."""
     design = envs.design_of(env)
     values = {name: math.nan if ":" in text else float(text) for name, text in design.items()}
+    mapped = settings_map(env)
     for segment in ("thigh_length", "shin_length"):
-        values.setdefault(segment, values["leg_length"])
+        low, high = mapped.span(segment)
+        values.setdefault(segment, low if low == high else math.nan)
     return values
 
 

@@ -160,3 +160,40 @@ class Bootstrap:
             return curves.mean(axis=0), curves.mean(axis=0)
         interval = self.resample((curves,), mean, name, axis=0).confidence_interval
         return interval.low, interval.high
+
+
+def clustered_means(values: np.ndarray, seeds: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """Means of `values` (seeds, episodes) over resampled seeds and, inside each, resampled
+    episodes: `seeds` (resamples, n_seeds) and `episodes` (resamples, n_seeds, n_episodes) are
+    indices drawn with replacement."""
+    return values[seeds[..., None], episodes].mean(axis=(-2, -1))
+
+
+def paired_clustered_difference(a: np.ndarray, b: np.ndarray, name: str,
+                                bootstrap: Bootstrap = Bootstrap()) -> Estimate:
+    """mean(a) - mean(b) for two designs trained with the same seeds and scored on the same
+    terrains (`a`, `b`: seeds x episodes, row i of each trained with seed i, column j played
+    on terrain j), with a percentile interval from a two-level bootstrap: the training seeds
+    are resampled (the unit of replication), then the episodes inside each resampled seed;
+    both designs take the same draws, so the pairing by seed and by terrain is kept. One seed
+    gives no interval (the seed-to-seed spread is unknown)."""
+    difference = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if difference.ndim != 2 or difference.size == 0:
+        return MISSING
+    value = float(difference.mean())
+    n_seeds, n_episodes = difference.shape
+    if n_seeds < 2:
+        return Estimate(value, n=n_seeds)
+    rng = bootstrap.generator(name)
+    seeds = rng.integers(0, n_seeds, (bootstrap.resamples, n_seeds))
+    episodes = rng.integers(0, n_episodes, (bootstrap.resamples, n_seeds, n_episodes))
+    low, high = bootstrap.percentiles(clustered_means(difference, seeds, episodes))
+    return Estimate(value, low, high, n_seeds)
+
+
+def clustered_mean(values: np.ndarray, name: str, bootstrap: Bootstrap = Bootstrap()
+                   ) -> Estimate:
+    """The mean of one design's scores (seeds x episodes), its interval clustered by seed as
+    `paired_clustered_difference`'s."""
+    values = np.asarray(values, dtype=np.float64)
+    return paired_clustered_difference(values, np.zeros_like(values), name, bootstrap)

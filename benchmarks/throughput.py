@@ -190,19 +190,19 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool = False,
-                     **modes: bool) -> dict:
+def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool = False
+                     ) -> dict:
     """A whole study (`study.trainer.train`), default hyperparameters, `batches` batches, with
-    or without TensorBoard events; `modes`: run settings (lockstep, policy_lag) to set.
+    or without TensorBoard events.
 
     Also where the training process's time went: stepping the walkers (waiting for the
-    workers' rollouts; in lockstep mode waiting for their steps, or stepping in this process
-    without workers), the rest of the rollouts (policy in lockstep mode, buffers,
-    bookkeeping), the updates, and the remainder (start-up, advantages, checkpoints, results
-    files); inside those, writing the events (`add_batch`, per batch; the writer's own thread
-    is not on this clock), opening and closing the writer (once per study: importing
-    tensorboard, flushing) and the diagnostics (`UpdateDiagnostics`); and the CPU time of the
-    training process and of its workers, the rest of their wall-clock time being idle.
+    workers' rollouts, or stepping in this process without workers), the rest of the rollouts
+    (buffers, bookkeeping; the policy too without workers), the updates, and the remainder
+    (start-up, advantages, checkpoints, results files); inside those, writing the events
+    (`add_batch`, per batch; the writer's own thread is not on this clock), opening and
+    closing the writer (once per study: importing tensorboard, flushing) and the diagnostics
+    (`UpdateDiagnostics`); and the CPU time of the training process and of its workers, the
+    rest of their wall-clock time being idle.
     """
     from ppo import algorithm, diagnostics
     from study import tensorboard_log, trainer
@@ -239,7 +239,7 @@ def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool =
     warm_up_torch()
     with tempfile.TemporaryDirectory() as folder:
         events = {"tensorboard": folder} if tensorboard else {}
-        config = benchmark_config(num_envs, batches, folder, seed=seed, **events, **modes)
+        config = benchmark_config(num_envs, batches, folder, seed=seed, **events)
         trainer_cpu = cpu_seconds(resource.RUSAGE_SELF)
         workers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
@@ -251,8 +251,7 @@ def measure_training(num_envs: int, batches: int, seed: int, tensorboard: bool =
     main_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     workers = config.worker_processes
-    in_trainer = config.lockstep or not workers
-    stepping = clocks["step_s"] if in_trainer else clocks["rollout_wait_s"]
+    stepping = clocks["rollout_wait_s"] if workers else clocks["step_s"]
     return {"frames_per_s": outcome.frames / elapsed, "frames": outcome.frames,
             "collect_frames_per_s": outcome.frames / clocks["rollout_s"],
             "wall_s": elapsed, **clocks, "stepping_s": stepping,
@@ -413,19 +412,6 @@ TIME_SPLIT = ("wall_s", "stepping_s", "policy_and_bookkeeping_s", "update_s", "o
 """A study's time split as reported: the training process's clock, then CPU and idle time."""
 
 
-MODES = {"lockstep": {"lockstep": True}, "policy_lag": {"policy_lag": True}}
-"""Studies measured beside the default one, and the settings each sets."""
-
-
-def mode_summary(train: list[dict], machine: list[dict]) -> dict:
-    """A study in another mode: its frames/s against the machine, time split and memory."""
-    return {"workers": train[0]["workers"],
-            "frames_per_s": median_of(train, "frames_per_s"),
-            "over_machine": median_ratio(train, machine),
-            "time_split_s": {key: median_of(train, key) for key in TIME_SPLIT},
-            "peak_tree_pss_mib": max(s["peak_tree_pss_mib"] for s in train)}
-
-
 def run_benchmark(args: argparse.Namespace) -> dict:
     use_sb3 = not args.skip_sb3 and sb3_version() is not None
     samples: dict[str, list[dict]] = {}
@@ -447,9 +433,6 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                    seed=seed)
             record(f"train/{num_envs}", "train", num_envs=num_envs, batches=args.batches,
                    seed=seed)
-            for mode in args.modes:
-                record(f"{mode}/{num_envs}", "train", num_envs=num_envs,
-                       batches=args.batches, seed=seed, **MODES[mode])
             if not args.skip_tensorboard:
                 record(f"train_tb/{num_envs}", "train", num_envs=num_envs,
                        batches=args.batches, seed=seed, tensorboard=True)
@@ -489,8 +472,6 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "train_peak_rss_total_mib": max(s["peak_rss_total_mib"] for s in train),
             "train_peak_tree_pss_mib": max(s["peak_tree_pss_mib"] for s in train),
             "train_peak_tree_rss_mib": max(s["peak_tree_rss_mib"] for s in train),
-            "modes": {mode: mode_summary(samples[f"{mode}/{num_envs}"], machine)
-                      for mode in args.modes},
         })
     walkers = samples["envs"]
     return {
@@ -541,14 +522,6 @@ def format_report(report: dict) -> str:
             f"PSS {row['train_peak_tree_pss_mib']:.0f} (RSS: {row['train_peak_rss_main_mib']:.0f}"
             f" + {row['workers']} x {row['train_peak_rss_worker_mib']:.0f})"
         )
-    modes = [f"  {row['num_envs']} envs, {mode}, {summary['workers']} workers: "
-             f"{summary['frames_per_s']:,.0f} f/s, train/machine {summary['over_machine']:.2f}, "
-             f"peak PSS {summary['peak_tree_pss_mib']:.0f} MiB"
-             for row in report["training"] for mode, summary in row["modes"].items()]
-    if modes:
-        lines += ["", "other modes (--lockstep=true: the same study, the training process "
-                  "choosing", "every action; --policy_lag=true: another study, which learns "
-                  "slower):", *modes]
     lines += [
         "goals: train/machine >= 0.7 at 8 walkers, ours/SB3 >= 2 (ratios: medians over",
         "repeats of figures taken one after the other)",
@@ -579,17 +552,13 @@ def format_report(report: dict) -> str:
         "where a study's time went (s, medians; the training process's clock, then CPU time):",
     ]
     for row in report["training"]:
-        splits = {"": row["train_time_split_s"],
-                  **{f" {mode}": summary["time_split_s"] for mode, summary in row["modes"].items()}}
-        for mode, times in splits.items():
-            split = ", ".join(f"{key.removesuffix('_s')} {value:.2f}"
-                              for key, value in times.items())
-            lines.append(f"  {row['num_envs']} envs{mode}: {split}")
+        split = ", ".join(f"{key.removesuffix('_s')} {value:.2f}"
+                          for key, value in row["train_time_split_s"].items())
+        lines.append(f"  {row['num_envs']} envs: {split}")
     return "\n".join(lines)
 
 
-QUICK = {"repeats": 2, "num_envs": [8], "skip_sb3": True, "skip_tensorboard": True,
-         "modes": []}
+QUICK = {"repeats": 2, "num_envs": [8], "skip_sb3": True, "skip_tensorboard": True}
 """--quick: the default study only, no SB3, no TensorBoard study, two repeats."""
 
 
@@ -614,10 +583,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sb3_rollouts", type=int, default=1,
                         help="SB3 rollouts (n_steps x num_envs frames, then 10 epochs) each")
     parser.add_argument("--skip_sb3", action="store_true", help="leave SB3 out")
-    parser.add_argument("--modes", type=lambda text: [m for m in text.split(",") if m],
-                        default=list(MODES),
-                        help=f"comma-separated other modes to measure too, of {', '.join(MODES)} "
-                             f"(default: all; '' for none)")
     parser.add_argument("--skip_tensorboard", action="store_true",
                         help="leave out the study with TensorBoard events (its cost)")
     parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)

@@ -276,7 +276,8 @@ def walker_settings_problem(env: Any) -> str | None:
     """
     if not isinstance(env, dict):
         return "its walker settings (env) are not a table of settings"
-    known = {"env", *envs.DESIGN_PARAMETERS, *WALKER_NUMBERS, "design_ranges", "design_inputs"}
+    known = {"env", *envs.DESIGN_PARAMETERS, *WALKER_NUMBERS, "design_ranges", "design_inputs",
+             "design_draw"}
     unknown = [key for key in env if key not in known]
     if unknown:
         return f"its walker settings (env) hold an unknown entry {str(unknown[0])[:40]!r}"
@@ -285,11 +286,13 @@ def walker_settings_problem(env: Any) -> str | None:
                f"{envs.ENV_ID}"
     for name in (*envs.DESIGN_PARAMETERS, *WALKER_NUMBERS):
         value = env.get(name)
-        optional = name in ("thigh_length", "shin_length")
+        optional = name in envs.DESIGN_DEFAULTS and envs.DESIGN_DEFAULTS[name] is None
         if name in env and not (is_number(value) or (optional and value is None)):
             return f"its walker setting {name} is not a number (got {type(value).__name__})"
         if name == "max_time_steps" and name in env and not isinstance(value, int):
             return "its walker setting max_time_steps is not a whole number"
+    if "design_draw" in env and env["design_draw"] not in envs.DESIGN_DRAWS:
+        return f"its walker setting design_draw must be one of {', '.join(envs.DESIGN_DRAWS)}"
     for table in ("design_ranges", "design_inputs"):
         ranges = env.get(table)
         if table not in env or (table == "design_inputs" and ranges is None):

@@ -21,15 +21,19 @@ from envs import (
     COURSE_DEFAULTS,
     DECLARED,
     DESIGN_DEFAULTS,
+    DESIGN_DRAWS,
     DESIGN_PARAMETERS,
+    EDGE_PROBABILITY,
     ENV_ID,
     MAX_ABS_FALL_PENALTY,
     MAX_TERRAIN_LENGTH_SCALE,
     MAX_TIME_STEPS,
     MIN_TERRAIN_LENGTH_SCALE,
     InvalidWalkerArgument,
+    WalkerDesign,
     check_walker_arguments,
 )
+from envs.design import FOLLOWERS, PARAMETERS, SHORTHANDS, overriders, reaches_body
 
 OPTIMIZERS = {"adam": "Adam", "adagrad": "Adagrad", "sgd": "SGD", "rmsprop": "RMSprop"}
 """--optimizer values and the torch.optim class each names."""
@@ -40,7 +44,7 @@ SAVE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 MIN_ENVS_FOR_WORKERS = 4
 """Fewer walkers are stepped in the training process by default: 2 or 3 walkers on a worker
-each ran at ~7,000 frames/s on 2 cores, against ~9,300 stepped in process."""
+each ran slower than in process (measured: docs/speed.md)."""
 WORKERS_PER_CORE = 4
 """At most this many worker processes per core: more only slow the study down."""
 MAX_TOTAL_FRAMES = 10**12
@@ -149,6 +153,11 @@ class Config:
     record: str = run_setting(
         "", group=STUDY,
         help="write the policy's episodes to this .gif or .mp4 (no display needed); no training")
+    export: str = run_setting(
+        "", group=STUDY,
+        help="write the policy's deterministic actions as an ONNX model to this .onnx file: "
+            "the walker's raw observation in, the action out, the observation normaliser and "
+            "(for a design-conditioned policy) the design flags' body inside; no training")
     eval_episodes: int = run_setting(
         0, group=STUDY,
         help="evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
@@ -218,6 +227,20 @@ class Config:
     shin_length: DesignValue | None = design_setting("shin_length")
     leg_width: DesignValue = design_setting("leg_width")
     motor_torque: DesignValue = design_setting("motor_torque")
+    left_thigh_length: DesignValue | None = design_setting("left_thigh_length")
+    right_thigh_length: DesignValue | None = design_setting("right_thigh_length")
+    left_shin_length: DesignValue | None = design_setting("left_shin_length")
+    right_shin_length: DesignValue | None = design_setting("right_shin_length")
+    left_thigh_width: DesignValue | None = design_setting("left_thigh_width")
+    right_thigh_width: DesignValue | None = design_setting("right_thigh_width")
+    left_shin_width: DesignValue | None = design_setting("left_shin_width")
+    right_shin_width: DesignValue | None = design_setting("right_shin_width")
+    design_draw: str = experiment_setting(
+        DESIGN_DRAWS[0], group=DESIGN,
+        help=f"how each walker draws the design flags given as ranges at every reset: "
+            f"uniform; or edges: each ranged parameter at one end of its range with "
+            f"probability {EDGE_PROBABILITY:g} (either end alike), uniformly in it otherwise, "
+            f"so that the box's faces and corners are visited far more often")
     hidden_layers: tuple[int, ...] = experiment_setting(
         (32, 32, 32, 32), group=MODEL,
         help="widths of the hidden layers of actor and critic, e.g. [32,32,32,32]; "
@@ -272,19 +295,6 @@ class Config:
         help=f"processes stepping the walkers, at most num_envs and {WORKERS_PER_CORE} per "
             f"core; 0: in the training process; none: one per core, at most num_envs "
             f"(0 for fewer than 4 walkers or 1 core)")
-    lockstep: bool = run_setting(
-        False, group=MODEL,
-        help="true: the training process chooses every step's actions and the workers step "
-            "in lock-step with it (slower); false: each worker runs the policy on its own "
-            "walkers for a whole rollout. The same study either way; no effect without "
-            "worker processes (fewer than 4 walkers by default)")
-    policy_lag: bool = experiment_setting(
-        False, group=MODEL,
-        help="true: collect the next batch while the update runs, with the policy from "
-            "before that update (one update of lag; PPO's ratio uses the behaviour "
-            "policy's log-probabilities). Another study, which learns slower per "
-            "frame (measured, benchmarks/README.md); faster per second only where a "
-            "core is left for the update (not on 2 cores with 2 workers)")
     gae_lambda: float = experiment_setting(
         0.95, group=MODEL,
         help="GAE lambda, in [0, 1]")
@@ -363,17 +373,20 @@ class Config:
 
     @property
     def mode(self) -> str:
-        """What this run does, named by the flag that asked for it: "render", "record" or
-        "eval_episodes" (a saved policy, in that precedence), else "train"."""
+        """What this run does, named by the flag that asked for it: "render", "record",
+        "export" or "eval_episodes" (a saved policy, in that precedence), else "train"."""
         if self.render:
             return "render"
         if self.record:
             return "record"
+        if self.export:
+            return "export"
         return "eval_episodes" if self.eval_episodes > 0 else "train"
 
     @property
     def runs_saved_policy(self) -> bool:
-        """--render, --record and --eval_episodes run a saved policy instead of training."""
+        """--render, --record, --export and --eval_episodes run a saved policy instead of
+        training."""
         return self.mode != "train"
 
     def design_ranges(self) -> dict[str, list[float]]:
@@ -396,6 +409,7 @@ class Config:
             "fall_penalty": self.fall_penalty,
             "max_time_steps": self.max_time_steps,
             "design_ranges": self.design_ranges(),
+            "design_draw": self.design_draw,
         }
 
 
@@ -654,7 +668,10 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
     validate_evaluations(config, require)
     validate_transfer(config, given, require)
     validate_policy_modes(config, require)
-    validate_leg_length(config, given, require)
+    validate_shorthands(config, given, require)
+    require("design_draw" not in given or config.design_draw == DESIGN_DRAWS[0]
+            or bool(config.design_ranges()), "design_draw",
+            "draws the design flags given as ranges LOW:HIGH; give one")
     try:
         # A study from scratch observes its own ranges: check them as design inputs too. A
         # saved policy observes its own inputs, whatever range it is run over (30:30 too).
@@ -674,18 +691,27 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
             f"must be at least num_envs={config.num_envs} (one step of every walker)")
 
 
-def validate_leg_length(config: Config, given: set[str], require) -> None:
-    """With both segments given, the body's leg length is their mean: a --leg_length that says
-    otherwise cannot change the body, so it is refused rather than shown beside a body it is
-    not (a range of it is refused by the walker's own check)."""
-    leg, thigh, shin = config.leg_length, config.thigh_length, config.shin_length
-    if "leg_length" not in given or isinstance(leg, DesignRange):
+def validate_shorthands(config: Config, given: set[str], require) -> None:
+    """A shorthand (--leg_length, --thigh_length, --shin_length, --leg_width) given as a number
+    while every parameter that follows it is given too changes nothing in the body: it is
+    refused unless it equals what the body's design input would observe (the mean of those
+    that follow it), rather than shown beside a body it is not (a range of it is refused by
+    the walker's own check)."""
+    design = {name: value for name, value in config.design().items()}
+    if any(isinstance(value, DesignRange) for value in design.values()):
         return
-    if any(segment is None or isinstance(segment, DesignRange) for segment in (thigh, shin)):
-        return
-    require(math.isclose(leg, (thigh + shin) / 2), "leg_length",
-            f"must be left out when --thigh_length and --shin_length are both given, or equal "
-            f"their mean ({(thigh + shin) / 2:g}), the body's leg length")
+    for name in SHORTHANDS:
+        value = design[name]
+        if name not in given or value is None or reaches_body(design, {}, name):
+            continue
+        observed = WalkerDesign.from_parameters(design).value(name)
+        means = [follower for follower in FOLLOWERS[name] if PARAMETERS[follower].scale == 1]
+        others = overriders(design, {}, name)
+        are = "are both" if len(others) == 2 else "are all"
+        require(math.isclose(value, observed), name,
+                f"must be left out when {' and '.join('--' + o for o in others)} {are} given, "
+                f"or equal the body's {name} ({observed:g}: the mean of "
+                f"{' and '.join(means)})")
 
 
 def validate_workers(config: Config, require) -> None:
@@ -756,13 +782,28 @@ def validate_transfer(config: Config, given: set[str], require) -> None:
 
 
 def validate_policy_modes(config: Config, require) -> None:
-    """--render, --record and --eval_episodes run a saved policy instead of training."""
+    """--render, --record, --export and --eval_episodes run a saved policy instead of
+    training."""
     require(not config.record or config.record.lower().endswith(VIDEO_SUFFIXES),
             "record", "must be a path ending in .gif or .mp4")
     require(not (config.record and config.render), "record",
             "cannot be combined with --render=true (watch or record, not both)")
     require(0 <= config.eval_episodes <= MAX_EPISODES, "eval_episodes",
             f"must be in [0, {MAX_EPISODES:,}] (0: no evaluation)")
+    if config.export:
+        validate_export(config, require)
+
+
+def validate_export(config: Config, require) -> None:
+    """One body's controller: a design range cannot be baked into it."""
+    require(config.export.lower().endswith(".onnx"), "export", "must be a path ending in .onnx")
+    others = [flag for flag in ("render", "record", "eval_episodes") if getattr(config, flag)]
+    require(not others, "export", f"cannot be combined with --{others[0] if others else ''} "
+                                  f"(export, watch, record or evaluate: one at a time)")
+    ranged = next(iter(config.design_ranges()), None)
+    if ranged:
+        raise UsageError(f"--{ranged}: --export writes the controller of one body: give one "
+                         f"value, got {format_value(getattr(config, ranged))}")
 
 
 def format_value(value: object) -> str:

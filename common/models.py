@@ -48,15 +48,17 @@ def candidate_paths(name: str, models_dir: Path) -> list[Path]:
     return as_given + [directory / filename for directory in model_dirs(models_dir)]
 
 
-def resolve_model_path(name: str, models_dir: Path) -> Path:
-    """`--initial_model` value -> an existing .pt file, or a one-line error listing what exists."""
+def resolve_model_path(name: str, models_dir: Path, flag: str | None = "initial_model") -> Path:
+    """`--initial_model` value -> an existing .pt file, or a one-line error listing what exists,
+    led by `--flag: ` (None: by nothing, for a caller from Python)."""
     candidates = candidate_paths(name, models_dir)
     for path in candidates:
         if path.is_file():
             return path
     found = ", ".join(available_models(models_dir)) or "none"
     looked = ", ".join(str(path) for path in candidates)
+    prefix = f"--{flag}: " if flag else ""
     raise UsageError(
-        f"--initial_model: no model {name!r} (looked for {looked}); "
+        f"{prefix}no model {name!r} (looked for {looked}); "
         f"models in {', '.join(map(str, model_dirs(models_dir)))}: {found}"
     )

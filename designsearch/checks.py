@@ -1,6 +1,6 @@
 """design.py's checks of what the command line names outside the design space: where the search
 writes (results_dir, the storage URL, file names), where it evaluates (--address) and the
-fine-tuning runs of --confirm. Each raises a one-line UsageError naming the flag, before
+training runs of the stages. Each raises a one-line UsageError naming the flag, before
 anything is written."""
 
 from __future__ import annotations
@@ -20,27 +20,25 @@ from designsearch.project import (
 )
 from designsearch.space import DESIGN_FLAGS
 
-CONFIRM_NAME_RESERVE = len("_confirm_t" + "9" * 12 + "__seed" + "9" * 6)
-"""What --confirm appends to the search's name for a fine-tuning study (trial and seed)."""
-MAX_SEARCH_NAME_LENGTH = MAX_SAVE_NAME_LENGTH - CONFIRM_NAME_RESERVE
+TRAINING_NAME_RESERVE = len("_finetune_baseline" + "9" * 4 + "__seed" + "9" * 6)
+"""What a training stage appends to the search's name for a training run (design and seed)."""
+MAX_SEARCH_NAME_LENGTH = MAX_SAVE_NAME_LENGTH - TRAINING_NAME_RESERVE
 """The longest save_name whose files and fine-tuning studies' files all fit in NAME_MAX."""
 MAX_PARALLEL = 1000
 """Candidates proposed at once: each is a RUNNING trial in the database before any result."""
 MAX_TRIALS = 100_000
 """Trials of one search: each is a row the sampler reads back at every proposal."""
-MAX_CONFIRM_SEEDS = 100
-"""Fine-tuning seeds per design in --confirm: each is a whole training study."""
 ADDRESS_PATTERN = re.compile(r"(local|auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5})")
 IN_MEMORY = ("", ":memory:")
 
 
 def check_save_name_length(save_name: str) -> None:
-    files = [f"{save_name}.db-journal", f"{save_name}_confirm_manifest.json",
+    files = [f"{save_name}.db-journal", f"{save_name}_finetune_manifest.json",
              f"{save_name}_design_progress.png", f".{save_name}.design.lock"]
     longest = max(len(temporary_path(Path(name)).name.encode()) for name in files)
     if len(save_name) > MAX_SEARCH_NAME_LENGTH or longest > MAX_FILE_NAME_BYTES:
         raise UsageError(f"--save_name: at most {MAX_SEARCH_NAME_LENGTH} characters (its files "
-                         f"and its --confirm studies' files must fit in {MAX_FILE_NAME_BYTES} "
+                         f"and its training runs' files must fit in {MAX_FILE_NAME_BYTES} "
                          f"bytes), got {len(save_name)}")
 
 
@@ -72,31 +70,31 @@ def check_address(address: str | None) -> None:
                          f"{address!r}")
 
 
-def check_confirm_fixed(confirm: int, confirm_fixed: list[str],
-                        base_flags: dict[str, str]) -> dict[str, str]:
-    """--confirm_fixed FLAG=VALUE texts -> {flag: value}: run.py flags that the search does not
-    set itself, whose values run.py accepts with the fine-tuning runs' other flags
+def check_train_fixed(training: bool, train_fixed: list[str],
+                      base_flags: dict[str, str]) -> dict[str, str]:
+    """--train_fixed FLAG=VALUE texts -> {flag: value}: run.py flags that the search does not
+    set itself, whose values run.py accepts with the training runs' other flags
     (`base_flags`)."""
-    if confirm_fixed and not confirm:
-        raise UsageError("--confirm_fixed: only with --confirm=K (it sets the fine-tuning "
-                         "runs' flags)")
+    if train_fixed and not training:
+        raise UsageError("--train_fixed: only with --finetune or --final (it sets their "
+                         "training runs' flags)")
     fixed: dict[str, str] = {}
-    for text in confirm_fixed:
+    for text in train_fixed:
         key, sep, value = text.partition("=")
         key = key.strip().removeprefix("--")
         if not sep or not key or not value.strip():
-            raise UsageError(f"--confirm_fixed: expects FLAG=VALUE, got {text!r}")
+            raise UsageError(f"--train_fixed: expects FLAG=VALUE, got {text!r}")
         if key not in CONFIG_FLAGS:
-            raise UsageError(f"--confirm_fixed: {key} is not a run.py flag")
+            raise UsageError(f"--train_fixed: {key} is not a run.py flag")
         if key in SWEEP_OWNED_FLAGS or key in DESIGN_FLAGS or key == "initial_model":
-            raise UsageError(f"--confirm_fixed: {key} is set by the search itself (the design "
+            raise UsageError(f"--train_fixed: {key} is set by the search itself (the design "
                              f"flags and --initial_model by the candidates, the rest by the "
-                             f"confirmation's sweep)")
+                             f"stage's sweep)")
         fixed[key] = value.strip()
-    if confirm:
+    if training:
         try:
             run_py_config({**base_flags, **fixed})
         except UsageError as error:
-            raise UsageError(f"--confirm_fixed: the fine-tuning runs would be refused: "
+            raise UsageError(f"--train_fixed: the training runs would be refused: "
                              f"{error}") from None
     return fixed

@@ -1,7 +1,7 @@
 """Everything the design search takes from the rest of the project, imported in one place.
 
-Other developers are moving these modules into rooms by purpose (`evaluation/`, `study/`,
-`workers/`): re-point the imports here and nothing else in `designsearch` changes.
+The rest of the project can move its modules: re-point the imports here and nothing else in
+`designsearch` changes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from common.resources import CAN_FORK
 from common.study_files import (
     MAX_FILE_NAME_BYTES,
     MAX_SAVE_NAME_LENGTH,
+    MODEL_SUFFIXES,
     check_output_folder,
     temporary_path,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "start_child",
     "CONFIG_FLAGS",
     "MAX_FILE_NAME_BYTES",
+    "MODEL_SUFFIXES",
     "MAX_SAVE_NAME_LENGTH",
     "SWEEP_OWNED_FLAGS",
     "check_output_folder",

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from designsearch.project import atomic_write_bytes
-from designsearch.search import Search, completed, feasible
+from designsearch.search import PARETO_OBJECTIVES, Search, completed, feasible, objective_value
 
 TABLE_ROWS = 20
 """Rows of the printed table; the Markdown file has every trial."""
@@ -21,7 +21,8 @@ def ranked(search: Search, study: Any) -> list[Any]:
     objective, ties by score."""
     trials = completed(study)
     sign = 1.0 if search.direction == "minimize" else -1.0
-    return sorted(trials, key=lambda t: (not feasible(search, t.user_attrs), sign * t.value,
+    return sorted(trials, key=lambda t: (not feasible(search, t.user_attrs),
+                                         sign * objective_value(search, t.user_attrs),
                                          -t.user_attrs["score"], t.number))
 
 
@@ -35,8 +36,8 @@ def table(search: Search, trials: list[Any], limit: int | None = None) -> str:
             "steps to finish", "energy", "leg area"]
     if search.objective == "energy":
         head.append("score - energy charge")
-    if search.objective == "min_leg_area":
-        head.append(f"return >= {search.min_score:g}")
+    if search.objective == "min_leg_area" or search.max_fall_rate < 1:
+        head.append("feasible")
     rows = []
     for rank, trial in enumerate(trials[:limit], 1):
         a = trial.user_attrs
@@ -49,7 +50,7 @@ def table(search: Search, trials: list[Any], limit: int | None = None) -> str:
                f"{a['energy']:.0f}", f"{a['leg_area']:.0f}"]
         if search.objective == "energy":
             row.append(f"{a['energy_score']:.1f} {interval(a['energy_score_ci'])}")
-        if search.objective == "min_leg_area":
+        if search.objective == "min_leg_area" or search.max_fall_rate < 1:
             row.append("yes" if feasible(search, a) else "no")
         rows.append(row)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -59,8 +60,8 @@ def table(search: Search, trials: list[Any], limit: int | None = None) -> str:
 
 def best_line(search: Search, trials: list[Any]) -> str:
     if not trials or not feasible(search, trials[0].user_attrs):
-        return "best: none" + (f" (no design reached a mean return of {search.min_score:g})"
-                               if trials else " (no trial completed)")
+        return "best: none" + (" (no design met the constraints)" if trials
+                               else " (no trial completed)")
     best = trials[0]
     parts = [f"{name}={best.params[name]:.2f}" for name in search.ranges]
     if search.objective == "min_leg_area":
@@ -78,7 +79,11 @@ def describe_search(search: Search) -> str:
     objective = {"score": "maximise the score",
                  "energy": f"maximise score - {search.energy_weight:g} x energy",
                  "min_leg_area": f"the smallest leg area with a mean return >= "
-                                 f"{search.min_score:g}"}[search.objective]
+                                 f"{search.min_score:g}",
+                 "pareto": "the Pareto front of score (max), leg area (min) and energy (min)"
+                 }[search.objective]
+    if search.max_fall_rate < 1:
+        objective += f", falling in at most {100 * search.max_fall_rate:g}% of episodes"
     return (f"- policy: `{search.policy_name}` ({search.policy_path})\n"
             f"- searched: {ranges}; fixed: {fixed}\n"
             f"- objective: {objective}; sampler: {search.sampler.upper()}\n"
@@ -91,7 +96,7 @@ def describe_search(search: Search) -> str:
             f"- storage: `{search.storage_url}`, study `{search.save_name}`")
 
 
-def write_reports(search: Search, study: Any, confirmation: str = "") -> list[str]:
+def write_reports(search: Search, study: Any, stages: str = "") -> list[str]:
     """Write the Markdown, JSON and figures; return their paths."""
     trials = ranked(search, study)
     stem = search.results_dir / f"{search.save_name}_design"
@@ -100,10 +105,15 @@ def write_reports(search: Search, study: Any, confirmation: str = "") -> list[st
                 f"`{best_line(search, trials)}`\n\n"
                 f"![score against each parameter]({stem.name}_params.png)\n"
                 f"![progress]({stem.name}_progress.png)\n")
-    if confirmation:
-        markdown += f"\n## Confirmation by fine-tuning\n\n{confirmation}\n"
+    if search.objective == "pareto":
+        markdown += (f"\n## Pareto front (feasible designs no other design beats on every "
+                     f"objective)\n\n{table(search, pareto_front(search, study))}\n\n"
+                     f"![Pareto front]({stem.name}_pareto.png)\n")
+    if stages:
+        markdown += f"\n{stages}\n"
     atomic_write_bytes(stem.with_suffix(".md"), markdown.encode())
-    rows = [{"rank": rank, "trial": t.number, "params": t.params, "value": t.value,
+    rows = [{"rank": rank, "trial": t.number, "params": t.params,
+             "value": objective_value(search, t.user_attrs), "values": t.values,
              **t.user_attrs} for rank, t in enumerate(trials, 1)]
     atomic_write_bytes(stem.with_suffix(".json"), (json.dumps(
         {"search": study.user_attrs.get("search"), "storage": search.storage_url,
@@ -111,7 +121,40 @@ def write_reports(search: Search, study: Any, confirmation: str = "") -> list[st
     paths = [str(stem.with_suffix(".md")), str(stem.with_suffix(".json"))]
     if trials:
         paths += write_figures(search, study, trials)
+    if trials and search.objective == "pareto":
+        paths.append(write_pareto_figure(search, study, trials))
     return paths
+
+
+def pareto_front(search: Search, study: Any) -> list[Any]:
+    """Optuna's Pareto front of the study (feasible trials only, as its constraints say), by
+    score."""
+    front = [t for t in study.best_trials if feasible(search, t.user_attrs)]
+    return sorted(front, key=lambda t: (-t.user_attrs["score"], t.number))
+
+
+def write_pareto_figure(search: Search, study: Any, trials: list[Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    front = pareto_front(search, study)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    points = axis.scatter([t.user_attrs["leg_area"] for t in trials],
+                          [t.user_attrs["score"] for t in trials],
+                          c=[t.user_attrs["energy"] for t in trials], s=16, cmap="viridis")
+    figure.colorbar(points, label="energy per episode")
+    axis.scatter([t.user_attrs["leg_area"] for t in front],
+                 [t.user_attrs["score"] for t in front], s=80, facecolors="none",
+                 edgecolors="tab:red", label="Pareto front")
+    axis.set_xlabel("leg area")
+    axis.set_ylabel("score")
+    axis.legend(fontsize=8)
+    axis.set_title(f"{search.save_name}: " + " / ".join(
+        f"{name} ({direction[:3]})" for name, direction in PARETO_OBJECTIVES))
+    figure.tight_layout()
+    return save(figure, search.results_dir / f"{search.save_name}_design_pareto.png")
 
 
 def write_figures(search: Search, study: Any, trials: list[Any]) -> list[str]:
@@ -141,20 +184,21 @@ def write_figures(search: Search, study: Any, trials: list[Any]) -> list[str]:
 
     chronological = sorted(trials, key=lambda t: t.number)
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    axis.scatter([t.number for t in chronological], [t.value for t in chronological], s=14,
-                 label="trial")
+    values = {t.number: objective_value(search, t.user_attrs) for t in chronological}
+    axis.scatter(list(values), list(values.values()), s=14, label="trial")
     best, running = None, []
     for t in chronological:
         if feasible(search, t.user_attrs):
-            better = (best is None or (t.value < best if search.direction == "minimize"
-                                       else t.value > best))
-            best = t.value if better else best
+            value = values[t.number]
+            better = (best is None or (value < best if search.direction == "minimize"
+                                       else value > best))
+            best = value if better else best
         running.append(best if best is not None else float("nan"))
     axis.step([t.number for t in chronological], running, where="post", c="tab:orange",
               label="best so far")
     axis.set_xlabel("trial")
     axis.set_ylabel({"score": "score", "energy": "score - energy charge",
-                     "min_leg_area": "leg area"}[search.objective])
+                     "min_leg_area": "leg area", "pareto": "score"}[search.objective])
     axis.legend(fontsize=8)
     axis.set_title(f"{search.save_name}: search progress")
     figure.tight_layout()

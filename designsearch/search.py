@@ -47,7 +47,9 @@ from designsearch.project import (
 from designsearch.scoring import Course, Job, evaluate
 from designsearch.space import default_body, full_design
 
-OBJECTIVES = ("score", "min_leg_area", "energy")
+OBJECTIVES = ("score", "min_leg_area", "energy", "pareto")
+PARETO_OBJECTIVES = (("score", "maximize"), ("leg_area", "minimize"), ("energy", "minimize"))
+"""--objective=pareto: what the multi-objective sampler trades off, and which way each goes."""
 SAMPLERS = ("tpe", "cmaes")
 STARTUP_TRIALS = 8
 """TPE's random start-up trials (the default body, where it is in the ranges, is the first)."""
@@ -78,12 +80,13 @@ class Search:
     models_dir: Path = Path("trained_models")
     results_dir: Path = Path("results")
     quiet: bool = False
-    confirm: int = 0
-    confirm_frames: int = 300_000
-    confirm_episodes: int = 30
-    confirm_seeds: int = 3
-    confirm_fixed: dict[str, str] = field(default_factory=dict)
-    """run.py flags given to every fine-tuning run (e.g. a small batch_size for a quick check)."""
+    max_fall_rate: float = 1.0
+    """A design that falls in a larger share of its episodes is infeasible; 1: no constraint."""
+    train_fixed: dict[str, str] = field(default_factory=dict)
+    """run.py flags given to every training run of the stages (e.g. a small batch_size)."""
+    candidates: tuple[tuple[str, dict[str, float]], ...] = ()
+    """A stage's study: the designs it evaluates, (label, params) each, enqueued when it is
+    created; not TPE's."""
 
     @property
     def storage_url(self) -> str:
@@ -97,7 +100,15 @@ class Search:
 
     @property
     def direction(self) -> str:
+        """The direction of the ranking (for --objective=pareto: by score)."""
         return "minimize" if self.objective == "min_leg_area" else "maximize"
+
+    @property
+    def directions(self) -> list[str]:
+        """The study's directions: one per objective."""
+        if self.objective == "pareto":
+            return [direction for _, direction in PARETO_OBJECTIVES]
+        return [self.direction]
 
     def identity(self) -> dict[str, Any]:
         """What makes two searches the same experiment (checked on --resume): not the budget
@@ -108,28 +119,48 @@ class Search:
                 "energy_weight": self.energy_weight if self.objective == "energy" else None,
                 "finish_bonus": self.finish_bonus, "episodes": self.episodes,
                 "course": dataclasses.asdict(self.course), "parallel": self.parallel,
-                "sampler": self.sampler}
+                "sampler": self.sampler,
+                **({"max_fall_rate": self.max_fall_rate} if self.max_fall_rate < 1 else {}),
+                **({"candidates": list(self.candidates)} if self.candidates else {})}
 
     def outputs(self) -> list[Path]:
         """Files the search writes in results_dir besides its database."""
         stem = self.results_dir / f"{self.save_name}_design"
         return [stem.with_suffix(".md"), stem.with_suffix(".json"),
                 *(self.results_dir / f"{self.save_name}_design_{kind}.png"
-                  for kind in ("params", "progress")),
-                self.results_dir / f"{self.save_name}_confirm.json"]
+                  for kind in ("params", "progress", "pareto"))]
 
     def lock(self) -> StudyLock:
         return StudyLock(self.results_dir / f".{self.save_name}.design.lock", self.save_name)
 
 
 def objective_value(search: Search, summary: dict[str, Any]) -> float:
+    """The value a design is ranked by (for --objective=pareto: its score)."""
     if search.objective == "min_leg_area":
         return summary["leg_area"]
     return summary["energy_score" if search.objective == "energy" else "score"]
 
 
+def objective_values(search: Search, summary: dict[str, Any]) -> float | list[float]:
+    """What the study is told: one value, or one per objective of --objective=pareto."""
+    if search.objective == "pareto":
+        return [summary[name] for name, _ in PARETO_OBJECTIVES]
+    return objective_value(search, summary)
+
+
+def constraints(search: Search, summary: dict[str, Any]) -> list[float]:
+    """Optuna's constraint values (feasible when every one is <= 0): the mean return of
+    min_leg_area and --max_fall_rate."""
+    values = []
+    if search.objective == "min_leg_area":
+        values.append(search.min_score - summary["mean_return"])
+    if search.max_fall_rate < 1:
+        values.append(summary["fall_rate"] - search.max_fall_rate)
+    return values
+
+
 def feasible(search: Search, summary: dict[str, Any]) -> bool:
-    return search.objective != "min_leg_area" or summary["mean_return"] >= search.min_score
+    return all(value <= 0 for value in constraints(search, summary))
 
 
 # ----- the study ---------------------------------------------------------------------------------
@@ -157,12 +188,13 @@ def make_sampler(search: Search, trials_so_far: int) -> Any:
     if search.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
                                             warn_independent_sampling=False)
-    constraints = None
-    if search.objective == "min_leg_area":
-        def constraints(trial: Any) -> list[float]:
-            return trial.user_attrs.get("constraint", [0.0])
+    constrained = search.objective == "min_leg_area" or search.max_fall_rate < 1
+
+    def constraint_values(trial: Any) -> list[float]:
+        return trial.user_attrs.get("constraint", [0.0])
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
-                                      constraints_func=constraints)
+                                      constraints_func=constraint_values if constrained
+                                      else None)
 
 
 def open_study(search: Search) -> Any:
@@ -211,11 +243,13 @@ def open_study(search: Search) -> Any:
     if sqlite is not None:
         sqlite.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=search.save_name, storage=search.storage_url,
-                                direction=search.direction, sampler=make_sampler(search, 0))
+                                directions=search.directions, sampler=make_sampler(search, 0))
     study.set_user_attr("search", json.loads(json.dumps(search.identity())))
     baseline = default_body(search.ranges)
     if baseline is not None:
         study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    for label, params in search.candidates:
+        study.enqueue_trial(params, user_attrs={"label": label})
     return study
 
 
@@ -245,13 +279,15 @@ def foreign_trial(search: Search, study: Any) -> str | None:
 
 
 def evaluated(trial: Any) -> bool:
-    """Whether a finished trial holds its value and the evaluation the report reads."""
+    """Whether a finished trial holds its objective values and the evaluation the report
+    reads."""
     attrs = trial.user_attrs
     def number(value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) \
             and math.isfinite(value)
 
-    return (number(trial.value) and all(number(attrs.get(key)) for key in EVALUATION_NUMBERS)
+    return (bool(trial.values) and all(map(number, trial.values))
+            and all(number(attrs.get(key)) for key in EVALUATION_NUMBERS)
             and all(isinstance(attrs.get(key), list) and len(attrs[key]) == 2
                     and all(map(number, attrs[key])) for key in EVALUATION_INTERVALS))
 
@@ -460,10 +496,12 @@ def completed(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def run_search(search: Search, say: Callable[[str], None],
-               banner: str = "") -> tuple[Any, int | None]:
+def run_search(search: Search, say: Callable[[str], None], banner: str = "",
+               evaluators: Callable[[Search], Evaluator] = make_evaluator
+               ) -> tuple[Any, int | None]:
     """Run trials until `search.trials` have completed. Returns (study, signal that stopped it
-    or None). The caller holds the lock."""
+    or None). The caller holds the lock. `evaluators` makes what scores the candidates (a
+    test injects a cheap objective)."""
     from optuna.distributions import FloatDistribution
     # A cluster is reached before the study is created: an unreachable one leaves no database.
     remote = RayTasks(search.address) if search.address is not None else None
@@ -484,7 +522,7 @@ def run_search(search: Search, say: Callable[[str], None],
     distributions = {name: FloatDistribution(low, high) for name, (low, high)
                      in search.ranges.items()}
     policy_bytes = search.policy_path.read_bytes()
-    evaluator = remote or (make_evaluator(search) if done < search.trials else InProcess())
+    evaluator = remote or (evaluators(search) if done < search.trials else InProcess())
     stopped: int | None = None
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
@@ -498,10 +536,10 @@ def run_search(search: Search, say: Callable[[str], None],
                 summary.pop("pid", None)
                 for key, value in summary.items():
                     trial.set_user_attr(key, value)
-                if search.objective == "min_leg_area":
-                    trial.set_user_attr("constraint", [search.min_score - summary["mean_return"]])
+                if constraints(search, summary):
+                    trial.set_user_attr("constraint", constraints(search, summary))
                 value = objective_value(search, summary)
-                study.tell(trial, value)
+                study.tell(trial, objective_values(search, summary))
                 done += 1
                 say(progress_line(search, trial.number, done, trial.params, summary, value,
                                   best_so_far(search, study)))
@@ -536,7 +574,8 @@ def settle(study: Any, evaluator: Evaluator) -> None:
 
 
 def best_so_far(search: Search, study: Any) -> float | None:
-    values = [t.value for t in completed(study) if feasible(search, t.user_attrs)]
+    values = [objective_value(search, t.user_attrs) for t in completed(study)
+              if feasible(search, t.user_attrs)]
     if not values:
         return None
     return min(values) if search.direction == "minimize" else max(values)
@@ -553,10 +592,11 @@ def progress_line(search: Search, number: int, done: int, params: dict[str, floa
             f"score {summary['score']:.1f} [{low:.1f}, {high:.1f}] "
             f"return {summary['mean_return']:.1f} falls {100 * summary['fall_rate']:.0f}% "
             f"finished {100 * summary['finish_rate']:.0f}%")
-    if search.objective == "min_leg_area":
-        verdict = "ok" if feasible(search, summary) else f"below {search.min_score:g}"
-        line += f" leg_area {summary['leg_area']:.0f} ({verdict})"
-    elif search.objective == "energy":
+    if search.objective in ("min_leg_area", "pareto"):
+        line += f" leg_area {summary['leg_area']:.0f}"
+    if constraints(search, summary):
+        line += " (feasible)" if feasible(search, summary) else " (infeasible)"
+    if search.objective in ("energy", "pareto"):
         line += f" energy {summary['energy']:.0f} objective {value:.1f}"
     best_text = "none feasible" if best is None else f"{best:.1f}"
     return line + f" | best {best_text}"

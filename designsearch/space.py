@@ -3,23 +3,22 @@ what the policy observes; leg area; the default body."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import envs
 from designsearch.project import UsageError
 from envs.design import check_design_value
 
 DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
-"""leg_length, thigh_length, shin_length, leg_width, motor_torque: run.py's design flags."""
-SHIN_WIDTH_FRACTION = 0.8
-"""The shin is 0.8 of the thigh's width (`envs.bipedal_custom`)."""
+"""run.py's design flags (envs.DECLARED): the symmetric ones and each leg's own."""
 
 
 def leg_area(design: Mapping[str, float | None]) -> float:
-    """Both legs' side area in drawing units squared:
-    2 x (thigh_length x width + shin_length x 0.8 x width). Segments default to leg_length."""
+    """Both legs' side area in drawing units squared: each segment's length x width, summed
+    (segments follow the shorthands the design leaves them to)."""
     body = envs.WalkerDesign.from_parameters({**envs.DESIGN_DEFAULTS, **design})
-    return 2.0 * body.leg_width * (body.thigh_length + SHIN_WIDTH_FRACTION * body.shin_length)
+    return sum(thigh * thigh_width + shin * shin_width
+               for thigh, shin, thigh_width, shin_width in map(body.leg, ("left", "right")))
 
 
 def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
@@ -65,14 +64,17 @@ def outside_warning(policy_file: str, policy_env: Mapping[str, object],
     return envs.outside_warning(policy_file, policy_env, {**fixed, "design_ranges": ranges})
 
 
+def default_values(names: Iterable[str]) -> dict[str, float]:
+    """The default walker's value of each named design parameter (one that follows another
+    takes the value its design input would observe: the default body's)."""
+    body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
+    return {name: body.value(name) for name in names}
+
+
 def default_body(ranges: dict[str, tuple[float, float]]) -> dict[str, float] | None:
     """The default walker's values of the searched parameters, if it lies inside the ranges
     (the search evaluates it first, as the baseline), else None."""
-    body = envs.WalkerDesign.from_parameters(envs.DESIGN_DEFAULTS)
-    values = {"leg_length": float(envs.DESIGN_DEFAULTS["leg_length"]),
-              "thigh_length": body.thigh_length, "shin_length": body.shin_length,
-              "leg_width": body.leg_width, "motor_torque": body.motor_torque}
-    baseline = {name: values[name] for name in ranges}
+    baseline = default_values(ranges)
     inside = all(low <= baseline[name] <= high for name, (low, high) in ranges.items())
     return baseline if inside else None
 

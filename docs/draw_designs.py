@@ -1,6 +1,7 @@
-"""Draw a few walker designs side by side, at rest after reset, for the README: docs/designs.png.
+"""Draw a few walker designs side by side, at rest after reset: docs/designs.png (symmetric
+designs, for the guide) and docs/designs_asymmetric.png (legs that differ, docs/ha2018.md).
 
-    python docs/draw_designs.py [--out docs/designs.png]
+    python docs/draw_designs.py [--set symmetric|asymmetric] [--out PATH]
 
 Every panel is cut from the walker's own rendered frame ("rgb_array", no display needed) through
 the same window relative to the start pad, so the bodies are drawn to one scale. Labels use
@@ -41,6 +42,18 @@ PANELS = (
     Panel("long legs", {"leg_length": 60}),
 )
 """Each panel's changes to the default walker (leg 34, width 8, torque 80)."""
+ASYMMETRIC_PANELS = (
+    Panel("default", {}),
+    Panel("short left leg", {"left_thigh_length": 17, "left_shin_length": 17}),
+    Panel("long right shin", {"right_shin_length": 55}),
+    Panel("thin left, wide right", {"left_thigh_width": 3, "left_shin_width": 2.4,
+                                    "right_thigh_width": 14, "right_shin_width": 11.2}),
+    Panel("Ha's extremes", {"left_thigh_length": 8.5, "left_shin_length": 17,
+                            "right_thigh_length": 59.5, "right_shin_length": 59.5}),
+)
+"""Bodies whose legs differ (the left leg is drawn behind the right one)."""
+PANEL_SETS = {"symmetric": (PANELS, "designs.png"),
+              "asymmetric": (ASYMMETRIC_PANELS, "designs_asymmetric.png")}
 
 PANEL_WIDTH_PX = 140
 """Rendered pixels kept around the hull's centre: the hull and legs, not the start flag."""
@@ -87,8 +100,14 @@ def crop_around_hull(frame: np.ndarray, walker, top_y: float) -> np.ndarray:
 
 def describe(walker) -> str:
     design = walker.design
-    return (f"thigh {design.thigh_length:g} · shin {design.shin_length:g}\n"
-            f"width {design.leg_width:g} · torque {design.motor_torque:g}")
+    left, right = design.leg("left"), design.leg("right")
+    if left == right:
+        return (f"thigh {design.thigh_length:g} · shin {design.shin_length:g}\n"
+                f"width {design.leg_width:g} · torque {design.motor_torque:g}")
+    # Per side: thigh/shin lengths, then thigh/shin widths.
+    return "\n".join(f"{side[0].upper()} {thigh:g}/{shin:g} · {thigh_w:g}/{shin_w:g}"
+                     for side, (thigh, shin, thigh_w, shin_w) in (("left", left),
+                                                                 ("right", right)))
 
 
 def labelled(image: Image.Image, title: str, subtitle: str) -> Image.Image:
@@ -116,9 +135,9 @@ def side_by_side(panels: list[Image.Image], gap_px: int = 4 * ZOOM) -> Image.Ima
     return sheet
 
 
-def draw_designs(out: Path) -> None:
+def draw_designs(out: Path, panels: tuple[Panel, ...] = PANELS) -> None:
     renders = []
-    for panel in PANELS:
+    for panel in panels:
         frame, env = render_at_rest(panel.design)
         renders.append((panel, frame, env))
     # One window for all panels, tall enough for the tallest walker: one scale for every body.
@@ -137,12 +156,17 @@ def draw_designs(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "designs.png",
-                        help="where to write the picture (default: docs/designs.png)")
+    parser.add_argument("--set", choices=PANEL_SETS, default="symmetric",
+                        help="which designs: symmetric (docs/designs.png) or asymmetric "
+                             "(docs/designs_asymmetric.png)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the picture (default: the set's, in docs/)")
     args = parser.parse_args()
+    panels, name = PANEL_SETS[args.set]
+    out = args.out or REPO_ROOT / "docs" / name
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render off-screen, no window
-    draw_designs(args.out)
-    print(f"wrote {args.out}")
+    draw_designs(out, panels)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

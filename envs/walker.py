@@ -1,6 +1,7 @@
-"""Gymnasium's BipedalWalker whose body is a design (envs/design.py): thigh and shin lengths, leg
-width and motor torque are parameters, fixed or redrawn at every reset, and the course length and
-fall penalty too. This module is the physics; what a design is, and its checks, live in design.py.
+"""Gymnasium's BipedalWalker whose body is a design (envs/design.py): the length and width of
+each leg's thigh and shin, and the motor torque, are parameters, fixed or redrawn at every reset,
+and the course length and fall penalty too. This module is the physics; what a design is, and
+its checks, live in design.py.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ from envs.design import (
     BODY_OBS_DIM,
     COURSE_DEFAULTS,
     DESIGN_DEFAULTS,
+    DESIGN_DRAWS,
     DESIGN_PARAMETERS,
     MAX_DRAWS,
     MAX_SHIN_TO_THIGH,
     NUM_LIDAR,
+    SIDES,
     WalkerDesign,
     check_walker_arguments,
+    draw_value,
     observed_inputs,
     ordered_ranges,
     scale_to_unit,
@@ -123,15 +127,19 @@ class BipedalCustomLegLength(BipedalWalker):
     """
     ## Description
     Gymnasium's 4-joint BipedalWalker (normal terrain, not hardcore) whose body is a design:
-    the length of the thigh and of the shin, the width of the legs and the torque of the
-    motors are constructor arguments, so that walkers of different designs can be trained and
-    policies transferred between them. Both legs are the same. The course length and the fall
-    penalty are parameters too, and the time limit is part of the environment (it reports
-    truncation itself).
+    the length and the width of the thigh and of the shin of each leg, and the torque of the
+    motors, are constructor arguments, so that walkers of different designs can be trained and
+    policies transferred between them. The course length and the fall penalty are parameters
+    too, and the time limit is part of the environment (it reports truncation itself).
 
-    A design parameter can also be a range (`design_ranges`): the walker then draws a new value,
-    uniformly and from its own seeded `np_random`, at every reset, and (by default) appends the
-    drawn values to the observation so that one policy can learn to drive many bodies.
+    Left and right: Gymnasium builds its legs for i in (-1, +1). The left leg is i = -1: the
+    first in the observation (hip 1, knee 1, contact 1) and in the action, built first and drawn
+    behind the right one (i = +1), which is nearer to the viewer of a walker walking right.
+
+    A design parameter can also be a range (`design_ranges`): the walker then draws a new value
+    from its own seeded `np_random` at every reset (uniformly, or with `design_draw="edges"` at
+    an end of the range half the time), and (by default) appends the drawn values to the
+    observation so that one policy can learn to drive many bodies.
 
     With the default design, `terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600`
     the environment reproduces Gymnasium's `BipedalWalker-v3` exactly: the same seed and actions
@@ -140,7 +148,8 @@ class BipedalCustomLegLength(BipedalWalker):
     What follows the design and what does not:
     - follows: the segments' sizes and masses (density is fixed, so a longer or wider leg is
       heavier), the hip and knee joint anchors, the start height (every design starts standing
-      on the start pad with Gymnasium's small clearance under its feet), the drawing, the
+      on the start pad with Gymnasium's small clearance under the feet of its longer leg; a
+      shorter leg hangs above the pad, from the same hip), the drawing, the
       maximum motor torque, and the torque's energy cost (0.00035 per unit of |action| and of
       torque, Gymnasium's 0.028 at torque 80);
     - stays fixed: the hull (shape, mass, the hip's position under it), the joints' angle
@@ -182,17 +191,27 @@ class BipedalCustomLegLength(BipedalWalker):
     Design (supported ranges in `DESIGN_PARAMETERS`; a value outside, NaN or infinite is a
     `ValueError` naming the argument and the range):
     - `leg_length` (34): length of both leg segments, in drawing units (1/SCALE world units),
-      unless `thigh_length` or `shin_length` says otherwise; range [10, 70].
-    - `thigh_length` (None: `leg_length`): length of the upper leg segment; range [10, 70].
-    - `shin_length` (None: `leg_length`): length of the lower leg segment; range [10, 70].
-    - `leg_width` (8, Gymnasium's LEG_W): width of the thigh; the shin is 0.8 of it; [2, 20].
+      unless `thigh_length` or `shin_length` says otherwise; range [8.5, 70].
+    - `thigh_length`, `shin_length` (None: `leg_length`): length of the upper and of the
+      lower segment of both legs; range [8.5, 70]; each shin at most twice its thigh.
+    - `leg_width` (8, Gymnasium's LEG_W): width of both thighs; the shins are 0.8 of it; [2, 20].
     - `motor_torque` (80, Gymnasium's MOTORS_TORQUE): maximum torque of hip and knee motors;
       range [20, 200].
+    - `left_thigh_length`, `right_thigh_length`, `left_shin_length`, `right_shin_length` (None:
+      `thigh_length`, `shin_length`) and `left_thigh_width`, `right_thigh_width` (None:
+      `leg_width`), `left_shin_width`, `right_shin_width` (None: 0.8 x `leg_width`): one leg's
+      own segment; lengths in [8.5, 70], thigh widths [2, 20], shin widths [1.6, 16].
+      A symmetric parameter's design input observes the mean of the two legs (leg_length: of
+      thigh_length and shin_length; leg_width: of the thighs' widths), its value for a body it
+      built (`WalkerDesign.value`).
     - `design_ranges` ({}): parameter name -> (low, high), inside the supported range: drawn
-      uniformly at every reset, replacing the fixed value of that parameter.
+      at every reset, replacing the fixed value of that parameter.
     - `design_inputs` (None: the ranged parameters): parameter name -> (low, high): the
       parameters appended to the observation and the range each is scaled from. Give them
       explicitly to run a design-conditioned policy on a fixed design (the design is fed in).
+    - `design_draw` ("uniform"): how ranges are drawn (envs.design.DESIGN_DRAWS): "uniform",
+      or "edges": each ranged parameter at one end of its range with probability
+      EDGE_PROBABILITY, uniformly in it otherwise.
 
     The rest:
     - `terrain_length_scale` (2): multiplies the course length (200 terrain steps) and moves the
@@ -219,17 +238,19 @@ class BipedalCustomLegLength(BipedalWalker):
         max_time_steps: int = COURSE_DEFAULTS["max_time_steps"],
         design_ranges: Mapping[str, Sequence[float]] | None = None,
         design_inputs: Mapping[str, Sequence[float]] | None = None,
+        design_draw: str = DESIGN_DRAWS[0],
         **design: float | None,
     ) -> None:
         """`design`: a value per declared design parameter (envs.design.DECLARED), by name;
         the ones left out take their defaults."""
         check_walker_arguments(terrain_length_scale, fall_penalty, max_time_steps,
-                               design_ranges, design_inputs, **design)
+                               design_ranges, design_inputs, design_draw, **design)
         super().__init__(render_mode=render_mode, hardcore=False)
         EzPickle.__init__(self, render_mode=render_mode,
                           terrain_length_scale=terrain_length_scale, fall_penalty=fall_penalty,
                           max_time_steps=max_time_steps, design_ranges=design_ranges,
-                          design_inputs=design_inputs, **design)
+                          design_inputs=design_inputs, design_draw=design_draw, **design)
+        self.design_draw = design_draw
         self.terrain_length_scale = float(terrain_length_scale)
         self.fall_penalty = float(fall_penalty)
         self.max_time_steps = int(max_time_steps)
@@ -259,11 +280,15 @@ class BipedalCustomLegLength(BipedalWalker):
         self.parameters = parameters
         self.design = design = WalkerDesign.from_parameters(parameters)
         self.leg_length = design.leg_length
-        self.thigh_height = design.thigh_length / SCALE
-        self.shin_height = design.shin_length / SCALE
-        leg_w = design.leg_width / SCALE
-        self.upper_leg_fd = self._leg_fixture(width=leg_w, height=self.thigh_height)
-        self.lower_leg_fd = self._leg_fixture(width=0.8 * leg_w, height=self.shin_height)
+        # Per side, in world units: thigh and shin heights, and their fixtures. A shin width
+        # that follows leg_width is (0.8 x width) / SCALE here and 0.8 x (width / SCALE) in
+        # Gymnasium: equal once Box2D stores it in float32 (tests/test_design.py).
+        self.leg_heights, self.leg_fixtures = [], []
+        for side in SIDES:
+            thigh, shin, thigh_width, shin_width = (size / SCALE for size in design.leg(side))
+            self.leg_heights.append((thigh, shin))
+            self.leg_fixtures.append((self._leg_fixture(width=thigh_width, height=thigh),
+                                      self._leg_fixture(width=shin_width, height=shin)))
         self.motor_torque = design.motor_torque
         self.torque_cost = TORQUE_COST_PER_TORQUE * design.motor_torque
         # What a conditioned policy is told is read off the body just built, never off flags.
@@ -272,19 +297,21 @@ class BipedalCustomLegLength(BipedalWalker):
              for name, bounds in self.design_inputs.items()], dtype=np.float32)
 
     def _draw_design(self) -> None:
-        """A new body for this episode: each ranged parameter uniformly in its range, among the
-        bodies that start standing (drawn again until one does; `check_proportions` made sure
-        the ranges hold some). Ranges where almost none stands end, after MAX_DRAWS, with the
-        last draw's shin cut to the longest that stands."""
+        """A new body for this episode: each ranged parameter drawn in its range (as
+        `design_draw` says), among the bodies that start standing (drawn again until one does;
+        `check_proportions` made sure the ranges hold some). Ranges where almost none stands
+        end, after MAX_DRAWS, with the last draw's shins cut to the longest that stand."""
         for _ in range(MAX_DRAWS):
-            drawn = {name: float(self.np_random.uniform(low, high))
+            drawn = {name: draw_value(self.np_random, low, high, self.design_draw)
                      for name, (low, high) in self.design_ranges.items()}
             parameters = {**self.fixed_parameters, **drawn}
             body = WalkerDesign.from_parameters(parameters)
             if body.stands:
                 break
         else:
-            parameters["shin_length"] = MAX_SHIN_TO_THIGH * body.thigh_length
+            for side in SIDES:
+                thigh, shin, _, _ = body.leg(side)
+                parameters[f"{side}_shin_length"] = min(shin, MAX_SHIN_TO_THIGH * thigh)
         self._set_design(parameters)
 
     @staticmethod
@@ -342,10 +369,10 @@ class BipedalCustomLegLength(BipedalWalker):
         self.terrain.reverse()
 
     def _build_walker(self) -> None:
-        """Hull and legs, positioned from the segment lengths (Gymnasium's layout at 34)."""
-        thigh, shin = self.thigh_height, self.shin_height
+        """Hull and legs, positioned from the segment lengths (Gymnasium's layout at 34): the
+        longer leg stands on the start pad, a shorter one hangs above it."""
         init_x = TERRAIN_STEP * TERRAIN_STARTPAD / 2
-        init_y = TERRAIN_HEIGHT + (thigh + shin)
+        init_y = TERRAIN_HEIGHT + max(thigh + shin for thigh, shin in self.leg_heights)
         self.hull = self.world.CreateDynamicBody(position=(init_x, init_y), fixtures=HULL_FD)
         self.hull.color1, self.hull.color2 = (127, 51, 229), (76, 76, 127)
         self.hull.fixtures[0].userData = HULL_TAG  # for WalkerContacts and LidarRay
@@ -353,14 +380,15 @@ class BipedalCustomLegLength(BipedalWalker):
         self.hull.ApplyForceToCenter((push, 0), True)
 
         self.legs, self.joints = [], []
-        for side in (-1, +1):
+        for side, (thigh, shin), (upper_fd, lower_fd) in zip(
+                (-1, +1), self.leg_heights, self.leg_fixtures, strict=True):
             upper = self._add_leg_segment(
-                side, init_x, init_y - thigh / 2 - LEG_DOWN, self.upper_leg_fd,
+                side, init_x, init_y - thigh / 2 - LEG_DOWN, upper_fd,
                 parent=self.hull, parent_anchor=(0, LEG_DOWN), own_anchor=(0, thigh / 2),
                 motor_speed=side, angle_limits=(-0.8, 1.1),
             )
             lower = self._add_leg_segment(
-                side, init_x, init_y - (thigh + shin / 2) - LEG_DOWN, self.lower_leg_fd,
+                side, init_x, init_y - (thigh + shin / 2) - LEG_DOWN, lower_fd,
                 parent=upper, parent_anchor=(0, -thigh / 2), own_anchor=(0, shin / 2),
                 motor_speed=1, angle_limits=(-1.6, -0.1),
             )

@@ -36,7 +36,6 @@ from gymnasium.envs.box2d.bipedal_walker import VIEWPORT_H, VIEWPORT_W
 
 import envs
 from common.checkpoint import (
-    architecture_of,
     atomic_write_bytes,
     design_inputs_of,
     library_versions,
@@ -48,6 +47,7 @@ from common.config import Config
 from common.errors import OutputError, UsageError, interrupt_exit_status, raise_interrupted
 from common.models import resolve_model_path
 from common.study_files import StudyFiles, check_output_file
+from evaluation.policy import fit_problem
 from ppo.inference import PolicySnapshot
 from ppo.network import ActorCritic
 
@@ -98,17 +98,15 @@ def load_policy(config: Config) -> tuple[ActorCritic, dict[str, Any], Path]:
     path = policy_path(config)
     flag = config.mode
     checkpoint = load_checkpoint(path, flag)
-    policy_inputs, policy_outputs, _ = architecture_of(checkpoint["state_dict"])
     try:
         env = make_env(config, design_inputs_of(checkpoint))
     except (TypeError, ValueError) as error:  # design inputs the walker cannot take
         raise UsageError(f"--{flag}: {path}: its design inputs do not fit this walker "
                          f"({error})") from None
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    problem = fit_problem(checkpoint, env)
     env.close()
-    if (policy_inputs, policy_outputs) != (obs_dim, act_dim):
-        raise UsageError(f"--{flag}: {path}: policy has {policy_inputs} inputs and "
-                         f"{policy_outputs} outputs; {config.env} needs {obs_dim} and {act_dim}")
+    if problem:
+        raise UsageError(f"--{flag}: {path}: {problem}")
     return policy_from_checkpoint(checkpoint).eval(), checkpoint, path
 
 
@@ -236,7 +234,7 @@ def summarize(results: list[EpisodeResult], with_interval: bool = True) -> dict[
     (None: none finished).
 
     Evaluation during training keeps no interval: leaving it out spares the study's clock the
-    import of scipy.stats (0.45 s of a default 80,000-frame study's 8, measured)."""
+    import of scipy.stats (measured: benchmarks/README.md, issue 27)."""
     returns = np.array([r.episode_return for r in results], dtype=np.float64)
     finished = [r.length for r in results if r.outcome == "finished"]
     interval = {"return_ci95": list(interval95(returns))} if with_interval else {}
@@ -344,8 +342,14 @@ def overlay_lines(env: gym.Env, episode: int, episodes: int | None, step: int,
     """The body being shown (drawn anew each episode for a design range), episode, return."""
     of = f"/{episodes}" if episodes else ""
     design = env.unwrapped.design
-    body = (f"leg length {design.thigh_length:g}" if design.thigh_length == design.shin_length
-            else f"thigh {design.thigh_length:g} shin {design.shin_length:g}")
+    legs = [design.leg(side)[:2] for side in ("left", "right")]
+    if legs[0] != legs[1]:
+        body = " / ".join(f"{side} thigh {thigh:.3g} shin {shin:.3g}"
+                          for side, (thigh, shin) in zip(("left", "right"), legs, strict=True))
+    elif design.thigh_length == design.shin_length:
+        body = f"leg length {design.thigh_length:g}"
+    else:
+        body = f"thigh {design.thigh_length:g} shin {design.shin_length:g}"
     return [f"{body}    episode {episode + 1}{of}",
             f"step {step}    return {episode_return:.1f}"]
 

@@ -1,39 +1,37 @@
 #!/usr/bin/env bash
-# The headline design study of docs/design_headline.md, with the shipped design-space policy
-# universal_design over the box it was made for (thigh and shin 24-46, leg width 5-11, motor
-# torque 60-120):
-#   (a) the best design by score (mean return plus a bonus of 500 x the share of the 1,500-step
-#       limit left when the walker finishes: it separates walkers that all finish), screened
-#       zero-shot over 60 trials x 10 terrains, then the top 11 and the default body fine-tuned
-#       from the policy (100k frames, 3 seeds each) and re-scored on 30 new terrains;
-#   (b) the lightest legs that still walk: min_leg_area with a deterministic mean return >= 300
-#       over 10 terrains, then its winner checked on 30 terrains (seeds 5000-5029).
-# Resumable: design.py resumes a search and its confirmation runs; rerun after an interruption.
+# The headline design study (docs/design_headline.md), redone as one staged search (issue 32)
+# with the shipped design-space policy universal_design over the box it was made for (thigh and
+# shin 24-46, leg width 5-11, motor torque 60-120):
+#   screen   60 candidates x 10 terrains, zero-shot (TPE)
+#   rescore  the top 12 on 30 fresh terrains
+#   finetune the top 4, 5 seeds each, FINETUNE_FRAMES frames, ranked at 4 frame checkpoints
+#   final    the top 1 and the default body, 5 new seeds, FINAL_FRAMES frames, 30 held-out
+#            terrains per policy, paired; writes docs/design_headline/final.json
+# One resumable command: rerun it after a stop and it continues the stage that stopped.
+# Environment overrides (the tiny end-to-end check uses them; the headline does not):
+#   RESULTS_DIR MODELS_DIR OUT_DIR TRIALS FINETUNE FINAL EXTRA
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-BOX="--thigh_length=24:46 --shin_length=24:46 --leg_width=5:11 --motor_torque=60:120"
-again() { [ -f "results/$1.db" ] && echo --resume=true || echo --overwrite=true; }
-# shellcheck disable=SC2086
-python design.py --save_name=headline_score $BOX --objective=score --finish_bonus=500 \
-    --trials=60 --episodes=10 --parallel=2 --confirm=11 --confirm_frames=100000 \
-    "$(again headline_score)" --quiet
-# shellcheck disable=SC2086
-python design.py --save_name=headline_light $BOX --objective=min_leg_area --min_score=300 \
-    --trials=60 --episodes=10 --parallel=2 "$(again headline_light)" --quiet
+RESULTS_DIR=${RESULTS_DIR:-results}
+MODELS_DIR=${MODELS_DIR:-trained_models}
+OUT_DIR=${OUT_DIR:-docs/design_headline}
+TRIALS=${TRIALS:-60}
+RESCORE=${RESCORE:-12:30}
+FINETUNE=${FINETUNE:-4:5:1000000:30}
+FINAL=${FINAL:-1:5:1000000:30}
+EXTRA=${EXTRA:-}
+NAME=headline_staged
 
-# (b)'s winner (the top of the ranked table), checked on 30 terrains the search never saw.
-read -r -a lightest < <(python -c "
-import json
-best = json.load(open('results/headline_light_design.json'))['trials'][0]['params']
-print(' '.join(f'--{name}={value:.2f}' for name, value in best.items()))")
-python run.py --initial_model=universal_design "${lightest[@]}" --eval_episodes=30 --seed=5000 \
-    --save_name=headline_light_check --overwrite=true --quiet
+again() { [ -f "$RESULTS_DIR/$NAME.db" ] && echo --resume=true || echo --overwrite=true; }
+# shellcheck disable=SC2086
+python design.py --save_name=$NAME --initial_model=universal_design \
+    --thigh_length=24:46 --shin_length=24:46 --leg_width=5:11 --motor_torque=60:120 \
+    --objective=score --finish_bonus=500 --trials="$TRIALS" --episodes=10 --parallel=2 \
+    --rescore="$RESCORE" --finetune="$FINETUNE" --checkpoints=4 --final="$FINAL" \
+    --results_dir="$RESULTS_DIR" --models_dir="$MODELS_DIR" $EXTRA "$(again)" --quiet
 
-# What docs/design_headline.md shows.
-mkdir -p docs/design_headline
-cp results/headline_score_design.md results/headline_light_design.md \
-    results/headline_score_design_params.png results/headline_score_design_progress.png \
-    results/headline_light_design_params.png results/headline_light_design_progress.png \
-    results/headline_score_confirm.json \
-    results/headline_light_check_eval.json docs/design_headline/
+mkdir -p "$OUT_DIR"
+cp "$RESULTS_DIR/${NAME}_final.json" "$OUT_DIR/final.json"
+cp "$RESULTS_DIR/${NAME}_design.md" "$RESULTS_DIR/${NAME}_design_params.png" \
+    "$RESULTS_DIR/${NAME}_design_progress.png" "$OUT_DIR/"

@@ -37,7 +37,8 @@ from ppo.normalize import RewardScaler
 
 FUSED_OPTIMIZERS = frozenset({"Adam"})
 """Optimizers whose step runs as one fused kernel over all parameters (torch >= 2.4 on CPU):
-on the policy's twenty small tensors Adam's step takes ~0.1 ms fused against ~0.5 ms."""
+the policy's twenty small tensors cost a per-tensor step far more in dispatch than in
+arithmetic (measured: docs/speed.md)."""
 
 
 class UpdateInterrupted(Exception):
@@ -228,8 +229,8 @@ def start_rollout(learner: Learner, walkers: RolloutSource, action_std: float) -
 
     The steps run where the walkers are (`RolloutSource.start_rollout`; the study's pool,
     `workers.vector.WalkerPool`, runs `workers.sampler`): with worker processes each runs the
-    policy on its own walkers for the whole rollout, and this returns at once; otherwise (or
-    with --lockstep) the rollout runs here before it returns.
+    policy on its own walkers for the whole rollout, and this returns at once; otherwise the
+    rollout runs here before it returns.
     The policy runs in NumPy on a snapshot of its weights (see `ppo.inference`); the
     rollout's noise is drawn here in one go.
     """

@@ -1,10 +1,10 @@
 """The clipped loss's gradient in NumPy, in shards of fixed rows, for the update on the CPU.
 
 A gradient step of the default update (actor and critic, four layers of 32, 1,000 rows) costs
-torch about 1.8 ms here, most of it fixed cost per operation: 500 rows take 1.4 ms, 250 rows
-1.2 ms. The same forward and backward written with NumPy cost 1.3, 0.6 and 0.34 ms: they scale
-with the rows, so the rows can be split into shards and the shards computed by different
-processes (the study's walker workers, idle during the update) at little extra cost.
+torch mostly fixed cost per operation, so halving the rows barely halves its time; the same
+forward and backward written with NumPy scale with the rows, so the rows can be split into
+shards and the shards computed by different processes (the study's walker workers, idle
+during the update) at little extra cost (measured: benchmarks/README.md, issue 27).
 
 A minibatch's gradient is the sum of its shards' gradients, each over SHARD_ROWS consecutive
 rows of the minibatch, summed in shard order. A shard's numbers depend only on its rows (a
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 SHARD_ROWS = 250
-"""Rows per shard: a shard of 250 costs 0.34 ms, a quarter of 1,000 rows' 1.3 ms, so small
-shards lose almost nothing to fixed costs, and a default minibatch makes 4 of them."""
+"""Rows per shard: small enough that a default minibatch makes 4 of them, large enough that a
+shard costs about a quarter of the minibatch's gradient (little lost to fixed costs)."""
 
 ADVANTAGE_EPSILON = 1e-8
 """Added to the minibatch's advantage std before dividing by it (`ppo.algorithm.ppo_loss` too)."""

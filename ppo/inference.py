@@ -31,7 +31,7 @@ class NumpyMLP:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         # In place after each product (the same operations, the same bits): on the rollout's
-        # 16 rows a step, the actor's pass takes 11 us instead of 17 us allocating new arrays.
+        # few rows a step, allocating new arrays costs more than the arithmetic.
         *hidden, (weight, bias) = self.layers
         for hidden_weight, hidden_bias in hidden:
             x = x @ hidden_weight

@@ -20,10 +20,9 @@ the middle of its range; the critic's output starts at the scale of the (scaled)
 class NumpyTanh(torch.autograd.Function):
     """tanh computed by NumPy, with tanh's gradient 1 - tanh(x)^2.
 
-    This torch build's float32 tanh is not vectorised: ~170 us for the 1,000 x 32 activations
-    of one hidden layer on a minibatch, against ~7 us for NumPy's. A gradient step of the
-    default update runs 9 of them forward; with NumPy's it takes about a quarter less time.
-    The rollout's NumPy copy of the policy (`ppo.inference`) uses the same function.
+    This torch build's float32 tanh is not vectorised, NumPy's is: on a minibatch's hidden
+    activations NumPy's is many times faster (measured: benchmarks/README.md). The rollout's
+    NumPy copy of the policy (`ppo.inference`) uses the same function.
     """
 
     @staticmethod
@@ -39,8 +38,10 @@ class NumpyTanh(torch.autograd.Function):
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh, through NumPy on the CPU (see NumpyTanh), torch's elsewhere."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    """tanh, through NumPy on the CPU (see NumpyTanh), torch's elsewhere and while traced: a
+    tracer (the ONNX export's) records a NumPy call as a constant, not as an operation."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+            and not torch.jit.is_tracing():
         return NumpyTanh.apply(x)
     return torch.tanh(x)
 

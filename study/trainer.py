@@ -197,7 +197,7 @@ class Study:
         self.env_kwargs = {**config.env_kwargs(), "design_inputs": inputs}
         self.walkers = WalkerPool(config.env, self.env_kwargs, config.num_envs,
                                   config.worker_processes, lambda: self.stop_signal is not None,
-                                  config.steps_per_env, config.lockstep,
+                                  config.steps_per_env,
                                   partial(pool_gradient_layout, config))
         try:
             self._build(config, source, resume_state)
@@ -408,7 +408,6 @@ class Study:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.files.last, config.total_frames,
                                                   config.best_by))
-        under_way: float | None = None  # the action std of the rollout under way, if any
         try:
             if not config.resume:
                 # Results of 0 frames mark the study as stopped before its first checkpoint
@@ -416,11 +415,10 @@ class Study:
                 self.write_results()
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
             while self.stop_signal is None:
-                if under_way is None:
-                    under_way = self.start_rollout()
-                    if under_way is None:
-                        break
-                self.action_std, under_way = under_way, None
+                action_std = self.start_rollout()
+                if action_std is None:
+                    break
+                self.action_std = action_std
                 raw_obs = algorithm.finish_rollout(self.learner, self.walkers, self.action_std,
                                                    self.count_step)
                 if raw_obs is None:
@@ -433,10 +431,6 @@ class Study:
                     self.progress.message(f"thawed {layer} at frame {self.frames:,}")
                 batch = algorithm.advantages_and_returns(self.learner.buffer, config.gamma,
                                                          config.gae_lambda)
-                if config.policy_lag:
-                    # The next batch is collected while this one trains, by the policy as it
-                    # is before this update: PPO's ratio then starts one update away from 1.
-                    under_way = self.start_rollout()
                 self.update(batch)
                 self.maybe_evaluate(self.committed[0])
                 self.save_last()
@@ -482,8 +476,7 @@ class Study:
         return action_std
 
     def fit_batch_to_budget(self, steps: int) -> None:
-        """The last batch is shortened to what is left of the budget: new rollout storage
-        (the batch being trained on keeps the old one)."""
+        """The last batch is shortened to what is left of the budget: new rollout storage."""
         buffer = self.learner.buffer
         if steps != buffer.num_steps:
             self.learner.buffer = algorithm.RolloutBuffer(

@@ -283,8 +283,8 @@ def test_a_leg_conditioned_policy_cannot_train_over_motor_torques(conditioned, t
 
 @pytest.mark.parametrize("flag, difference", [
     ("--leg_length=30", "leg_length 34 -> 30"),
-    ("--thigh_length=30", "thigh_length =leg_length -> 30"),
-    ("--shin_length=40", "shin_length =leg_length -> 40"),
+    ("--thigh_length=30", "thigh_length 34 -> 30"),
+    ("--shin_length=40", "shin_length 34 -> 40"),
     ("--leg_width=6", "leg_width 8 -> 6"),
     ("--motor_torque=100", "motor_torque 80 -> 100"),
 ])

@@ -146,8 +146,8 @@ def test_design_attributes_describe_the_body():
 
 
 def supported_corners() -> list[dict[str, float]]:
-    """The vertices of the supported box cut by shin <= MAX_SHIN_TO_THIGH x thigh, times the
-    extremes of width and torque."""
+    """The vertices of the supported symmetric box cut by shin <= MAX_SHIN_TO_THIGH x thigh,
+    times the extremes of width and torque."""
     low, high = DESIGN_PARAMETERS["thigh_length"]
     assert DESIGN_PARAMETERS["shin_length"] == (low, high)
     segments = [(low, low), (low, MAX_SHIN_TO_THIGH * low), (high / MAX_SHIN_TO_THIGH, high),
@@ -161,7 +161,10 @@ def supported_corners() -> list[dict[str, float]]:
                          ids=lambda d: "-".join(f"{v:g}" for v in d.values()))
 def test_every_corner_of_the_design_space_starts_standing(design):
     longest_segment = max(design["thigh_length"], design["shin_length"])
-    assert_starts_standing(make_walker(**design), longest_segment)
+    # Measured: under 10 with the thinnest legs (width 2), the second foot touches the pad one
+    # idle step after the reset rather than at it; the walker stands all the same.
+    idle_steps = 1 if min(design["thigh_length"], design["shin_length"]) < 10 else 0
+    assert_starts_standing(make_walker(**design), longest_segment, idle_steps)
 
 
 # --- Bad values --------------------------------------------------------------------------------
@@ -188,7 +191,8 @@ def test_the_ends_of_each_supported_range_are_accepted(name):
     low, high = DESIGN_PARAMETERS[name]
     for value in (low, high):
         # Equal segments keep the proportions valid at either end of a segment's range.
-        segments = {"leg_length": value} if name in ("thigh_length", "shin_length") else {}
+        segments = {"leg_length": value} if name.endswith(("thigh_length", "shin_length")) \
+            else {}
         assert make_walker(**{**segments, name: value}).unwrapped.parameters[name] == value
 
 
@@ -244,10 +248,10 @@ def test_shin_up_to_twice_the_thigh_is_accepted(kwargs):
 @pytest.mark.parametrize("argument", ["design_ranges", "design_inputs"])
 @pytest.mark.parametrize("ranges, message", [
     ({"leg_length": (40, 30)}, r"^leg_length must be a range LOW:HIGH with LOW <= HIGH, got 40:30"),
-    ({"leg_length": (5, 30)}, r"^leg_length must be a number in \[10, 70\], got 5"),
+    ({"leg_length": (5, 30)}, r"^leg_length must be a number in \[8.5, 70\], got 5"),
     ({"motor_torque": (50, 250)}, r"^motor_torque must be a number in \[20, 200\], got 250"),
     ({"leg_width": (math.nan, 10)}, r"^leg_width must be a number in \[2, 20\], got nan"),
-    ({"thigh_length": (20, math.inf)}, r"^thigh_length must be a number in \[10, 70\]"),
+    ({"thigh_length": (20, math.inf)}, r"^thigh_length must be a number in \[8.5, 70\]"),
     ({"shin_length": (20,)}, r"^shin_length must be a \(low, high\) range"),
     ({"shin_length": 30}, r"^shin_length must be a \(low, high\) range"),
     ({"hull_width": (1, 2)}, r"^{argument} must be keyed by design parameters .*got hull_width"),
@@ -384,7 +388,7 @@ def test_observation_space_bounds_every_supported_design():
     """The design entries' bounds are the supported range scaled like the observation."""
     env = make_walker(design_ranges={"leg_length": (24, 46), "motor_torque": (50, 150)})
     space = env.observation_space
-    assert space.low[-2:] == pytest.approx([unit_scaled(10, 24, 46), unit_scaled(20, 50, 150)])
+    assert space.low[-2:] == pytest.approx([unit_scaled(8.5, 24, 46), unit_scaled(20, 50, 150)])
     assert space.high[-2:] == pytest.approx([unit_scaled(70, 24, 46), unit_scaled(200, 50, 150)])
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
@@ -402,8 +406,9 @@ def test_pickling_keeps_the_design_arguments():
     kwargs = dict(leg_length=30, thigh_length=26, shin_length=44, leg_width=11.5,
                   motor_torque=140, design_inputs={"leg_length": (24, 46)})
     copy = pickle.loads(pickle.dumps(make_walker(**kwargs).unwrapped))
-    assert copy.design == WalkerDesign(thigh_length=26, shin_length=44, leg_width=11.5,
-                                       motor_torque=140)
+    assert copy.design == WalkerDesign.from_parameters(
+        {"thigh_length": 26, "shin_length": 44, "leg_width": 11.5, "motor_torque": 140})
+    assert (copy.design.left_shin_length, copy.design.right_shin_width) == (44, 0.8 * 11.5)
     assert copy.parameters["leg_length"] == 30 and copy.leg_length == 35  # the mean segment
     assert copy.design_inputs == {"leg_length": (24, 46)}
     assert copy.observation_space.shape == (BASE_OBSERVATION_SIZE + 1,)

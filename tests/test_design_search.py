@@ -1,5 +1,5 @@
 """design.py: a tiny search end to end on the shipped conditioned policy, its reproducibility,
-resume without repeated trials, the Optuna store, refusals, interrupts and --confirm.
+resume without repeated trials, the Optuna store, refusals, interrupts and the stages.
 
 Tiny: short courses (terrain_length_scale 0.5, 200 steps), 2 episodes per candidate.
 """
@@ -138,7 +138,6 @@ def test_interrupted_search_keeps_trials_and_requeues(tmp_path):
     (("--leg_length=24:46", "--resume"), "--resume"),    # nothing to resume
     (("--leg_length=24:46", "--resume", "--overwrite"), "--overwrite"),
     (("--leg_length=24:46", "--initial_model=nope"), "--initial_model"),
-    (("--leg_length=24:46", "--confirm=1", "--confirm_episodes=10"), "--confirm_episodes"),
     (("--leg_length=24:46", "--sampler=cmaes", "--objective=min_leg_area"), "--sampler"),
 ])
 def test_bad_input_exits_2_in_one_line(tmp_path, args, flag):
@@ -180,19 +179,30 @@ def test_lock_refuses_a_second_search(tmp_path):
     assert "running in another process" in only_line(result.stderr)
 
 
-def test_confirm_fine_tunes_and_correlates(tmp_path):
-    result = design_py(
-        tmp_path, "--leg_length=28:44", "--trials=3", "--parallel=2", "--confirm=2",
-        "--confirm_frames=400", "--confirm_seeds=1", "--confirm_fixed=batch_size=200",
-        "--confirm_fixed=minibatch_size=100", "--confirm_fixed=train_steps=2",
-        "--confirm_fixed=num_envs=2", "--confirm_fixed=max_time_steps=50", timeout=400)
+STAGED = ("--leg_length=28:44", "--trials=3", "--parallel=2", "--rescore=2:30",
+          "--finetune=1:5:200:30", "--final=1:5:200:30", "--train_fixed=batch_size=100",
+          "--train_fixed=minibatch_size=50", "--train_fixed=train_steps=1",
+          "--train_fixed=num_envs=2", "--train_fixed=max_time_steps=50",
+          "--train_fixed=eval_every=0", "--train_fixed=best_by=running_average",
+          "--max_time_steps=50")
+
+
+def test_staged_search_end_to_end(tmp_path):
+    """Every stage on the walker at a tiny budget: one study per stage in the store, the final
+    comparison paired against the default body, its policies and seeds in NAME_final.json."""
+    result = design_py(tmp_path, *STAGED, timeout=500)
     assert result.returncode == 0, result.stderr + result.stdout
-    report = json.loads((tmp_path / "r" / "s_confirm.json").read_text())
-    assert [row["label"] for row in report["designs"]][-1] == "baseline"
-    assert len(report["designs"]) == 3
-    assert all(row["confirmed_runs"] == 1 for row in report["designs"])
-    assert "Spearman" in (tmp_path / "r" / "s_design.md").read_text()
-    assert (tmp_path / "m" / "s_confirm_baseline__seed1.pt").exists()
+    names = optuna.get_all_study_names(f"sqlite:///{tmp_path / 'r' / 's.db'}")
+    assert sorted(names) == ["s", "s.final", "s.finetune", "s.rescore"]
+    final = json.loads((tmp_path / "r" / "s_final.json").read_text())
+    assert final["baseline"]["design"] == {"leg_length": 34.0}
+    assert len(final["winner"]["policies"]) == 5
+    assert all(Path(path).exists() for path in final["winner"]["policies"])
+    difference = final["winner"]["difference"]
+    assert difference["low"] <= difference["value"] <= difference["high"]
+    assert final["seeds"]["final"]["training_seeds"] == [1001, 1002, 1003, 1004, 1005]
+    assert final["seeds"]["rescore"]["terrain_seeds"] == [101000, 101029]
+    assert "paired difference" in (tmp_path / "r" / "s_design.md").read_text()
 
 
 def test_ray_tasks_give_the_same_search(tmp_path):
@@ -203,3 +213,29 @@ def test_ray_tasks_give_the_same_search(tmp_path):
     assert pool.returncode == 0 and ray.returncode == 0, ray.stderr
     assert [t.value for t in trials_of(tmp_path, "p")] == \
            [t.value for t in trials_of(tmp_path, "q")]
+
+
+def test_an_interrupted_stage_exits_143_claims_nothing_and_resumes(tmp_path):
+    """Issue 34 item 5: SIGTERM during the training stage: exit 143, no final comparison, the
+    message gives the command that resumes; that command finishes without redoing the screen."""
+    argv = ["--save_name=s", f"--initial_model={POLICY}", *TINY,
+            f"--results_dir={tmp_path / 'r'}", f"--models_dir={tmp_path / 'm'}", *STAGED]
+    process = subprocess.Popen([sys.executable, "design.py", *argv], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=subprocess_env())
+    for line in process.stdout:
+        if line.startswith("stage finetune"):
+            process.send_signal(signal.SIGTERM)
+            break
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    command = only_line(stderr).removeprefix("design.py: interrupted; resume with: ")
+    assert command.startswith("python design.py") and command.endswith("--resume=true")
+    assert not (tmp_path / "r" / "s_final.json").exists()
+    report = tmp_path / "r" / "s_design.md"  # written only if the stop let the stage return
+    assert not report.exists() or "paired difference" not in report.read_text()
+    resumed = subprocess.run([sys.executable, *command.split()[1:]], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=500, env=subprocess_env())
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 trial(s) already evaluated" in resumed.stdout
+    assert (tmp_path / "r" / "s_final.json").exists()

@@ -17,8 +17,7 @@ from common.checkpoint import load_checkpoint
 from common.config import build_parser
 from envs.design import BODY_PARAMETERS, DECLARED, WalkerDesign, outside_training
 
-ALL_INPUTS = {"leg_length": (10.0, 70.0), "thigh_length": (10.0, 70.0),
-              "shin_length": (10.0, 70.0), "leg_width": (2.0, 20.0), "motor_torque": (20.0, 200.0)}
+ALL_INPUTS = {parameter.name: parameter.bounds for parameter in DECLARED}
 """Every parameter observed, each scaled over its whole supported range."""
 BUDGET = ("--total_frames=500", "--batch_size=500", "--minibatch_size=250", "--train_steps=2",
           "--num_envs=2", "--max_time_steps=50")
@@ -41,6 +40,14 @@ SEGMENT_SETTINGS = {
     "both segments set": {"thigh_length": 30.0, "shin_length": 44.0},
     "both segments ranged": {"design_ranges": {"thigh_length": (22.0, 48.0),
                                                "shin_length": (22.0, 48.0)}},
+    "one leg set, the other follows a ranged leg": {
+        "left_thigh_length": 20.0, "left_shin_length": 30.0,
+        "design_ranges": {"leg_length": (24.0, 46.0)}},
+    "every segment of each leg ranged": {"design_ranges": {
+        f"{side}_{segment}": (10.0, 40.0) for side in ("left", "right")
+        for segment in ("thigh_length", "shin_length")}},
+    "a shorthand range beside a fixed leg": {"right_thigh_length": 40.0,
+                                             "design_ranges": {"thigh_length": (20.0, 50.0)}},
 }
 OTHER_SETTINGS = {
     "width and torque fixed": {"leg_width": 6.0, "motor_torque": 100.0},
@@ -61,10 +68,16 @@ def test_the_observed_design_is_the_built_body(segments, others):
         body: WalkerDesign = walker.design
         seen = observed_values(observation)
         for name in BODY_PARAMETERS:
-            assert seen[name] == pytest.approx(body.value(name), abs=1e-4), name
-        # A policy conditioned on leg_length is told the mean segment, never the flag.
+            assert seen[name] == pytest.approx(getattr(body, name), abs=1e-4), name
+        # A shorthand input is told the mean of what follows it, never the flag.
+        assert seen["thigh_length"] == pytest.approx(
+            (body.left_thigh_length + body.right_thigh_length) / 2, abs=1e-4)
+        assert seen["shin_length"] == pytest.approx(
+            (body.left_shin_length + body.right_shin_length) / 2, abs=1e-4)
         assert seen["leg_length"] == pytest.approx(
-            (body.thigh_length + body.shin_length) / 2, abs=1e-4)
+            (seen["thigh_length"] + seen["shin_length"]) / 2, abs=1e-4)
+        assert seen["leg_width"] == pytest.approx(
+            (body.left_thigh_width + body.right_thigh_width) / 2, abs=1e-4)
 
 
 def test_results_columns_are_the_body(tmp_path):
@@ -82,7 +95,8 @@ def test_results_columns_are_the_body(tmp_path):
 
 @pytest.mark.parametrize("flags, allowed", [
     (("--leg_length=24:46", "--thigh_length=30", "--shin_length=30"), "a single value"),
-    (("--leg_length=38", "--thigh_length=30", "--shin_length=44"), "their mean (37)"),
+    (("--leg_length=38", "--thigh_length=30", "--shin_length=44"),
+     "or equal the body's leg_length (37: the mean of thigh_length and shin_length)"),
 ])
 def test_a_flag_that_cannot_change_the_body_is_refused(tmp_path, capsys, flags, allowed):
     assert cli_in_process(tiny_flags(tmp_path, *BUDGET, *flags)) == 2

@@ -28,7 +28,8 @@ from envs import ENV_ID, LEG_LENGTH_RANGE
 Policy = Callable[[np.ndarray], np.ndarray]
 
 # The arguments under which our walker must be Gymnasium's BipedalWalker-v3, bit for bit.
-GYMNASIUM_ARGS = dict(leg_length=34, terrain_length_scale=1, fall_penalty=-100, max_time_steps=1600)
+GYMNASIUM_ARGS = dict(leg_length=34, **envs.GYMNASIUM_COURSE)
+"""Gymnasium's own course (envs.GYMNASIUM_COURSE): the tests below hold it to Gymnasium's."""
 HULL_COLOUR = (127, 51, 229)  # the hull's fill colour in rendered frames
 
 
@@ -136,6 +137,12 @@ def test_reproduces_gymnasium_bipedal_walker_exactly(seed, make_policy, limit, e
         assert episode_return > 300
 
 
+def test_the_gymnasium_course_is_gymnasium_s():
+    assert envs.GYMNASIUM_COURSE["max_time_steps"] == gym.spec("BipedalWalker-v3").max_episode_steps
+    walker = make_walker(**GYMNASIUM_ARGS).unwrapped
+    assert walker.num_terrain_steps == TERRAIN_LENGTH
+
+
 def test_passes_gymnasium_env_checker():
     check_env(make_walker(leg_length=30, terrain_length_scale=2).unwrapped, skip_render_check=True)
 
@@ -197,10 +204,13 @@ def test_walker_starts_standing_on_the_start_pad(leg_length):
     assert_starts_standing(make_walker(leg_length=leg_length), longest_segment=leg_length)
 
 
-def assert_starts_standing(env, longest_segment: float) -> None:
-    """For seeds 0 and 1: both feet on the start pad, the hull above the longest segment."""
+def assert_starts_standing(env, longest_segment: float, idle_steps: int = 0) -> None:
+    """For seeds 0 and 1: both feet on the start pad (after `idle_steps` steps without torque),
+    the hull above the longest segment."""
     for seed in (0, 1):
         obs, _ = env.reset(seed=seed)
+        for _ in range(idle_steps):
+            obs, *_ = env.step(np.zeros(4, dtype=np.float32))
         walker = env.unwrapped
         assert not walker.game_over
         assert obs[8] == 1.0 and obs[13] == 1.0, "both feet should touch the ground"

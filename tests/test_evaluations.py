@@ -150,13 +150,9 @@ def test_a_resumed_study_keeps_its_evaluation_protocol(tmp_path, capsys):
 # ----- evaluations in the worker processes ----------------------------------------------------
 
 
-@pytest.mark.parametrize("lag", ["--policy_lag=false", "--policy_lag=true"])
-def test_evaluations_in_the_workers_match_those_played_in_the_trainer(tiny_config, monkeypatch,
-                                                                       lag):
+def test_evaluations_in_the_workers_match_those_played_in_the_trainer(tiny_config, monkeypatch):
     """Each episode is a fresh walker, its body too (a design range), drawn from its own seed:
-    shared among 2 workers, the episodes are those the trainer plays, result for result. With
-    policy lag the next rollout is under way in the workers during every evaluation but the
-    last, which the trainer then plays itself."""
+    shared among 2 workers, the episodes are those the trainer plays, result for result."""
     played: list[tuple[int, list[EpisodeResult]]] = []
 
     def recorded(*args):
@@ -165,12 +161,12 @@ def test_evaluations_in_the_workers_match_those_played_in_the_trainer(tiny_confi
         return played[-1][1]
 
     monkeypatch.setattr("study.trainer.evaluate_policy", recorded)
-    base = tiny_config(*EVERY, "--num_envs=4", "--leg_length=30:40", "--tensorboard=none", lag)
+    base = tiny_config(*EVERY, "--num_envs=4", "--leg_length=30:40", "--tensorboard=none")
     for workers in (0, 2):
         Study(dataclasses.replace(base, num_workers=workers, save_name=f"w{workers}")).run()
     here, shared = played[:2], played[2:]
     assert [idle for idle, _ in here] == [0, 0]
-    assert [idle for idle, _ in shared] == ([0, 2] if lag == "--policy_lag=true" else [2, 2])
+    assert [idle for idle, _ in shared] == [2, 2]
     assert [results for _, results in shared] == [results for _, results in here]
     assert len({result.length for _, results in here for result in results}) > 1
 

@@ -17,6 +17,7 @@ from ppo.algorithm import (
     policy_shape,
     ppo_loss,
 )
+from ppo.diagnostics import LossTerms
 from ppo.gradient import LossSettings, PolicyShape, ShardTask
 from ppo.network import ActorCritic
 
@@ -207,3 +208,116 @@ def test_a_diverged_shard_warns_nothing():
         warnings.simplefilter("error")
         task(policy, 500).run(arrays)
     assert not np.isfinite(arrays["loss_sums"][:2]).all()
+
+
+def settings_for(minibatch_size: int, clip_coef: float) -> PPOSettings:
+    return PPOSettings(num_envs=1, num_steps=ROWS, optimizer="Adam", learning_rate=1e-3,
+                       clip_coef=clip_coef, value_coef=LOSS.value_coef, train_steps=1,
+                       minibatch_size=minibatch_size, max_grad_norm=0.5, gamma=0.99,
+                       gae_lambda=0.95, device="cpu")
+
+
+def step_gradients_both_ways(policy: ActorCritic, arrays: dict, rows: np.ndarray,
+                             clip_coef: float = LOSS.clip_coef
+                             ) -> list[tuple[LossTerms, list[torch.Tensor | None]]]:
+    """One gradient step's loss terms and every parameter's .grad, by the NumPy shards and by
+    autograd, from the same weights (the update's own two `GradientMethod`s)."""
+    from ppo.algorithm import Batch, autograd_gradients, make_learner, sharded_gradients
+    from ppo.normalize import RewardScaler
+
+    batch = Batch(arrays["obs"], arrays["actions"], arrays["old_log_probs"],
+                  arrays["advantages"], arrays["returns"])
+    learner = make_learner(settings_for(len(rows), clip_coef), policy, RewardScaler(1, 0.99),
+                           torch.Generator().manual_seed(0))
+    results = []
+    for method in (sharded_gradients, autograd_gradients):
+        policy.zero_grad(set_to_none=True)
+        terms = method(learner, batch, LOSS.action_std)(torch.as_tensor(rows))
+        results.append((terms, [None if p.grad is None else p.grad.clone()
+                                for p in flat_parameters(policy)]))
+    return results
+
+
+def assert_same_gradients(numpy_grads: list, autograd_grads: list) -> None:
+    """Parameter by parameter: both None (frozen), or equal to float32 rounding relative to
+    that parameter's own scale (a small term cannot hide behind a large one)."""
+    for mine, reference in zip(numpy_grads, autograd_grads, strict=True):
+        assert (mine is None) == (reference is None)
+        if reference is not None:
+            scale = reference.abs().max().item()
+            assert (mine - reference).abs().max().item() <= 1e-5 * scale
+
+
+def test_each_term_of_the_loss_and_its_gradient_is_autograds():
+    """The policy and value losses separately (what the diagnostics report), the actor's
+    gradient (the policy term's alone: actor and critic are separate networks) and the
+    critic's (the weighted value term's), each parameter against autograd's."""
+    policy, arrays = policy_and_batch()
+    rows = np.random.default_rng(4).permutation(ROWS)[:600]
+    (mine, numpy_grads), (reference, autograd_grads) = step_gradients_both_ways(
+        policy, arrays, rows)
+    for name in ("total", "policy_loss", "value_loss"):
+        assert getattr(mine, name).item() == pytest.approx(getattr(reference, name).item(),
+                                                           rel=1e-5), name
+    np.testing.assert_allclose(mine.log_ratio.numpy(), reference.log_ratio.detach().numpy(),
+                               atol=1e-5)
+    assert all(grad.abs().max() > 0 for grad in autograd_grads)  # every parameter is tested
+    assert_same_gradients(numpy_grads, autograd_grads)
+
+
+def test_frozen_layers_get_no_gradient_and_thawed_ones_autograds():
+    """Transfer freezes the first layers (no gradient at all, not a zero one) and thaws them
+    later: frozen, thawed one by one, then all trainable, the shards give what autograd
+    gives, parameter by parameter."""
+    policy, arrays = policy_and_batch((32, 32, 32))
+    rows = np.arange(500)
+    layers = [*policy.actor[::2], *policy.critic[::2]]
+    policy.requires_grad_(False)
+    for thawed in range(1, len(layers) + 1):  # at least one layer trains
+        layers[-thawed].requires_grad_(True)  # the last first, as a thaw schedule goes
+        (_, numpy_grads), (_, autograd_grads) = step_gradients_both_ways(policy, arrays, rows)
+        frozen = sum(grad is None for grad in numpy_grads)
+        assert frozen == 2 * (len(layers) - thawed)  # weight and bias of each frozen layer
+        assert_same_gradients(numpy_grads, autograd_grads)
+
+
+def coarse_log_ratio(sign: int) -> float:
+    """A log-ratio near +-0.2 that is a multiple of 1/64 (so that it is exact in float32) and
+    whose exponential is the same float32 in NumPy and in torch (their exp can differ by
+    an ulp)."""
+    for k in range(12, 20):
+        log_ratio = np.full(400, sign * k / 64, dtype=np.float32)
+        if np.array_equal(np.exp(log_ratio), torch.exp(torch.from_numpy(log_ratio)).numpy()):
+            return sign * k / 64
+    raise AssertionError("no log-ratio with the same exponential in NumPy and torch")
+
+
+@pytest.mark.parametrize("edge", [0, -1, 1])
+def test_ratios_exactly_at_one_and_at_the_clip_edges(edge):
+    """Every row's ratio exactly 1, or exactly on the lower or upper edge of the clip range
+    (the surrogate's kink: the unclipped and clipped terms tie there, autograd splits min's
+    gradient between them and clamp passes its share): the shards' gradient is autograd's.
+
+    Built so that both paths see the same bits: the actor's last layer is zero, so its mean is
+    exactly 0 and the new log-probabilities are the same; the old ones are those less a
+    log-ratio exact in float32, and the clip range's edge is its exponential."""
+    log_ratio = coarse_log_ratio(edge) if edge else 0.0
+    ratio = np.exp(np.float32(log_ratio))
+    clip_coef = abs(float(ratio) - 1) or LOSS.clip_coef  # 1 +- clip_coef is exactly `ratio`
+    policy, arrays = policy_and_batch((16, 16))
+    with torch.no_grad():
+        policy.actor[-2].weight.zero_()
+        policy.actor[-2].bias.zero_()
+    new_log_probs = gaussian_log_prob(arrays["actions"], np.zeros_like(arrays["actions"]),
+                                      LOSS.action_std).astype(np.float32)
+    old_log_probs = arrays["old_log_probs"] = new_log_probs - np.float32(log_ratio)
+    exact = np.flatnonzero(new_log_probs - old_log_probs == np.float32(log_ratio))
+    assert len(exact) > ROWS // 2  # the rows whose subtraction gives the log-ratio back
+    (mine, numpy_grads), (reference, autograd_grads) = step_gradients_both_ways(
+        policy, arrays, exact[:400], clip_coef)
+    assert np.all(np.exp(mine.log_ratio.numpy()) == ratio)
+    assert torch.all(torch.exp(reference.log_ratio) == torch.tensor(ratio))
+    assert_same_gradients(numpy_grads, autograd_grads)
+    actor_last = next(index for index, parameter in enumerate(flat_parameters(policy))
+                      if parameter is policy.actor[-2].weight)
+    assert numpy_grads[actor_last].abs().max() > 0  # the tie keeps the policy's gradient

@@ -1,5 +1,5 @@
 """design.py as a hostile user drives it (issue #26): where it writes, where it evaluates, the
---confirm runs' flags and a space beyond what the policy learned. Every refusal is one line
+the stages' flags and a space beyond what the policy learned. Every refusal is one line
 naming the flag, exit status 2, and leaves nothing in results_dir.
 
 In-process (`design.cli`) where the refusal comes before any candidate is evaluated: fast.
@@ -41,13 +41,23 @@ def written(tmp_path: Path) -> list[str]:
     (("--address=garbage",), "--address"),
     (("--address=",), "--address"),
     (("--parallel=1e9",), "--parallel"),                    # a billion RUNNING trials first
-    (("--trials=2", "--confirm=3"), "--confirm"),
-    (("--confirm_fixed=batch_size=500",), "--confirm_fixed"),  # without --confirm
-    (("--confirm=1", "--confirm_fixed=bogus=1"), "--confirm_fixed"),
-    (("--confirm=1", "--confirm_fixed=leg_length=50"), "--confirm_fixed"),  # the candidate's
-    (("--confirm=1", "--confirm_fixed=save_name=x"), "--confirm_fixed"),
-    (("--confirm=1", "--confirm_fixed=total_frames=abc"), "--confirm_fixed"),
-    (("--confirm=1", "--confirm_fixed=batch_size=0"), "--confirm_fixed"),
+    (("--trials=2", "--rescore=3:30"), "--rescore"),     # more than the screen keeps
+    (("--rescore=1:10",), "--rescore"),                     # fewer than 30 episodes
+    (("--finetune=1:3:400:30",), "--finetune"),             # fewer than 5 seeds
+    (("--final=1:5:400",), "--final"),                      # EPISODES missing
+    (("--final=1:5:4e2:30x",), "--final"),
+    (("--baseline=leg_length=34",), "--baseline"),          # without --final
+    (("--final=1:5:400:30", "--baseline=leg_length=nan"), "--baseline"),
+    (("--final=1:5:400:30", "--baseline=leg_length=500"), "--baseline"),
+    (("--checkpoints=3",), "--checkpoints"),                # without --finetune
+    (("--max_fall_rate=0",), "--max_fall_rate"),
+    (("--objective=pareto", "--rescore=1:30"), "--rescore"),
+    (("--train_fixed=batch_size=500",), "--train_fixed"),  # without a training stage
+    (("--final=1:5:400:30", "--train_fixed=bogus=1"), "--train_fixed"),
+    (("--final=1:5:400:30", "--train_fixed=leg_length=50"), "--train_fixed"),  # the candidate's
+    (("--final=1:5:400:30", "--train_fixed=save_name=x"), "--train_fixed"),
+    (("--final=1:5:400:30", "--train_fixed=total_frames=abc"), "--train_fixed"),
+    (("--final=1:5:400:30", "--train_fixed=batch_size=0"), "--train_fixed"),
     (("--save_name=" + "a" * 200,), "--save_name"),          # its files would not fit
 ])
 def test_refused_in_one_line_before_anything_is_written(tmp_path, capsys, args, flag):

@@ -399,11 +399,14 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     episodes = document["episodes"]
     assert tuple(episodes) == ("frames", "length", "reward", "wall_time", "action_std",
                                "leg_length", "thigh_length", "shin_length", "leg_width",
-                               "motor_torque")
+                               "motor_torque", *(f"{side}_{segment}_{size}"
+                                                 for size in ("length", "width")
+                                                 for segment in ("thigh", "shin")
+                                                 for side in ("left", "right")))
     count = len(episodes["frames"])
     # The default walker's design, on every episode (a design range would show each draw).
     assert set(zip(*(episodes[name] for name in tuple(episodes)[5:]), strict=True)) == {
-        (34.0, 34.0, 34.0, 8.0, 80.0)}
+        (34.0, 34.0, 34.0, 8.0, 80.0, 34.0, 34.0, 34.0, 34.0, 8.0, 8.0, 6.4, 6.4)}
     assert count >= 4 and all(len(values) == count for values in episodes.values())
     assert episodes["frames"] == sorted(episodes["frames"]) and episodes["frames"][-1] <= 2000
     assert all(1 <= length <= 200 for length in episodes["length"])

@@ -213,7 +213,6 @@ def test_a_count_flag_beyond_its_bound_is_refused_before_anything_runs(tmp_path:
 
 @pytest.mark.parametrize(("flag", "most"), [
     ("--trials=1e12", "100,000"), ("--episodes=1e12", "100,000"),
-    ("--confirm_episodes=1e12", "100,000"), ("--confirm_seeds=1e9", "100"),
 ])
 def test_a_design_search_count_beyond_its_bound_is_refused(tmp_path: Path, capfd, flag, most):
     capfd.readouterr()

@@ -205,15 +205,12 @@ def study_outcome(config) -> tuple[dict[str, list], list[torch.Tensor]]:
     return episodes, [p.detach().clone() for p in study.policy.parameters()]
 
 
-@pytest.mark.parametrize("mode", ["--lockstep=false", "--lockstep=true", "--policy_lag=true"])
-def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config, mode):
-    """Same seed and environments, 0, 1 or 3 workers, rollouts in the workers or in lockstep
-    with the trainer, gradient shards computed here or in the workers: the same episodes and
-    weights. With policy lag too (the next batch
-    collected during the update, by the policy before it), which is another study."""
+def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config):
+    """Same seed and environments, 0, 1 or 3 workers, rollouts and gradient shards computed
+    here or in the workers: the same episodes and weights."""
     # Minibatches of 600 rows: three gradient shards (250, 250, 100), shared out between
     # the workers during the update.
-    base = tiny_config("--num_envs=3", "--max_time_steps=60", "--minibatch_size=600", mode)
+    base = tiny_config("--num_envs=3", "--max_time_steps=60", "--minibatch_size=600")
     (episodes, weights), *others = [
         study_outcome(dataclasses.replace(base, num_workers=workers, save_name=f"w{workers}"))
         for workers in (0, 1, 3)]
@@ -221,29 +218,6 @@ def test_a_study_does_not_depend_on_the_number_of_worker_processes(tiny_config, 
     for other_episodes, other_weights in others:
         assert other_episodes == episodes
         assert all(torch.equal(a, b) for a, b in zip(weights, other_weights, strict=True))
-    if mode == "--policy_lag=true":
-        # The second batch came from the first policy rather than the updated one.
-        synchronous = study_outcome(dataclasses.replace(base, policy_lag=False))
-        assert synchronous[0]["reward"] != episodes["reward"]
-
-
-def test_a_stop_during_an_update_with_policy_lag_leaves_no_worker_behind(tiny_config,
-                                                                         monkeypatch):
-    """The next batch is under way in the workers while the update runs: a stop then ends it,
-    the study keeps its one trained batch, and the workers are gone."""
-    study = Study(tiny_config("--num_envs=4", "--num_workers=2", "--policy_lag=true",
-                              "--batch_size=4000", "--total_frames=100000"))
-    update = Study.update
-
-    def update_then_stop(self, *args):
-        done = update(self, *args)
-        self.stop_signal = 15
-        return done
-
-    monkeypatch.setattr(Study, "update", update_then_stop)
-    outcome = study.run()
-    assert outcome.frames == 4000 and outcome.stopped_by_signal == 15
-    assert not any(worker.is_alive() for worker in study.walkers.workers)
 
 
 def test_close_ends_a_rollout_under_way_in_the_workers():
@@ -280,13 +254,12 @@ def test_policy_passes_do_not_depend_on_how_the_walkers_are_split():
                    for r in (rows, slice(0, 1), slice(14, 33)))
 
 
-def rollout_samples(num_workers: int, lockstep: bool, stop_requested=lambda: False,
-                    steps: int = 40) -> dict[str, np.ndarray] | None:
+def rollout_samples(num_workers: int, stop_requested=lambda: False, steps: int = 40
+                    ) -> dict[str, np.ndarray] | None:
     """One rollout of 3 short-episode walkers under a fixed random policy, shorter than the
     longest the pool was made for (as a study's last batch can be)."""
     torch.manual_seed(3)
-    pool = WalkerPool(ENV_ID, SHORT, 3, num_workers, stop_requested, rollout_steps=steps + 5,
-                      lockstep=lockstep)
+    pool = WalkerPool(ENV_ID, SHORT, 3, num_workers, stop_requested, rollout_steps=steps + 5)
     try:
         pool.reset(range(1, 1 + pool.num_envs))
         policy = PolicySnapshot(ActorCritic(pool.observation_shape[0], 4, (16, 16)))
@@ -299,14 +272,14 @@ def rollout_samples(num_workers: int, lockstep: bool, stop_requested=lambda: Fal
         assert not any(worker.is_alive() for worker in pool.workers)
 
 
-def test_rollouts_in_workers_match_lockstep_and_in_process():
-    in_process = rollout_samples(0, False)
+def test_rollouts_in_workers_match_those_in_process():
+    in_process = rollout_samples(0)
     assert in_process["truncated"].sum() >= 3  # episodes ended and restarted within it
     assert all(len(array) == 40 for array in in_process.values())
-    for workers, lockstep in ((2, False), (3, False), (2, True)):
-        samples = rollout_samples(workers, lockstep)
+    for workers in (2, 3):
+        samples = rollout_samples(workers)
         for name, array in in_process.items():
-            assert np.array_equal(samples[name], array), (workers, lockstep, name)
+            assert np.array_equal(samples[name], array), (workers, name)
 
 
 def test_a_stop_ends_a_rollout_in_the_workers_early():
@@ -318,5 +291,5 @@ def test_a_stop_ends_a_rollout_in_the_workers_early():
         return len(asked) > 1
 
     started = time.monotonic()
-    assert rollout_samples(2, False, stop_requested, steps=20_000) is None
+    assert rollout_samples(2, stop_requested, steps=20_000) is None
     assert time.monotonic() - started < 20  # 20,000 steps of 2 walkers would take a minute

@@ -49,7 +49,7 @@ AUTO_EPISODES = 10
 """Episodes per candidate (the same seeds, `--seed` + i, for every candidate): enough for a
 95% interval of the mean that tells a walker from a faller."""
 AUTO_TOTAL_STEPS = 300_000
-"""The ranking's bound: at most this many walker steps in all (about 30 s on one core), so
+"""The ranking's bound: at most this many walker steps in all (a fraction of a study), so
 each of N candidates plays min(AUTO_EPISODES, AUTO_TOTAL_STEPS // (N * max_time_steps))
 episodes, at most that many times max_time_steps steps (its step budget). Past it, with more
 candidates than the total has room for, each still plays one episode (the total is then

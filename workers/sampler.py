@@ -3,9 +3,8 @@ steps as the rollout has. The same code runs where the walkers are.
 
 By default every worker process runs it on its own walkers for the whole rollout: no
 message crosses between trainer and workers per step, so each core steps its walkers like an
-independent process would, and a core per worker keeps helping however many there are. In
-lockstep mode (`--lockstep`), and without workers, the training process runs it on all
-walkers, stepping them through the pool every step.
+independent process would, and a core per worker keeps helping however many there are.
+Without workers the training process runs it on all walkers.
 
 Either way the samples are the same numbers. The policy is the same snapshot for the whole
 rollout, and every pass runs on blocks of POLICY_BLOCK rows with a walker always at the same

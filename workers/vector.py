@@ -234,8 +234,7 @@ class WalkerPool:
     STOP_GRACE_S is killed and the call raises StepInterrupted, so a stop never waits on a
     hung or stopped (SIGSTOP) worker.
 
-    `rollout_steps`: the longest rollout `start_rollout` runs (0: none). `lockstep`: run them
-    here, stepping the workers every step, rather than in the workers (the same samples).
+    `rollout_steps`: the longest rollout `start_rollout` runs (0: none).
 
     `gradient_layout(obs_dim, act_dim)`: the arrays of the update's gradient shards (see
     `ppo.algorithm.GradientSource`), shared with the workers, which compute the shards
@@ -244,11 +243,10 @@ class WalkerPool:
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int,
                  num_workers: int, stop_requested: Callable[[], bool] = lambda: False,
-                 rollout_steps: int = 0, lockstep: bool = False,
+                 rollout_steps: int = 0,
                  gradient_layout: Callable[[int, int], Layout] = lambda obs, act: {}) -> None:
         self.num_envs = num_envs
         self.stop_requested = stop_requested
-        self.lockstep = lockstep
         self.rollout_complete = False
         self.gradient_task: ShardTask | None = None
         self.gradient_messages: list[bytes] = []
@@ -333,10 +331,10 @@ class WalkerPool:
     def start_rollout(self, policy: PolicySnapshot, num_steps: int) -> None:
         """Start `num_steps` steps of every walker from where they are, the actions chosen by
         `policy` plus the noise already written in `samples["noise"]`; `finish_rollout`
-        waits for them. The workers run it and this returns at once; in this process (no
-        workers, or lockstep) it runs to its end here."""
+        waits for them. The workers run it and this returns at once; without workers it runs to
+        its end here."""
         self.rollout_samples = first_steps(self.samples, num_steps)
-        if self.local is not None or self.lockstep:
+        if self.local is not None:
             self.rollout_complete = run_policy(
                 policy, slice(0, self.num_envs), self.arrays["obs"], self._take,
                 self.rollout_samples, keep_going=lambda: not self.stop_requested())
@@ -349,7 +347,7 @@ class WalkerPool:
     def finish_rollout(self) -> dict[str, np.ndarray] | None:
         """The rollout started last: the first `num_steps` of `samples`, filled (see
         `workers.sampler.sample_layout`), or None if a stop cut it short."""
-        if self.local is None and not self.lockstep:
+        if self.local is None:
             self.rollout_under_way = False
             self._wait_for_workers()
             self.rollout_complete = not self.control["stop"][0]
@@ -358,8 +356,7 @@ class WalkerPool:
     @property
     def idle_workers(self) -> int:
         """How many worker processes `call` and `compute_gradients` can use now: none while a
-        rollout is under way in them (with policy lag, during the update and the evaluation
-        after it)."""
+        rollout is under way in them."""
         return 0 if self.rollout_under_way else len(self.workers)
 
     def call(self, function: Callable[..., Any], shares: Sequence[tuple[Any, ...]]
@@ -383,8 +380,8 @@ class WalkerPool:
 
     def compute_gradients(self, task: ShardTask) -> None:
         """The task's shards, split between the workers (shard s by worker s % n, n the
-        workers or the shards, the fewer), or here while they are busy with a rollout
-        (--policy_lag) or there are none: the same numbers either way (`ppo.gradient`)."""
+        workers or the shards, the fewer), or here while they are busy with a rollout or there
+        are none: the same numbers either way (`ppo.gradient`)."""
         if not self.idle_workers:
             task.run(self.gradient_arrays)
             return
