@@ -26,13 +26,14 @@ import shlex
 import sys
 from pathlib import Path
 
+from common.config import OneLineErrorParser
 from envs import DESIGN_PARAMETERS
 
 EXTRA_INSTALL = "pip install -r requirements-extra.txt"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="analyze.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n\n".join(__doc__.split("\n\n")[1:]))

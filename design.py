@@ -44,33 +44,22 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from designsearch.checks import (
-    MAX_PARALLEL,
-    MAX_TRIALS,
-    check_address,
-    check_save_name_length,
-    check_storage,
-    check_train_fixed,
-)
-from designsearch.project import (
+from common.config import (
     MAX_EPISODES,
     Config,
     OneLineErrorParser,
-    StudyFailed,
-    UsageError,
-    interrupt_exit_status,
-    load_checkpoint,
     parse_bool,
     parse_count,
     parse_design_value,
-    raise_interrupted,
-    resolve_model_path,
-    trained_env,
 )
-from designsearch.search import OBJECTIVES, SAMPLERS, Search
-from designsearch.space import DESIGN_FLAGS, check_space, outside_warning
-from designsearch.stages import Stages, parse_stage
+from common.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
+from designsearch.choices import DESIGN_FLAGS, MAX_PARALLEL, MAX_TRIALS, OBJECTIVES, SAMPLERS
+
+if TYPE_CHECKING:
+    from designsearch.search import Search
+    from designsearch.stages import Stages
 
 STAGES_HELP = """\
 Stages (a screen alone is a first look: its winner is the luckiest of many noisy estimates):
@@ -172,13 +161,13 @@ def build_parser() -> OneLineErrorParser:
 
 def search_from_args(args) -> tuple[Stages, Search]:
     """Flags -> the checked stages and Search; UsageError (one line naming the flag)
-    otherwise."""
+    otherwise. The flags alone are checked first: only then are the search's modules (torch
+    among them) imported, to check the policy and the space."""
     if not args.save_name:
         raise UsageError("--save_name: required: the name of the search, e.g. --save_name=legs")
     if not NAME_PATTERN.fullmatch(args.save_name) or "__" in args.save_name:
         raise UsageError(f"--save_name: letters, digits, _ . - (no '__'), got "
                          f"{args.save_name!r}")
-    check_save_name_length(args.save_name)
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective: one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     if args.sampler not in SAMPLERS:
@@ -215,6 +204,17 @@ def search_from_args(args) -> tuple[Stages, Search]:
             ranges[name] = (float(value[0]), float(value[1]))
         else:
             fixed[name] = float(value)
+    from designsearch.checks import (
+        check_address,
+        check_save_name_length,
+        check_storage,
+        check_train_fixed,
+    )
+    from designsearch.project import load_checkpoint, resolve_model_path, trained_env
+    from designsearch.search import Search
+    from designsearch.space import check_space
+
+    check_save_name_length(args.save_name)
     policy_path = resolve_model_path(args.initial_model, Path(args.models_dir))
     checkpoint = load_checkpoint(policy_path, "initial_model")
     env = trained_env(checkpoint)
@@ -262,6 +262,8 @@ def stages_from_args(args, ranges: dict[str, tuple[float, float]],
                      fixed: dict[str, float]) -> Stages:
     """--rescore, --finetune, --final, --baseline -> the Stages; one line naming the flag
     otherwise."""
+    from designsearch.stages import Stages, parse_stage
+
     settings: dict = {}
     if args.rescore is not None:
         counts = parse_stage("rescore", args.rescore, ("k", "episodes"))
@@ -323,8 +325,10 @@ def resume_command(argv: list[str]) -> str:
 def main(search: Search, stages: Stages, argv: list[str]) -> int:
     """Run the search and its stages; print the ranked table and the best line. Stopped, it
     reports what finished, claims nothing of the rest, and says how to resume."""
+    from designsearch.project import load_checkpoint
     from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
     from designsearch.search import run_search, store_failures
+    from designsearch.space import outside_warning
     from designsearch.stages import delete_stage_studies, run_stages, stages_markdown, write_final
     from designsearch.training import SweepTrainer
 

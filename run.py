@@ -27,6 +27,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def main(config: Config) -> int:
     """Run the study the flags describe; return the process exit status."""
+    from common.config import resume_command
     from evaluation import evaluate, export
     from study.trainer import train
     from transfer import selection
@@ -52,7 +53,8 @@ def main(config: Config) -> int:
           f"({outcome.episodes} episodes, {outcome.evaluations} evaluations, "
           f"{outcome.frames:,} frames)")
     if outcome.stopped_by_signal is not None:
-        print(f"stopped by signal {outcome.stopped_by_signal}; continue with --resume=true")
+        print(f"stopped by signal {outcome.stopped_by_signal}; continue with: "
+              f"{resume_command(config)}")
         return 128 + outcome.stopped_by_signal
     return 0
 

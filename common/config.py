@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import json
 import math
 import os
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -16,7 +18,13 @@ from typing import Any, NamedTuple, NoReturn
 from common import resources
 from common.errors import UsageError
 from common.resources import CAN_FORK
-from common.study_files import MAX_SAVE_NAME_LENGTH, check_save_name, colliding_endings
+from common.study_files import (
+    MAX_SAVE_NAME_LENGTH,
+    RESULT_SUFFIXES,
+    StudyFiles,
+    check_save_name,
+    colliding_endings,
+)
 from envs import (
     COURSE_DEFAULTS,
     DECLARED,
@@ -105,12 +113,24 @@ def design_setting(name: str) -> Any:
     return experiment_setting(DESIGN_DEFAULTS[name], group=DESIGN)
 
 
-def run_setting(default: Any = dataclasses.MISSING, *, group: str, help: str) -> Any:
+CHANGES = "changes"
+KEPT = "kept"
+LOCATES = "locates"
+NOT_TRAINING = "not training"
+"""What `--resume` does with a run setting (`on_resume`): it may change (restored from the study
+when not given), it is kept (restored, and refused if given otherwise: the evaluation protocol
+that picked the best policy so far), it locates the study (taken as given), or it is not about
+training a study (an action on files, or a mode that runs a saved policy)."""
+
+
+def run_setting(default: Any = dataclasses.MISSING, *, group: str, help: str,
+                on_resume: str = CHANGES) -> Any:
     """A Config field that says how a study runs (budget, processes, device, folders, display,
     what to do with existing files): it may differ between runs of one experiment, e.g. when
-    a study is resumed on another machine or extended with a larger budget."""
+    a study is resumed on another machine or extended with a larger budget, unless
+    `on_resume` says otherwise."""
     return dataclasses.field(default=default, metadata={"part": RUN, "group": group,
-                                                        "help": help})
+                                                        "help": help, "on_resume": on_resume})
 
 
 def default_num_workers(num_envs: int, cpus: int) -> int:
@@ -140,7 +160,8 @@ class Config:
         help=f"name under which the trained model and results are saved: letters, digits, "
             f"_ . -, at most {MAX_SAVE_NAME_LENGTH} characters, not ending in "
             f"{' or '.join(colliding_endings())}; not needed to render, record or "
-            f"evaluate --initial_model")
+            f"evaluate --initial_model",
+        on_resume=LOCATES)
     """"": not given (allowed only where no study is trained: see `validate`)."""
     total_frames: int = run_setting(
         10_000_000, group=STUDY,
@@ -149,42 +170,52 @@ class Config:
     render: bool = run_setting(
         False, group=STUDY,
         help="true: watch the policy (initial_model, else models_dir/SAVE_NAME.pt) in a "
-            "window; no training happens")
+            "window; no training happens",
+        on_resume=NOT_TRAINING)
     record: str = run_setting(
         "", group=STUDY,
-        help="write the policy's episodes to this .gif or .mp4 (no display needed); no training")
+        help="write the policy's episodes to this .gif or .mp4 (no display needed); no training",
+        on_resume=NOT_TRAINING)
     export: str = run_setting(
         "", group=STUDY,
         help="write the policy's deterministic actions as an ONNX model to this .onnx file: "
             "the walker's raw observation in, the action out, the observation normaliser and "
-            "(for a design-conditioned policy) the design flags' body inside; no training")
+            "(for a design-conditioned policy) the design flags' body inside; no training",
+        on_resume=NOT_TRAINING)
     eval_episodes: int = run_setting(
         0, group=STUDY,
         help="evaluate the policy deterministically for N episodes (seeds seed, seed+1, "
             "...), print the mean return and write results/SAVE_NAME_eval.json "
-            "(without --save_name: named after the policy); "
+            "(without --save_name: POLICY_on_WALKER_eval.json, one per policy and body); "
             "with --record: episodes recorded (0 means 1); with --render: episodes shown "
-            "(0: until the window is closed)")
+            "(0: until the window is closed)",
+        on_resume=NOT_TRAINING)
     seed: int = experiment_setting(
         1, group=STUDY,
         help="seed for python, numpy, torch and the environments")
     resume: bool = run_setting(
         False, group=STUDY,
-        help="true: continue an interrupted study from its last checkpoint")
+        help="true: continue the study SAVE_NAME from its last checkpoint with the settings "
+            "it was started with (a flag given must agree with them or be a run setting; a "
+            "larger --total_frames extends it)",
+        on_resume=NOT_TRAINING)
     overwrite: bool = run_setting(
         False, group=STUDY,
         help="true: start the study again, replacing the files of an earlier study of this "
             "save_name (without it, a name already used is refused); with --eval_episodes, "
-            "replace an evaluation report of another policy or walker")
+            "replace an evaluation report of another policy or walker",
+        on_resume=NOT_TRAINING)
     quiet: bool = run_setting(
         False, group=STUDY,
         help="true: no progress display")
     models_dir: str = run_setting(
         "trained_models", group=STUDY,
-        help="folder for trained policies")
+        help="folder for trained policies",
+        on_resume=LOCATES)
     results_dir: str = run_setting(
         "results", group=STUDY,
-        help="folder for results files")
+        help="folder for results files",
+        on_resume=LOCATES)
     tensorboard: str = run_setting(
         "runs", group=STUDY,
         help="folder for TensorBoard events, each study in FOLDER/SAVE_NAME "
@@ -192,21 +223,25 @@ class Config:
     list_models: bool = run_setting(
         False, group=STUDY,
         help="true: list the policies in models_dir (design, frames, score and how it "
-            "was measured, whether design-conditioned) and exit")
+            "was measured, whether design-conditioned) and exit",
+        on_resume=NOT_TRAINING)
     eval_every: int = run_setting(
         200_000, group=STUDY,
         help="every this many frames (and at the end of the budget) evaluate the policy "
             "deterministically on --eval_episodes_during fixed episodes (their seeds and, "
             "for a design range, their bodies never change during the study); written to "
-            "results, SAVE_NAME_evaluations.csv and TensorBoard (eval/); 0: never")
+            "results, SAVE_NAME_evaluations.csv and TensorBoard (eval/); 0: never",
+        on_resume=KEPT)
     eval_episodes_during: int = run_setting(
         10, group=STUDY,
-        help="episodes of each evaluation during training")
+        help="episodes of each evaluation during training",
+        on_resume=KEPT)
     best_by: str = run_setting(
         "eval", group=STUDY,
         help=f"what picks the best checkpoint ({' or '.join(BEST_BY)}): eval: the best "
             f"deterministic evaluation (needs --eval_every > 0); running_average: the best "
-            f"average return of the last 100 training episodes, under exploration noise")
+            f"average return of the last 100 training episodes, under exploration noise",
+        on_resume=KEPT)
     env: str = experiment_setting(
         ENV_ID, group=ENVIRONMENT,
         help=f"environment to train in; only {ENV_ID} is implemented")
@@ -424,6 +459,9 @@ RUN_SETTINGS = settings_where(part=RUN)
 TRANSFER_SETTINGS = settings_where(transfer=True)
 TRANSFER_FLAGS = tuple(name for name in TRANSFER_SETTINGS if name != "initial_model")
 """Flags that mean nothing without --initial_model."""
+RESUME_CHANGES = settings_where(on_resume=CHANGES)
+RESUME_KEPT = settings_where(on_resume=KEPT)
+RESUME_LOCATES = settings_where(on_resume=LOCATES)
 _unclassified = set(settings_where()) - set(EXPERIMENT_SETTINGS) - set(RUN_SETTINGS)
 if _unclassified:
     raise TypeError(f"Config fields {sorted(_unclassified)} must be declared with "
@@ -476,10 +514,31 @@ def experiment_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) 
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (no usage dump) and exits with status 2."""
+    """argparse that reports a bad flag in one line (no usage dump) and exits with status 2;
+    an unknown flag close to a known one gets "did you mean" (Python 3.11's argparse has none)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.error(self.describe_unknown(unknown[0]))
+        return namespace
+
+    def known_flags(self) -> list[str]:
+        return [option for action in self._actions for option in action.option_strings
+                if option.startswith("--")]
+
+    def describe_unknown(self, argument: str) -> str:
+        flag = argument.split("=", 1)[0]
+        return f"unrecognized argument {argument}{did_you_mean(flag, self.known_flags())}"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean X?)` for the known name closest to a mistyped one, or ""."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def parse_bool(text: str) -> bool:
@@ -491,15 +550,31 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+SUFFIX_MULTIPLIERS = {"k": 1e3, "m": 1e6, "g": 1e9}
+"""`50k`, `2M`: not accepted (`m` could be milli), but recognised so as to name the number."""
+
+
 def parse_count(text: str) -> int:
     """An integer that may be written in scientific notation, as the spec's `10e6`."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number{suggest_scientific(text)}, got {text!r}") from None
     if not math.isfinite(value) or value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(value)
+
+
+def suggest_scientific(text: str) -> str:
+    """` (write 5e4 or 50000)` for `50k`: the number a suffixed count means, as flags take it."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgKMG])\s*", text)
+    if not match:
+        return ""
+    value = float(match[1]) * SUFFIX_MULTIPLIERS[match[2].lower()]
+    exponent = math.floor(math.log10(value)) if value >= 1 else 0
+    mantissa = round(value / 10**exponent, 6)
+    return f" (write {mantissa:g}e{exponent} or {value:.0f})"
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -586,8 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints = typing.get_type_hints(Config)
     specs = {spec.name: spec for spec in dataclasses.fields(Config)}
+    groups = {}
     for title, names in HELP_GROUPS.items():
-        group = parser.add_argument_group(title)
+        group = groups[title] = parser.add_argument_group(title)
         for name in names:
             spec = specs.pop(name)
             help_text = FLAG_HELP[name]
@@ -603,16 +679,33 @@ def build_parser() -> argparse.ArgumentParser:
             )
     if specs:
         raise RuntimeError(f"flags missing from HELP_GROUPS: {', '.join(specs)}")
+    groups[STUDY].add_argument(
+        "--config", default=argparse.SUPPRESS, metavar="FILE.json",
+        help=f"start from the settings in this JSON file (a study's "
+             f"results/SAVE_NAME{RESULT_SUFFIXES['config']}, a file in experiments/, or one "
+             f"written by hand: {{\"flag\": value}}); flags given here override it")
     return parser
 
 
 def parse_config(argv: list[str] | None = None) -> Config:
-    """Flags -> validated Config; bad input exits with status 2 and a one-line message."""
+    """Flags -> validated Config; bad input exits with status 2 and a one-line message.
+
+    Settings come from, last winning: the defaults, the study's own saved settings (with
+    `--resume`), a `--config` file, the command line. A setting counts as given when typed on
+    the command line, or when a file sets it to other than its default."""
     parser = build_parser()
     flags = vars(parser.parse_args(argv))
     try:
+        config_file = flags.pop("config", None)
+        given = set(flags)
+        if config_file is not None:
+            from_file = read_config_file(config_file)
+            given |= {name for name, value in from_file.items() if value != DEFAULTS[name]}
+            flags = {**from_file, **flags}
+        if flags.get("resume"):
+            flags = resumed_flags(flags, given)
         config = Config(**flags)
-        validate(config, given=set(flags))
+        validate(config, given=given)
     except UsageError as error:
         parser.error(str(error))
     return config
@@ -812,3 +905,128 @@ def format_value(value: object) -> str:
     if isinstance(value, tuple):
         return "[" + ",".join(map(str, value)) + "]"
     return repr(value) if isinstance(value, str) else str(value)
+
+
+# ----- configuration files and resume by name ---------------------------------------------------
+
+LEFT_OUT_OF_CONFIG_FILES = ("resume", "overwrite")
+"""What a run did to an earlier study's files, not what the study is: a file holding them would
+resume or replace whatever study it is given to next."""
+DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(Config)}
+DESIGN_TYPES = (DesignValue, DesignValue | None)
+
+
+def json_value(value: Any) -> Any:
+    """A setting as a config file holds it: a range as its flag text `24:46`, a tuple a list."""
+    if isinstance(value, DesignRange):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def config_file_text(config: Config) -> str:
+    """The study's settings as JSON, experiment and run settings in sections of their own."""
+    sections: dict[str, dict[str, Any]] = {EXPERIMENT: {}, RUN: {}}
+    for spec in dataclasses.fields(Config):
+        if spec.name not in LEFT_OUT_OF_CONFIG_FILES:
+            sections[spec.metadata["part"]][spec.name] = json_value(getattr(config, spec.name))
+    return json.dumps(sections, indent=2) + "\n"
+
+
+def flag_text(value: Any, hint: Any) -> str:
+    """A file's value as it would be typed after `--flag=`, so that the flag's own parser reads
+    it: a file is bad input exactly where the command line would be."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return (":" if hint in DESIGN_TYPES else ",").join(map(str, value))
+    return str(value)
+
+
+def typed_settings(settings: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Settings as files store them (JSON values, or a checkpoint's plain types) -> Config
+    values; unknown names are refused as unknown flags are."""
+    hints = typing.get_type_hints(Config)
+    typed = {}
+    for name, value in settings.items():
+        if name not in hints or name in LEFT_OUT_OF_CONFIG_FILES:
+            raise UsageError(f"--config: {source}: unknown flag {name!r}"
+                             f"{did_you_mean(name, set(hints) - set(LEFT_OUT_OF_CONFIG_FILES))}")
+        try:
+            typed[name] = FLAG_TYPES[hints[name]](flag_text(value, hints[name]))
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            raise UsageError(f"--{name}: {error} (in {source})") from None
+    return typed
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A config file's settings as Config values: a study's (sections `experiment` and `run`)
+    or a flat table of flags written by hand."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise UsageError(f"--config: cannot read {path} ({error.strerror or error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"--config: {path} is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config: {path} must hold a table of flags {{\"flag\": value}}")
+    sectioned = data and set(data) <= {EXPERIMENT, RUN} and all(
+        isinstance(section, dict) for section in data.values())
+    settings = ({name: value for section in data.values() for name, value in section.items()}
+                if sectioned else data)
+    return typed_settings(settings, path)
+
+
+def saved_flags(save_name: str, models_dir: str, results_dir: str) -> dict[str, Any] | None:
+    """The settings the study `save_name` was started (or last resumed) with: its config file,
+    else (a study from before config files) the settings in its resume checkpoint. None without
+    a checkpoint: nothing to continue (one stopped in its first batch starts afresh with the
+    flags given, see study.trainer)."""
+    files = StudyFiles(Path(models_dir), Path(results_dir), save_name)
+    checkpoint = files.last
+    if not checkpoint.is_file():
+        return None
+    if files.config.is_file():
+        return read_config_file(str(files.config))
+    from common.checkpoint import read_checkpoint
+
+    settings = read_checkpoint(checkpoint, "resume").get("config")
+    if not isinstance(settings, dict):
+        return None
+    return typed_settings({name: value for name, value in settings.items()
+                           if name in DEFAULTS and name not in LEFT_OUT_OF_CONFIG_FILES},
+                          str(checkpoint))
+
+
+def resumed_flags(flags: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """`--resume`: the study's saved settings, with the run settings given now (Sample
+    Factory's rule). An experiment setting or a kept run setting given otherwise than saved
+    is refused, naming it."""
+    located = {name: flags.get(name, DEFAULTS[name]) for name in RESUME_LOCATES}
+    saved = saved_flags(**located) if located["save_name"] else None
+    if saved is None:
+        return flags  # nothing to continue: the study says so (study.trainer)
+    merged = {**saved, **flags}
+    changed = [name for name in experiment_differences(saved, merged) if name in given]
+    changed += [name for name in RESUME_KEPT
+                if name in given and name in saved and flags[name] != saved[name]]
+    if changed:
+        name = changed[0]
+        raise UsageError(
+            f"--{name}: study {located['save_name']} was started with "
+            f"--{name}={format_value(saved.get(name, DEFAULTS[name]))}, not "
+            f"{format_value(flags[name])}; leave it out to continue the study as it was "
+            f"started (on resume only {', '.join('--' + n for n in RESUME_CHANGES)} may "
+            f"change; a larger --total_frames extends it)")
+    restored = {name: value for name, value in saved.items()
+                if name in RESUME_CHANGES + RESUME_KEPT or name in EXPERIMENT_SETTINGS}
+    return {**restored, **flags}
+
+
+def resume_command(config: Config) -> str:
+    """The command that continues this study: its name, and its folders where not the
+    defaults (everything else is restored from the study)."""
+    flags = [f"--{name}={getattr(config, name)}" for name in RESUME_LOCATES
+             if name == "save_name" or getattr(config, name) != DEFAULTS[name]]
+    return " ".join(["python run.py", *flags, "--resume"])

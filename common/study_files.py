@@ -46,9 +46,11 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 MODEL_SUFFIXES = {"best": ".pt", "last": ".last.pt"}
 """In `--models_dir`: the best policy, and the full state of the latest update (`--resume`)."""
 RESULT_SUFFIXES = {"results": ".p", "csv": ".csv", "updates": "_updates.csv",
-                   "evaluations": "_evaluations.csv", "evaluation": "_eval.json", "log": ".log"}
+                   "evaluations": "_evaluations.csv", "evaluation": "_eval.json", "log": ".log",
+                   "config": "_config.json"}
 """In `--results_dir`: results, their episodes, updates and evaluations during training as CSV,
-an evaluation's report (`--eval_episodes`), a sweep study's log."""
+an evaluation's report (`--eval_episodes`), a sweep study's log, the study's settings (what
+`--resume` restores and `--config` takes)."""
 LOCK_SUFFIX = ".lock"
 """`.NAME.lock` beside the models: held by whoever trains the study (see `common.locking`)."""
 
@@ -140,6 +142,12 @@ class StudyFiles:
         return (self.best, self.last, self.results, self.csv, self.result("updates"),
                 self.result("evaluations"))
 
+    @property
+    def config(self) -> Path:
+        """Written when the study starts, not counted among `training_outputs`: a study
+        killed in its first batch is started afresh as before."""
+        return self.result("config")
+
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]
 
@@ -154,12 +162,12 @@ class StudyFiles:
 
     def remove_training_outputs(self) -> None:
         """`--overwrite=true`: the old study goes, so nothing of it can mix with the new one."""
-        for path in self.training_outputs:
+        for path in (*self.training_outputs, self.config):
             path.unlink(missing_ok=True)
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporary files left by a writer of this study's files that was killed (kill -9)."""
-        return [stale for path in self.training_outputs
+        return [stale for path in (*self.training_outputs, self.config)
                 for stale in remove_stale_temporaries(path)]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import (
     CONFIG_FLAGS,
     MAX_FILE_NAME_BYTES,
@@ -18,16 +19,11 @@ from designsearch.project import (
     run_py_config,
     temporary_path,
 )
-from designsearch.space import DESIGN_FLAGS
 
 TRAINING_NAME_RESERVE = len("_finetune_baseline" + "9" * 4 + "__seed" + "9" * 6)
 """What a training stage appends to the search's name for a training run (design and seed)."""
 MAX_SEARCH_NAME_LENGTH = MAX_SAVE_NAME_LENGTH - TRAINING_NAME_RESERVE
 """The longest save_name whose files and fine-tuning studies' files all fit in NAME_MAX."""
-MAX_PARALLEL = 1000
-"""Candidates proposed at once: each is a RUNNING trial in the database before any result."""
-MAX_TRIALS = 100_000
-"""Trials of one search: each is a row the sampler reads back at every proposal."""
 ADDRESS_PATTERN = re.compile(r"(local|auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5})")
 IN_MEMORY = ("", ":memory:")
 

@@ -47,10 +47,8 @@ from designsearch.project import (
 from designsearch.scoring import Course, Job, evaluate
 from designsearch.space import default_body, full_design
 
-OBJECTIVES = ("score", "min_leg_area", "energy", "pareto")
 PARETO_OBJECTIVES = (("score", "maximize"), ("leg_area", "minimize"), ("energy", "minimize"))
 """--objective=pareto: what the multi-objective sampler trades off, and which way each goes."""
-SAMPLERS = ("tpe", "cmaes")
 STARTUP_TRIALS = 8
 """TPE's random start-up trials (the default body, where it is in the ranges, is the first)."""
 
@@ -148,15 +146,26 @@ def objective_values(search: Search, summary: dict[str, Any]) -> float | list[fl
     return objective_value(search, summary)
 
 
-def constraints(search: Search, summary: dict[str, Any]) -> list[float]:
-    """Optuna's constraint values (feasible when every one is <= 0): the mean return of
-    min_leg_area and --max_fall_rate."""
-    values = []
+def named_constraints(search: Search, summary: dict[str, Any]) -> dict[str, float]:
+    """Optuna's constraints (feasible when every one is <= 0), by name: the mean return of
+    min_leg_area and --max_fall_rate. Set on each trial (`set_constraints`), where TPE reads
+    them."""
+    values = {}
     if search.objective == "min_leg_area":
-        values.append(search.min_score - summary["mean_return"])
+        values["min_score"] = search.min_score - summary["mean_return"]
     if search.max_fall_rate < 1:
-        values.append(summary["fall_rate"] - search.max_fall_rate)
+        values["max_fall_rate"] = summary["fall_rate"] - search.max_fall_rate
     return values
+
+
+def constraints(search: Search, summary: dict[str, Any]) -> list[float]:
+    return list(named_constraints(search, summary).values())
+
+
+def set_constraints(trial: Any, search: Search, summary: dict[str, Any]) -> None:
+    """Optuna's current constraint API (`constraints_func` is deprecated since 5.0)."""
+    for name, value in named_constraints(search, summary).items():
+        trial.set_constraint(name, value)
 
 
 def feasible(search: Search, summary: dict[str, Any]) -> bool:
@@ -188,13 +197,8 @@ def make_sampler(search: Search, trials_so_far: int) -> Any:
     if search.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
                                             warn_independent_sampling=False)
-    constrained = search.objective == "min_leg_area" or search.max_fall_rate < 1
-
-    def constraint_values(trial: Any) -> list[float]:
-        return trial.user_attrs.get("constraint", [0.0])
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
-                                      constraints_func=constraint_values if constrained
-                                      else None)
+    # The constraints are set on each trial (`set_constraints`): TPE reads them there.
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS)
 
 
 def open_study(search: Search) -> Any:
@@ -536,8 +540,7 @@ def run_search(search: Search, say: Callable[[str], None], banner: str = "",
                 summary.pop("pid", None)
                 for key, value in summary.items():
                     trial.set_user_attr(key, value)
-                if constraints(search, summary):
-                    trial.set_user_attr("constraint", constraints(search, summary))
+                set_constraints(trial, search, summary)
                 value = objective_value(search, summary)
                 study.tell(trial, objective_values(search, summary))
                 done += 1

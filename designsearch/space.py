@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import envs
+from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import UsageError
 from envs.design import check_design_value
-
-DESIGN_FLAGS = tuple(envs.DESIGN_PARAMETERS)
-"""run.py's design flags (envs.DECLARED): the symmetric ones and each leg's own."""
 
 
 def leg_area(design: Mapping[str, float | None]) -> float:

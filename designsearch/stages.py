@@ -37,7 +37,6 @@ from designsearch.search import (
     Evaluator,
     Search,
     completed,
-    constraints,
     feasible,
     make_evaluator,
     objective_values,
@@ -45,6 +44,7 @@ from designsearch.search import (
     raise_interrupted,
     requeue_unfinished,
     run_search,
+    set_constraints,
     study_names,
 )
 from designsearch.space import default_body, default_values, full_design
@@ -293,8 +293,7 @@ def run_trained_stage(search: Search, stage: str, candidates: list[Candidate], s
             summary = pooled(final[trial.user_attrs["label"]])
             for key, value in summary.items():
                 trial.set_user_attr(key, value)
-            if constraints(search, summary):
-                trial.set_user_attr("constraint", constraints(search, summary))
+            set_constraints(trial, search, summary)
             study.tell(trial, objective_values(search, summary))
     except KeyboardInterrupt as interrupt:
         requeue_unfinished(study)

@@ -260,10 +260,13 @@ def print_summary(summary: dict[str, Any], results: list[EpisodeResult]) -> None
     episodes = summary["episodes"]
     falls = sum(r.fell for r in results)
     finishes = sum(r.outcome == "finished" for r in results)
-    low, high = summary["return_ci95"]
-    print(f"return: {summary['mean_return']:.2f} \u00b1 {summary['std_return']:.2f} "
-          f"(mean \u00b1 std over {episodes} episodes), 95% interval of the mean "
-          f"[{low:.2f}, {high:.2f}]")
+    if episodes > 1:
+        low, high = summary["return_ci95"]
+        print(f"return: {summary['mean_return']:.2f} \u00b1 {summary['std_return']:.2f} "
+              f"(mean \u00b1 std over {episodes} episodes), 95% interval of the mean "
+              f"[{low:.2f}, {high:.2f}]")
+    else:  # one episode has no spread: an interval would be a point
+        print(f"return: {summary['mean_return']:.2f} (one episode: no interval)")
     print(f"length: {summary['mean_length']:.1f} steps (mean)")
     print(f"falls:  {falls}/{episodes} ({100 * summary['fall_rate']:.1f}%)")
     steps = (f", in {summary['mean_steps_to_finish']:.0f} steps (mean)" if finishes else "")
@@ -275,12 +278,24 @@ def print_summary(summary: dict[str, Any], results: list[EpisodeResult]) -> None
 
 # ----- the three modes, each returning run.py's exit status --------------------------------------
 
+def walker_name(config: Config) -> str:
+    """The walker in a report's name: each design and course setting that is not its default
+    (`thigh_length30_leg_width6`, a range `leg_length24-46`), or `default`. Evaluating one
+    policy on many bodies then keeps one report per body, with no name to choose."""
+    settings = {**config.design(), **{name: getattr(config, name) for name in envs.COURSE_DEFAULTS}}
+    defaults = {**envs.DESIGN_DEFAULTS, **envs.COURSE_DEFAULTS}
+    parts = [f"{name}{value.low:g}-{value.high:g}" if isinstance(value, tuple)
+             else f"{name}{value:g}" for name, value in settings.items()
+             if value != defaults[name]]
+    return "_".join(parts) or "default"
+
+
 def evaluate(config: Config) -> int:
     """--eval_episodes=N: print the statistics, write results/<save_name>_eval.json (without
-    --save_name, <policy>_eval.json), and end with the machine-readable line
-    `mean_return=<float>`."""
+    --save_name, <policy>_on_<walker>_eval.json: one per policy and body), and end with the
+    machine-readable line `mean_return=<float>`."""
     policy, checkpoint, path = load_policy(config)
-    name = config.save_name or path.stem  # without --save_name: named after the policy
+    name = config.save_name or f"{path.stem}_on_{walker_name(config)}"
     results_path = StudyFiles(Path(config.models_dir), Path(config.results_dir), name).evaluation
     check_output_file(results_path, "results_dir")  # before the episodes, not after them
     walker = {"env": config.env, **config.env_kwargs(),

@@ -7,8 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # An interrupted run resumes; otherwise the study starts again, replacing the shipped policy.
 again=--overwrite=true
 [ -f trained_models/leg_34_trained.last.pt ] && again=--resume=true
-python run.py --save_name=leg_34_trained --leg_length=34 --seed=1 --total_frames=3e6 \
-    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6 "$again"
+python run.py --config=experiments/configs/leg_34_trained.json "$again"
 
 # Deterministic evaluation on the default walker (terrain scale 2, 1500 steps, fall penalty -50).
 python run.py --save_name=leg_34_trained --leg_length=34 --eval_episodes=20 --seed=1000

@@ -29,20 +29,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=experiments/train.sh
 source experiments/train.sh
 
-BOX="--thigh_length=22:48 --shin_length=22:48 --leg_width=4:12 --motor_torque=55:125"
 # A stage that starts afresh makes any half-done later stage stale: it must start from the new one.
 [ -f trained_models/universal_design_stage1.last.pt ] || rm -f trained_models/universal_design_stage2.last.pt
 [ -f trained_models/universal_design_stage2.last.pt ] || rm -f trained_models/universal_design.last.pt
-# shellcheck disable=SC2086
-train universal_design_stage1 $BOX --seed=1 --total_frames=15e6 \
-    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=1.0 --best_by=running_average
-# shellcheck disable=SC2086
-train universal_design_stage2 $BOX --initial_model=universal_design_stage1 --seed=2 \
-    --total_frames=6e6 --action_std=0.1 --best_by=running_average
-# shellcheck disable=SC2086
-train universal_design $BOX --initial_model=universal_design_stage2 --seed=3 \
-    --total_frames=4e6 --action_std=0.1 --fall_penalty=-150 --eval_every=250000 \
-    --eval_episodes_during=30
+train universal_design_stage1 --config=experiments/configs/universal_design_stage1.json
+train universal_design_stage2 --config=experiments/configs/universal_design_stage2.json
+train universal_design --config=experiments/configs/universal_design.json
 
 # Deterministic evaluation over the box (16 corners, 40 random designs; 30 episodes each, seeds
 # 1000-1029) of the shipped policy and the two it is compared with, plus the heat maps' grid

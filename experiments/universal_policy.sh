@@ -17,10 +17,8 @@ source experiments/train.sh
 
 # A stage 1 that starts afresh makes any half-done stage 2 stale: it must start from the new one.
 [ -f trained_models/universal_24_46_stage1.last.pt ] || rm -f trained_models/universal_24_46.last.pt
-train universal_24_46_stage1 --leg_length=24:46 --seed=1 --total_frames=10e6 \
-    --action_std_start=0.5 --action_std_final=0.1 --action_std_end=0.6
-train universal_24_46 --leg_length=24:46 --initial_model=universal_24_46_stage1 --seed=2 \
-    --total_frames=6e6 --action_std=0.1
+train universal_24_46_stage1 --config=experiments/configs/universal_24_46_stage1.json
+train universal_24_46 --config=experiments/configs/universal_24_46.json
 
 # Zero-shot at every integer leg length from 24 to 46, 10 deterministic episodes each (seeds
 # 1000-1009), beside the fixed-design leg_34_trained; table and figure into docs/universal_*.

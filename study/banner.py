@@ -44,9 +44,14 @@ def describe_study(config: Config, transfer_summary: str, files: StudyFiles) -> 
 
 
 def describe_resume(frames: int, episodes: int, best_score: float, checkpoint: Path,
-                    total_frames: int, best_by: str = "running_average") -> str:
+                    total_frames: int, best_by: str = "running_average",
+                    planned_frames: int | None = None) -> str:
+    """`planned_frames`: the budget the study was run with until now; a larger --total_frames
+    extends it, and the line says so."""
     measure = "best evaluation" if best_by == "eval" else "best running average"
     best = (f"{measure} {best_score:.1f}" if math.isfinite(best_score)
             else f"no {measure} yet")
-    return (f"resumed at {frames:,} frames of {total_frames:,} from {checkpoint}: "
+    extended = (f" (extended from {planned_frames:,} by --total_frames)"
+                if planned_frames is not None and total_frames > planned_frames else "")
+    return (f"resumed at {frames:,} frames of {total_frames:,}{extended} from {checkpoint}: "
             f"{episodes:,} episodes so far, {best}")

@@ -22,12 +22,21 @@ import transfer
 from common.checkpoint import (
     architecture_of,
     atomic_torch_save,
+    atomic_write_bytes,
     config_as_plain_dict,
     load_resume_checkpoint,
     policy_checkpoint,
     save_policy,
 )
-from common.config import OPTIMIZERS, RUN_SETTINGS, Config, experiment_differences
+from common.config import (
+    OPTIMIZERS,
+    RESUME_CHANGES,
+    RESUME_KEPT,
+    Config,
+    config_file_text,
+    experiment_differences,
+    resume_command,
+)
 from common.errors import StudyFailed, UsageError
 from common.locking import StudyLock
 from common.results import (
@@ -187,6 +196,9 @@ class Study:
         # from (a resumed study restores its own weights).
         resume_state = (load_resume_checkpoint(self.files.last)
                         if config.resume and self.files.last.exists() else None)
+        # The budget the study was run with until now, if resumed: a larger one extends it.
+        self.planned_frames = (resume_state["config"].get("total_frames")
+                               if resume_state is not None else None)
         if resume_state is not None and resume_state.get("auto"):
             self.auto = dict(resume_state["auto"])
         source = None if config.resume else transfer.load_source(self.source_config)
@@ -407,8 +419,11 @@ class Study:
         if config.resume:
             self.progress.message(describe_resume(self.frames, len(self.log), self.best_score,
                                                   self.files.last, config.total_frames,
-                                                  config.best_by))
+                                                  config.best_by, self.planned_frames))
         try:
+            # What `--resume` restores and `--config` takes (inside the try: the walkers are
+            # closed however the write ends).
+            atomic_write_bytes(self.files.config, config_file_text(config).encode())
             if not config.resume:
                 # Results of 0 frames mark the study as stopped before its first checkpoint
                 # until `.last.pt` exists, however it stops (kill -9 too): it starts afresh.
@@ -446,7 +461,7 @@ class Study:
         except WorkerLost as error:
             if self.stop_signal is None:
                 raise StudyFailed(f"{error}; the files of the last completed batch are kept "
-                                  f"(continue with --resume=true)") from None
+                                  f"(continue with {resume_command(config)})") from None
             self.discard_partial_batch()
         finally:
             self.walkers.close()
@@ -545,14 +560,13 @@ def check_same_study(saved: dict[str, Any], config: Config) -> None:
         name = changed[0]
         raise UsageError(f"--resume: the interrupted study used --{name}={saved.get(name)}, not "
                          f"{current.get(name)}; resume the same experiment (only "
-                         f"{', '.join(sorted(set(RUN_SETTINGS) - {'resume', 'save_name'}))} "
-                         f"may change)")
+                         f"{', '.join('--' + n for n in RESUME_CHANGES)} may change)")
 
 
 def check_same_evaluations(saved: dict[str, Any], config: Config) -> None:
     """A resumed study keeps the evaluation protocol it started with: its best score so far
     was measured by it. (Checkpoints from before these flags lack them: nothing to compare.)"""
-    for name in ("best_by", "eval_every", "eval_episodes_during"):
+    for name in RESUME_KEPT:
         if name in saved and saved[name] != getattr(config, name):
             raise UsageError(f"--{name}: the interrupted study used --{name}={saved[name]}, "
                              f"not {getattr(config, name)}; resume it with the same (its best "

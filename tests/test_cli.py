@@ -304,3 +304,99 @@ def test_help_and_refused_flags_answer_without_importing_torch(args):
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, "torch was imported"
+
+
+@pytest.mark.parametrize("script, args", [
+    ("design.py", ["--help"]),
+    ("design.py", ["--save_name=s", "--objective=fastest"]),
+    ("design.py", ["--save_name=s", "--trials=50k"]),
+    ("analyze.py", ["--help"]),
+])
+def test_design_and_analyze_answer_help_and_refusals_without_importing_torch(script, args):
+    """design.py checks its flags before it imports the search (and torch with it)."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys, runpy\nsys.argv = [{script!r}, *{args!r}]\n"
+             f"try:\n    runpy.run_path({script!r}, run_name='__main__')\n"
+             f"except SystemExit as done:\n    code = done.code\n"
+             f"sys.exit(3 if 'torch' in sys.modules else code)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode in (0, 2), "torch was imported"
+    assert (done.returncode == 0) == (args == ["--help"]), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("script, typo, suggestion", [
+    ("run.py", "--lerning_rate=1e-3", "--learning_rate"),
+    ("design.py", "--objectve=score", "--objective"),
+    ("sweep.py", "--gird=seed=1,2", "--grid"),
+    ("analyze.py", "--windw=50", "--window"),
+])
+def test_an_unknown_flag_close_to_a_known_one_gets_did_you_mean(script, typo, suggestion):
+    import subprocess
+    import sys
+
+    required = ["--name=x"] if script == "sweep.py" else []
+    done = subprocess.run([sys.executable, script, *required, typo], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.endswith(f"unrecognized argument {typo} (did you mean {suggestion}?)"), line
+
+
+def test_an_unknown_flag_far_from_every_known_one_gets_no_guess(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--save_name=x", "--zzz=1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "run.py: error: unrecognized argument --zzz=1"
+
+
+@pytest.mark.parametrize("text, written", [("50k", "5e4 or 50000"), ("2.5M", "2.5e6 or 2500000"),
+                                           ("1k", "1e3 or 1000")])
+def test_a_suffixed_count_is_refused_naming_the_number_flags_take(capsys, text, written):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--save_name=x", f"--total_frames={text}"])
+    assert exit_info.value.code == 2
+    assert f"(write {written}), got '{text}'" in capsys.readouterr().err
+
+
+def test_readmes_fine_tune_command_uses_the_noise_measured_best_for_fine_tuning():
+    """README's fine-tuning starts with noise 0.2 falling to 0.1, the schedule docs/results.md
+    measured for fine-tuning a policy that already walks (not the scratch default 0.5)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| fine-tune"))
+    config = parse_config(re.search(r"`python run.py ([^`]*)`", row)[1].split())
+    assert config.has_initial_model and config.uses_schedule
+    schedule = (config.action_std_start, config.action_std_final, config.action_std_end)
+    assert schedule == (0.2, 0.1, 0.6)
+    assert "(docs/results.md#fine-tuning-from-universal_24_46)" in row
+    measured = (REPO_ROOT / "docs" / "results.md").read_text()
+    assert "STD_START=0.2 bash experiments/universal_finetune.sh" in measured
+    recipe = (REPO_ROOT / "experiments" / "universal_finetune.sh").read_text()
+    assert "--fixed action_std_final=0.1" in recipe and "--fixed action_std_end=0.6" in recipe
+
+
+def test_readmes_design_table_is_one_table():
+    """A blank line inside a Markdown table ends it: the rows after it render as raw pipes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### Walker design parameters\n", 1)[1].split("\n### ", 1)[0]
+    lines = section.splitlines()
+    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert rows == list(range(rows[0], rows[-1] + 1))
+    assert any(line.startswith("| `--leg_width`") for line in lines)
+
+
+def test_a_recording_written_to_the_repository_root_is_ignored_by_git():
+    """README's `--record=walk.gif` writes into the working tree, where git must not see it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("walk.gif", "walk.mp4"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", name],
+                                 cwd=REPO_ROOT, timeout=30)
+        assert ignored.returncode == 0, name

@@ -193,8 +193,8 @@ def test_a_resumed_study_continues_its_curves_without_duplicated_steps(tmp_path:
     assert first.returncode == 0, first.stderr
     resumed = run_py(tiny_flags(tmp_path, "--total_frames=2000", "--resume", "--quiet=false"))
     assert resumed.returncode == 0, resumed.stderr
-    assert (f"resumed at 1,000 frames of 2,000 from {tmp_path / 'm' / 'tiny.last.pt'}"
-            in resumed.stdout)
+    assert (f"resumed at 1,000 frames of 2,000 (extended from 1,000 by --total_frames) from "
+            f"{tmp_path / 'm' / 'tiny.last.pt'}" in resumed.stdout)
 
     results = study_results(tmp_path)
     assert results["updates"]["frames"] == [1000, 2000]

@@ -159,14 +159,15 @@ def without_save_name(flags: list[str]) -> list[str]:
 
 
 def test_evaluating_and_recording_a_named_policy_need_no_save_name(folder: Path) -> None:
-    """The evaluation report is then named after the policy."""
+    """The evaluation report is then named after the policy and the walker."""
     import run
 
     flags = without_save_name(tiny_flags(folder, SHORT, "--initial_model=tiny"))
     assert run.cli([*flags, "--eval_episodes=1"]) == 0
-    assert files_under(folder / "r") == {"tiny_eval.json"}
-    report = json.loads((folder / "r" / "tiny_eval.json").read_text())
-    assert report["save_name"] == "tiny" and report["policy"].endswith("tiny.pt")
+    name = "tiny_on_max_time_steps50"  # SHORT's episodes: not the default walker
+    assert files_under(folder / "r") == {f"{name}_eval.json"}
+    report = json.loads((folder / "r" / f"{name}_eval.json").read_text())
+    assert report["save_name"] == name and report["policy"].endswith("tiny.pt")
     assert run.cli([*flags, f"--record={folder / 'walk.gif'}"]) == 0
     assert (folder / "walk.gif").stat().st_size > 0
 

@@ -137,7 +137,7 @@ def test_sigterm_stops_the_study_even_with_a_worker_stopped_by_sigstop(tmp_path:
     stdout, stderr = end(process, workers)
     assert time.monotonic() - sent < DIES_WITHIN_S
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "Traceback" not in stderr and "--resume=true" in stdout
+    assert "Traceback" not in stderr and "continue with: python run.py --save_name=" in stdout
     assert not any(map(is_running, workers))
     study_files_intact(tmp_path)
 
@@ -562,8 +562,9 @@ def test_unwritable_outputs_are_refused_before_the_first_episode(finished_study,
 
 def test_a_write_error_during_training_is_one_line_and_keeps_the_previous_files(
         tmp_path: Path, monkeypatch, capfd):
-    """ENOSPC from the ninth file written on (a new study writes its four results files of 0
-    frames, then the first batch four files before the rest), as a full disk."""
+    """ENOSPC from the ninth file written on (a new study writes its configuration and its four
+    results files of 0 frames, then the first batch its policy, resume checkpoint and results),
+    as a full disk."""
     real_fsync = os.fsync
     writes = []
 

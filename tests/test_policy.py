@@ -47,7 +47,8 @@ def cli_episode(tmp_path: Path, monkeypatch, name: str, design: dict[str, float]
     monkeypatch.setattr(evaluate, "act", recording_act)
     flags = [f"--{name}={value:g}" for name, value in design.items()]
     assert run.cli([f"--initial_model={name}", *flags, "--eval_episodes=1", f"--seed={SEED}",
-                    f"--max_time_steps={STEPS}", "--quiet", *folders(tmp_path)]) == 0
+                    f"--max_time_steps={STEPS}", "--quiet", f"--save_name={name}",
+                    *folders(tmp_path)]) == 0
     report = json.loads((tmp_path / "r" / f"{name}_eval.json").read_text())
     return np.array(actions), report["episodes"][0]
 

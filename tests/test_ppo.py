@@ -373,6 +373,7 @@ def test_run_py_smoke_writes_loadable_files_and_follows_the_action_std_schedule(
     models, results = tmp_path / "m", tmp_path / "r"
     assert sorted(p.name for p in models.iterdir()) == ["smoke.last.pt", "smoke.pt"]
     assert sorted(p.name for p in results.iterdir()) == ["smoke.csv", "smoke.p",
+                                                         "smoke_config.json",
                                                          "smoke_evaluations.csv",
                                                          "smoke_updates.csv"]
     assert str(results / "smoke.p") in done.stdout

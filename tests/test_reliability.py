@@ -323,7 +323,8 @@ def test_interrupted_study_stops_quickly_and_keeps_checkpoint_and_results(interr
     assert done.returncode == 128 + signum, done.stderr
     assert "Traceback" not in done.stderr
     assert stopped_after < STOP_WITHIN_S
-    assert str(folder / "r" / "long.p") in done.stdout and "--resume=true" in done.stdout
+    assert str(folder / "r" / "long.p") in done.stdout
+    assert "continue with: python run.py --save_name=long" in done.stdout
 
     best, last, results, csv_lines = load_study(folder)
     assert 0 < results["frames"] < 1_000_000
@@ -361,7 +362,7 @@ def test_resumed_study_continues_frames_and_results(interrupted, tmp_path: Path)
 
 
 @pytest.mark.parametrize("changed, named", [
-    ("--hidden_layers=[8]", "--resume"),  # other network: the weights cannot load
+    ("--hidden_layers=[8]", "--hidden_layers=[32,32,32,32]"),  # other network: refused by name
     ("--leg_length=30", "--leg_length=34.0"),  # other experiment: refused by name
     ("--num_envs=1", "--num_envs=2"),  # the number of walkers decides the results too
 ])

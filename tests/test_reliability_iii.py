@@ -3,6 +3,7 @@ with malformed metadata or flipped bits, sweeps sharing a folder, analysis edge 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -278,22 +279,31 @@ def test_a_single_point_range_may_be_evaluated(tmp_path: Path, capfd):
     assert code == 0, capfd.readouterr().err
 
 
-def test_an_evaluation_report_of_another_design_is_not_silently_replaced(tmp_path: Path, capfd):
+def test_one_policy_evaluated_on_many_bodies_keeps_one_report_per_body(tmp_path: Path, capfd):
+    """No --save_name or --overwrite per body: each report is named after the policy and the
+    walker's settings that are not the defaults (the tiny budget's max_time_steps among them)."""
     def evaluate(*extra: str) -> int:
         return cli_in_process(tiny_flags(tmp_path, "--initial_model=leg_34_trained",
                                          "--eval_episodes=1", *extra, save_name="")[1:])
 
     assert evaluate("--leg_length=34") == 0
-    report = tmp_path / "r" / "leg_34_trained_eval.json"
-    first = report.read_bytes()
-    assert evaluate("--leg_length=34", "--seed=5") == 0  # a rerun of the same evaluation
+    out = capfd.readouterr().out
+    assert "(one episode: no interval)" in out and "interval of the mean" not in out
+    default_leg = tmp_path / "r" / "leg_34_trained_on_max_time_steps200_eval.json"
+    first = default_leg.read_bytes()
+    assert evaluate("--leg_length=34", "--seed=5") == 0  # a rerun replaces its own report
+    assert default_leg.read_bytes() != first
+    assert evaluate("--leg_length=30") == 0
+    leg_30 = tmp_path / "r" / "leg_34_trained_on_leg_length30_max_time_steps200_eval.json"
+    assert json.loads(leg_30.read_text())["env"]["leg_length"] == 30
+    assert json.loads(default_leg.read_text())["env"]["leg_length"] == 34  # not lost
+
+    # A name the user chose still refuses to replace another walker's report, unless told.
+    assert evaluate("--leg_length=34", "--save_name=mine") == 0
     capfd.readouterr()
-    assert evaluate("--leg_length=30") == 2
+    assert evaluate("--leg_length=30", "--save_name=mine") == 2
     assert "--overwrite" in only_line(capfd.readouterr().err)
-    assert evaluate("--leg_length=30", "--save_name=on_30") == 0
-    assert (tmp_path / "r" / "on_30_eval.json").exists()
-    assert evaluate("--leg_length=30", "--overwrite=true") == 0
-    assert report.read_bytes() != first
+    assert evaluate("--leg_length=30", "--save_name=mine", "--overwrite=true") == 0
 
 
 # ----- 5. sweeps ------------------------------------------------------------------------------
