@@ -29,6 +29,8 @@ the stages), results/NAME_design.json, results/NAME_design_params.png and _progr
 --final, results/NAME_final.json (winner and baseline: design, policies, comparison, seeds).
 Stopped (Ctrl-C: 130, SIGTERM: 143), it claims nothing and prints the command that resumes.
 
+What a stop leaves: see STOPPING_HELP below (printed by --help).
+
 docs/design_search.md is the guide: scoring, sampler choice, resuming, clusters.
 """
 
@@ -44,9 +46,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.config import Config, OneLineErrorParser, parse_bool, parse_count, parse_design_value
+from common.config import (
+    MAX_EPISODES,
+    Config,
+    OneLineErrorParser,
+    parse_bool,
+    parse_count,
+    parse_design_value,
+)
 from common.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
-from designsearch.choices import DESIGN_FLAGS, MAX_PARALLEL, OBJECTIVES, SAMPLERS
+from designsearch.choices import DESIGN_FLAGS, MAX_PARALLEL, MAX_TRIALS, OBJECTIVES, SAMPLERS
 
 if TYPE_CHECKING:
     from designsearch.search import Search
@@ -64,6 +73,13 @@ Each stage takes its candidates from the stage before and plays terrains none be
 (stage s: seeds from --seed + 100,000 x s). Each is a study NAME.STAGE in the same storage.
 """
 
+STOPPING_HELP = """\
+Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial, queues the running
+ones again and writes the reports; a dead evaluation process or a database that cannot be
+written ends the search in one line (exit 1) with the finished trials kept; after kill -9 the
+finished trials are kept. In every case the same command plus --resume=true continues.
+"""
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -79,7 +95,8 @@ def build_parser() -> OneLineErrorParser:
         description="Search walker designs for a design-conditioned policy (see the module "
                     "docstring). Every flag takes --flag=value or --flag value; booleans alone "
                     "mean true.",
-        epilog=STAGES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=f"{STAGES_HELP}\n\n{STOPPING_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def flag(name: str, kind, default, text: str, boolean: bool = False) -> None:
         parser.add_argument(f"--{name}", type=kind, default=default,
@@ -160,8 +177,10 @@ def search_from_args(args) -> tuple[Stages, Search]:
     for name, least in (("trials", 1), ("episodes", 1), ("parallel", 1), ("checkpoints", 1)):
         if getattr(args, name) < least:
             raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
-    if args.parallel > MAX_PARALLEL:
-        raise UsageError(f"--parallel: at most {MAX_PARALLEL}, got {args.parallel}")
+    for name, most in (("trials", MAX_TRIALS), ("episodes", MAX_EPISODES),
+                       ("parallel", MAX_PARALLEL)):
+        if getattr(args, name) > most:
+            raise UsageError(f"--{name}: at most {most:,}, got {getattr(args, name)}")
     if not 0 < args.max_fall_rate <= 1:
         raise UsageError(f"--max_fall_rate: a share in (0, 1], got {args.max_fall_rate}")
     if args.sampler == "cmaes" and args.max_fall_rate < 1:
@@ -308,7 +327,7 @@ def main(search: Search, stages: Stages, argv: list[str]) -> int:
     reports what finished, claims nothing of the rest, and says how to resume."""
     from designsearch.project import load_checkpoint
     from designsearch.report import TABLE_ROWS, best_line, ranked, table, write_reports
-    from designsearch.search import run_search
+    from designsearch.search import run_search, store_failures
     from designsearch.space import outside_warning
     from designsearch.stages import delete_stage_studies, run_stages, stages_markdown, write_final
     from designsearch.training import SweepTrainer
@@ -333,7 +352,8 @@ def main(search: Search, stages: Stages, argv: list[str]) -> int:
                   + ", ".join(f"{n} {lo:g}:{hi:g}" for n, (lo, hi) in search.ranges.items())
                   + f", objective {search.objective}, {search.trials} trials x "
                     f"{search.episodes} episodes; storage {search.storage_url}")
-        study, stopped = run_search(search, say, banner)
+        with store_failures(search):
+            study, stopped = run_search(search, say, banner)
         if search.overwrite:
             delete_stage_studies(search)
         found, final = {}, None

@@ -81,6 +81,9 @@ from sweeps.execution import run_sweep
 from sweeps.grid import SweepError, parse_grid
 from sweeps.state import Paths, Sweep, expand, prepare, study_argv
 
+MAX_RETRIES = 100
+"""Runs of a failed study beyond the first: a study failing this often will not succeed."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
@@ -126,8 +129,8 @@ def sweep_from_args(args: argparse.Namespace, command: str = "") -> Sweep:
         raise SweepError("--cpus_per_study: must be at least 1")
     if args.address is None and args.cpus_per_study > (os.cpu_count() or 1):
         raise SweepError(f"--cpus_per_study: this machine has {os.cpu_count()} CPUs")
-    if args.retries < 0:
-        raise SweepError("--retries: must be >= 0")
+    if not 0 <= args.retries <= MAX_RETRIES:
+        raise SweepError(f"--retries: must be in [0, {MAX_RETRIES}], got {args.retries}")
     grid, fixed = parse_grid(args.grid, args.fixed)
     if not grid:
         raise SweepError("give at least one --grid FLAG=V1,V2,... axis")

@@ -14,7 +14,6 @@ import glob
 import gzip
 import json
 import math
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 import envs
 from common.config import TRANSFER_SETTINGS, config_from_settings, experiment_of
+from common.results import UnreadableResults, read_results
 from envs.design import settings_map
 from ppo.schedules import Schedules
 
@@ -139,12 +139,12 @@ def load_inputs(patterns: Iterable[str]) -> tuple[list[StudyResult], list[Evalua
 
 
 def load_results(path: Path) -> StudyResult:
-    """A trainer results pickle (our own files: pickle is trusted here as in the trainer)."""
+    """A trainer results pickle, read as plain data only (`common.results.read_results`)."""
     try:
-        with Path(path).open("rb") as handle:
-            results = pickle.load(handle)
-        return study_from_results(results, str(path))
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        return study_from_results(read_results(Path(path)), str(path))
+    except UnreadableResults as error:
+        raise InputError(f"{path}: not a results file: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"{path}: not a results file ({type(error).__name__}: {error})") from None
 
 

@@ -54,7 +54,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import pickle
 import signal
 import statistics
 import subprocess
@@ -74,7 +73,7 @@ if str(REPO_ROOT) not in sys.path:
 from throughput import SB3_ZOO_PPO, machine_description  # noqa: E402
 
 from analysis.metrics import running_average  # noqa: E402
-from common.results import SCORE_WINDOW  # noqa: E402
+from common.results import SCORE_WINDOW, read_results  # noqa: E402
 
 SB3_ZOO_ENVS = 32
 """RL Zoo's n_envs for BipedalWalker-v3 (its default vec_env: DummyVecEnv, one process)."""
@@ -143,7 +142,7 @@ def threshold_summary(episodes: dict[str, list[float]], threshold: float) -> dic
 
 
 def read_episodes(results: Path) -> dict[str, list[float]]:
-    return pickle.loads(results.read_bytes())["episodes"]
+    return read_results(results)["episodes"]
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -162,6 +162,8 @@ def archive_problem(data: bytes) -> str | None:
     structure is checked too: one central directory that ends the file, and members whose
     local headers agree with it (torch reads offsets and sizes from the central directory).
     What no check covers (a timestamp, a comment) changes nothing that is loaded.
+    Sizes are checked in the zip directory before anything is inflated: torch writes its
+    members uncompressed, so together they are never larger than the file (a zip bomb is).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -169,6 +171,10 @@ def archive_problem(data: bytes) -> str | None:
             if not members:
                 return "not a readable checkpoint, the file is damaged or of another kind " \
                        "(an empty archive)"
+            inflated = sum(member.file_size for member in members)
+            if inflated > len(data):
+                return (f"not a checkpoint torch wrote: its archive would inflate to "
+                        f"{inflated:,} bytes from {len(data):,}")
             for member in members:
                 with archive.open(member) as stream:  # checks the local header's name
                     content = stream.read()

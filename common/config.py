@@ -55,6 +55,14 @@ MIN_ENVS_FOR_WORKERS = 4
 each ran slower than in process (measured: docs/speed.md)."""
 WORKERS_PER_CORE = 4
 """At most this many worker processes per core: more only slow the study down."""
+MAX_TOTAL_FRAMES = 10**12
+"""Far beyond any study (years of this tool's frames per second), and a refusal of the typo
+that would otherwise run forever."""
+MAX_TRAIN_STEPS = 1_000_000
+"""Gradient steps per batch: more would hold a single update for days."""
+MAX_EPISODES = 100_000
+"""Episodes of one evaluation (--eval_episodes, --eval_episodes_during): their seeds are drawn
+up front and their results kept, so the count sizes memory before the first episode."""
 MAX_DEVICE_INDEX = 127
 """torch keeps device indices in 8 bits: `cuda:128` silently becomes `cuda:-128`."""
 MAX_VALUE_COEF = 100.0
@@ -726,9 +734,11 @@ def validate(config: Config, given: set[str] = frozenset()) -> None:
             f"must be one of {tuple(OPTIMIZERS)}")
     require(config.transfer_learning in TRANSFER_STRATEGIES, "transfer_learning",
             f"must be one of {TRANSFER_STRATEGIES}")
-    require(config.total_frames > 0, "total_frames", "must be positive")
-    require(config.batch_size > 0, "batch_size", "must be positive")
-    require(config.train_steps > 0, "train_steps", "must be positive")
+    require(0 < config.total_frames <= MAX_TOTAL_FRAMES, "total_frames",
+            f"must be in [1, {MAX_TOTAL_FRAMES:.0e}]")
+    require(config.batch_size > 0, "batch_size", "must be positive")  # bounded by the memory
+    require(0 < config.train_steps <= MAX_TRAIN_STEPS, "train_steps",
+            f"must be in [1, {MAX_TRAIN_STEPS:,}]")
     require(config.num_envs > 0, "num_envs", "must be positive")  # before frames_per_batch
     validate_workers(config, require)
     # Advantages are normalised per minibatch by their standard deviation, which one frame
@@ -844,7 +854,8 @@ def validate_schedule(config: Config, given: set[str], require) -> None:
 
 def validate_evaluations(config: Config, require) -> None:
     require(config.eval_every >= 0, "eval_every", "must be >= 0 (0: no evaluation)")
-    require(config.eval_episodes_during >= 1, "eval_episodes_during", "must be >= 1")
+    require(1 <= config.eval_episodes_during <= MAX_EPISODES, "eval_episodes_during",
+            f"must be in [1, {MAX_EPISODES:,}]")
     require(config.best_by in BEST_BY, "best_by", f"must be one of {BEST_BY}")
     require(config.eval_every > 0 or config.best_by != "eval", "eval_every",
             "0 (no evaluation) needs --best_by=running_average (the best checkpoint is "
@@ -870,7 +881,8 @@ def validate_policy_modes(config: Config, require) -> None:
             "record", "must be a path ending in .gif or .mp4")
     require(not (config.record and config.render), "record",
             "cannot be combined with --render=true (watch or record, not both)")
-    require(config.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluation)")
+    require(0 <= config.eval_episodes <= MAX_EPISODES, "eval_episodes",
+            f"must be in [0, {MAX_EPISODES:,}] (0: no evaluation)")
     if config.export:
         validate_export(config, require)
 

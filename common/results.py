@@ -1,4 +1,5 @@
-"""Per-episode results of a study, kept in memory and written atomically as pickle and CSV."""
+"""Per-episode results of a study, kept in memory and written atomically as pickle and CSV, and
+read back without running code from the file."""
 
 from __future__ import annotations
 
@@ -97,3 +98,54 @@ def write_results(files: StudyFiles, log: EpisodeLog, summary: dict[str, Any],
     atomic_write_bytes(files.result("updates"), updates.to_csv().encode())
     atomic_write_bytes(files.result("evaluations"), evaluations.to_csv().encode())
     return files.results, files.csv
+
+
+class UnreadableResults(ValueError):
+    """A results file that cannot be read, is damaged, or holds more than plain data."""
+
+
+class PlainDataUnpickler(pickle.Unpickler):
+    """Unpickles only what `write_results` writes: dicts, lists, strings, numbers, booleans and
+    None, which pickle encodes without naming any class.
+
+    A results folder is shared, downloaded and unpacked by users; a pickle naming a class or
+    function (`os.system`, say) could run code when loaded, so any such name is refused before
+    it is looked up.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise UnreadableResults(f"refused, it holds more than plain data ({module[:60]}."
+                                f"{name[:60]})")
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """The dict `write_results` wrote to `path`; UnreadableResults (its reason in a few words)
+    if it is missing, damaged, another kind of file or a pickle of anything but plain data."""
+    try:
+        with Path(path).open("rb") as handle:
+            results = PlainDataUnpickler(handle).load()
+    except UnreadableResults:
+        raise
+    except OSError as error:
+        raise UnreadableResults(f"cannot be read ({error.strerror or error})") from None
+    except Exception as error:  # noqa: BLE001 (damaged bytes fail in any of these ways)
+        raise UnreadableResults(f"damaged or not a results file ({type(error).__name__})") \
+            from None
+    if not isinstance(results, dict) or "frames" not in results:
+        raise UnreadableResults("not a transfer_rl results file")
+    return results
+
+
+def stopped_before_first_checkpoint(files: StudyFiles) -> bool:
+    """Whether the study left results but nothing to resume from or lose: it was stopped
+    during its first batch (no `.last.pt`, results of 0 frames). It is started afresh, not
+    refused. A policy beside such results is that batch's untrained one (a kill -9 came
+    between saving it and the first `.last.pt`): a new study writes its results of 0 frames
+    before any policy, so a policy without them (a shipped model) is never taken for one."""
+    if files.last.exists():
+        return False
+    try:
+        results = read_results(files.results)
+    except UnreadableResults:  # missing, or not a results file of ours: someone else's
+        return False
+    return results.get("frames") == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import itertools
 import os
-import pickle
 import re
 import secrets
 from dataclasses import dataclass
@@ -152,18 +151,6 @@ class StudyFiles:
     def existing_outputs(self) -> list[Path]:
         return [path for path in self.training_outputs if path.exists()]
 
-    def stopped_before_first_checkpoint(self) -> bool:
-        """Whether the study left results but nothing to resume from or lose: it was stopped
-        during its first batch (no `.last.pt`, no policy). It is started afresh, not refused."""
-        if self.last.exists() or self.best.exists():
-            return False
-        try:  # our own results file (pickle is trusted here, as by the sweep and the analysis)
-            with self.results.open("rb") as handle:
-                results = pickle.load(handle)
-        except Exception:  # noqa: BLE001 (missing, or not a results file: someone else's)
-            return False
-        return isinstance(results, dict) and results.get("frames") == 0
-
     def check_fresh_start(self, overwrite: bool) -> None:
         """Refuse to start a new study over an existing one, unless `overwrite` is set."""
         existing = self.existing_outputs()
@@ -201,12 +188,19 @@ def check_output_folder(folder: str, flag: str) -> None:
         raise UsageError(f"--{flag}: cannot write in {existing}; name a writable folder")
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """Fail before any work if the file `path` (written atomically) cannot be written there."""
+def check_output_file(path: Path, flag: str, create_folder: bool = True) -> None:
+    """Fail before any work if the file `path` (written atomically) cannot be written there.
+
+    `create_folder=False`: a file the user named, whose folder must exist (a typo in it
+    should not silently become a new folder).
+    """
     if path.is_dir():
         raise UsageError(f"--{flag}: {path} is a folder; name a file")
     if len(temporary_path(path).name.encode()) > MAX_FILE_NAME_BYTES:
         raise UsageError(f"--{flag}: the file name {path.name[:40]}... is too long")
+    if not create_folder and not path.absolute().parent.is_dir():
+        raise UsageError(f"--{flag}: the folder {path.absolute().parent} does not exist; name "
+                         f"a file in an existing folder")
     check_output_folder(str(path.parent), flag)
     if path.parent.is_dir():  # try it: permissions do not tell (root, read-only mounts, /proc)
         probe = temporary_path(path)

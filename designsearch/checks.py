@@ -54,6 +54,9 @@ def check_storage(storage: str | None, results_dir: str) -> None:
                              f"sqlite:////ABSOLUTE/PATH.db")
         if Path(path).is_dir():
             raise UsageError(f"--storage: {path} is a folder; name a database file")
+        if not Path(path).absolute().parent.is_dir():  # a typo must not become a new folder
+            raise UsageError(f"--storage: the folder {Path(path).absolute().parent} does not "
+                             f"exist; name a database file in an existing folder")
         check_output_folder(str(Path(path).parent), "storage")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from common.checkpoint import atomic_write_bytes, design_inputs_of, load_checkpoint, trained_env
 from common.config import (
+    MAX_EPISODES,
     Config,
     OneLineErrorParser,
     build_parser,
@@ -31,6 +32,7 @@ from evaluation.evaluate import EpisodeResult, interval95, load_policy, play
 from sweeps.execution import run_sweep, start_ray
 from sweeps.grid import CONFIG_FLAGS, SWEEP_OWNED_FLAGS
 from sweeps.state import Paths, Sweep, expand
+from workers.processes import ChildProcess, ParentGone, ParentWatch, start_child
 
 
 def run_py_config(flags: dict[str, str]) -> Config:
@@ -48,9 +50,14 @@ def run_py_config(flags: dict[str, str]) -> Config:
     return config
 
 __all__ = [
+    "MAX_EPISODES",
     "trained_env",
     "interval95",
     "CAN_FORK",
+    "ChildProcess",
+    "ParentGone",
+    "ParentWatch",
+    "start_child",
     "CONFIG_FLAGS",
     "MAX_FILE_NAME_BYTES",
     "MODEL_SUFFIXES",

@@ -16,12 +16,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
+import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +34,14 @@ import numpy as np
 
 from designsearch.project import (
     CAN_FORK,
+    ChildProcess,
+    ParentGone,
+    ParentWatch,
+    StudyFailed,
     StudyLock,
     UsageError,
     raise_interrupted,
+    start_child,
     start_ray,
 )
 from designsearch.scoring import Course, Job, evaluate
@@ -227,6 +237,11 @@ def open_study(search: Search) -> Any:
             raise UsageError(f"--resume: {flag} differ from the search being resumed "
                              f"({differing[0]}: was {saved.get(differing[0])}); use the same "
                              f"flags, or another --save_name")
+        problem = foreign_trial(search, study)
+        if problem:
+            raise UsageError(f"--resume: {search.storage_url}: {problem}, so the search stored "
+                             f"there is not one this tool wrote (edited, or another's); start "
+                             f"it again with --overwrite=true, or pick another --save_name")
         study.sampler = make_sampler(search, len(study.trials))
         return study
     if sqlite is not None:
@@ -240,6 +255,63 @@ def open_study(search: Search) -> Any:
     for label, params in search.candidates:
         study.enqueue_trial(params, user_attrs={"label": label})
     return study
+
+
+EVALUATION_NUMBERS = ("score", "mean_return", "fall_rate", "finish_rate", "energy",
+                      "energy_score", "leg_area")
+EVALUATION_INTERVALS = ("score_ci", "return_ci")
+"""What the report and the sampler read of every finished trial's evaluation
+(`designsearch.scoring.summarize`)."""
+
+
+def foreign_trial(search: Search, study: Any) -> str | None:
+    """What shows that a stored trial is not one of this search's own, or None: a design
+    outside the declared space, or a finished trial without its evaluation."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                          TrialState.RUNNING)):
+        if set(trial.params) != set(search.ranges):
+            return f"trial {trial.number} searched {', '.join(trial.params) or 'nothing'}"
+        for name, value in trial.params.items():
+            low, high = search.ranges[name]
+            if not (isinstance(value, float) and low <= value <= high):
+                return f"trial {trial.number} has {name}={value}, outside {low:g}:{high:g}"
+        if trial.state == TrialState.COMPLETE and not evaluated(trial):
+            return f"trial {trial.number} lacks its evaluation"
+    return None
+
+
+def evaluated(trial: Any) -> bool:
+    """Whether a finished trial holds its objective values and the evaluation the report
+    reads."""
+    attrs = trial.user_attrs
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value)
+
+    return (bool(trial.values) and all(map(number, trial.values))
+            and all(number(attrs.get(key)) for key in EVALUATION_NUMBERS)
+            and all(isinstance(attrs.get(key), list) and len(attrs[key]) == 2
+                    and all(map(number, attrs[key])) for key in EVALUATION_INTERVALS))
+
+
+@contextlib.contextmanager
+def store_failures(search: Search) -> Iterator[None]:
+    """A write to the search's database that fails at run time (a read-only or full file, a
+    lost server) ends the search in one line, exit status 1 (StudyFailed), instead of a
+    traceback; what was stored before stays."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        cause = error.__cause__ or error
+        reason = getattr(cause, "orig", None) or cause
+        first = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+        raise StudyFailed(f"cannot write the search's database {search.storage_url}: "
+                          f"{first[:200]}; the trials stored before are kept") from None
 
 
 def requeue_unfinished(study: Any) -> int:
@@ -272,29 +344,110 @@ class InProcess(Evaluator):
         return map(evaluate, jobs)
 
 
-def ignore_interrupts() -> None:
-    """In pool workers: Ctrl-C is the parent's to handle (it stops the pool)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+CLOSE_GRACE_S = 2.0
+"""How long a pool process may take to exit once told to, before it is killed."""
+REPLY_SLICE_S = 0.5
+"""The pool waits for results in slices this long, checking on its processes between them."""
+
+
+class EvaluatorLost(StudyFailed):
+    """A pool process died: its candidate's evaluation is lost, the search cannot go on."""
+
+
+def serve_evaluations(connection: Connection, parent: ParentWatch) -> None:
+    """A pool process: evaluate each job it is sent and send back its summary, or the
+    traceback of its failure. Returns at end of file (the search closed it or died) or when
+    the search's process is gone."""
+    try:
+        while True:
+            parent.wait_for_message()
+            job = connection.recv()
+            try:
+                reply: dict[str, Any] | str = evaluate(job)
+            except Exception:  # noqa: BLE001 (reported to the search, which raises it)
+                reply = traceback.format_exc()
+            connection.send(reply)
+    except (EOFError, OSError, ParentGone):
+        pass
 
 
 class ProcessPool(Evaluator):
-    """A pool of forked processes on this machine: no start-up cost beyond the fork."""
+    """Forked processes on this machine (`workers.processes`): they never outlive the search
+    (SIGTERM, kill -9 and all), hold none of its files (its lock included), ignore the signals
+    sent to its process group (the search stops them), and one that dies is named at once."""
 
     def __init__(self, processes: int) -> None:
-        import multiprocessing
-
-        self.pool = multiprocessing.get_context("fork").Pool(processes, ignore_interrupts)
+        self.children: list[ChildProcess] = []
+        try:
+            for _ in range(processes):
+                self.children.append(start_child(serve_evaluations))
+        except BaseException:
+            self.close(force=True)
+            raise
 
     def imap(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
-        return self.pool.imap(evaluate, jobs)
+        """The jobs' summaries in job order, each as soon as it and those before it are in."""
+        waiting = list(enumerate(jobs))
+        running: dict[int, int] = {}  # child -> job
+        done: dict[int, dict[str, Any]] = {}
+        idle = list(range(len(self.children)))
+        for position in range(len(jobs)):
+            while position not in done:
+                while idle and waiting:
+                    child = idle.pop()
+                    running[child], job = waiting.pop(0)
+                    self._send(child, job)
+                for child in self._ready(running):
+                    done[running.pop(child)] = self._receive(child)
+                    idle.append(child)
+            yield done.pop(position)
+
+    def _send(self, child: int, job: Job) -> None:
+        try:
+            self.children[child].connection.send(job)
+        except OSError:
+            raise self._lost(child) from None
+
+    def _ready(self, running: dict[int, int]) -> list[int]:
+        """The running children with a reply, after at most one slice of waiting; a dead one
+        raises EvaluatorLost."""
+        by_connection = {self.children[child].connection: child for child in running}
+        ready = [by_connection[c] for c in wait(list(by_connection), REPLY_SLICE_S)]
+        for child in running:
+            if child not in ready and not self.children[child].is_alive():
+                raise self._lost(child)
+        return ready
+
+    def _receive(self, child: int) -> dict[str, Any]:
+        try:
+            reply = self.children[child].connection.recv()
+        except (EOFError, OSError):
+            raise self._lost(child) from None
+        if isinstance(reply, str):
+            raise RuntimeError(f"evaluation process {child} failed:\n{reply}")
+        return reply
+
+    def _lost(self, child: int) -> EvaluatorLost:
+        process = self.children[child]
+        if not process.wait(timeout_s=1.0):
+            process.kill()
+            process.wait(timeout_s=1.0)
+        return EvaluatorLost(f"evaluation process {child} (PID {process.pid}) "
+                             f"{process.describe_exit()}")
 
     def close(self, force: bool = False) -> None:
-        if force:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+        """Bounded: told to exit (or, `force`, killed at once), then killed past
+        CLOSE_GRACE_S; every process is reaped. Idempotent."""
+        for process in self.children:
+            if force:
+                process.kill()
+            process.close_connection()  # end of file: an idle process exits
+        deadline = time.monotonic() + CLOSE_GRACE_S
+        for process in self.children:
+            if not process.wait(max(0.0, deadline - time.monotonic())):
+                process.kill()
+                process.wait(timeout_s=5.0)
+        self.children = []
 
 
 class RayTasks(Evaluator):
@@ -395,10 +548,14 @@ def run_search(search: Search, say: Callable[[str], None], banner: str = "",
                                   best_so_far(search, study)))
     except KeyboardInterrupt as interrupt:
         stopped = getattr(interrupt, "signum", signal.SIGINT)
-        evaluator.close(force=True)
+        settle(study, evaluator)
         evaluator = InProcess()
-        requeue_unfinished(study)  # every running trial is this process's: it holds the lock
         say(f"stopped by signal {stopped}: {done} trial(s) kept; continue with --resume=true")
+    except EvaluatorLost as error:
+        settle(study, evaluator)
+        evaluator = InProcess()
+        raise EvaluatorLost(f"{error}; {done} trial(s) kept; continue with --resume=true") \
+            from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         evaluator.close()
@@ -417,6 +574,20 @@ def ask_standing(study: Any, distributions: dict[str, Any], fixed: dict[str, flo
             return trial
         trial.set_user_attr("refused", "the body does not start standing")
         study.tell(trial, state=TrialState.FAIL)
+
+
+def settle(study: Any, evaluator: Evaluator) -> None:
+    """After a stop or a lost evaluation: the evaluations under way end, and their trials are
+    failed and queued again (every running trial is this process's: it holds the lock). A
+    second Ctrl-C or SIGTERM meanwhile cannot leave a trial RUNNING: this takes moments."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT,
+                                                                    signal.SIGTERM)}
+    try:
+        evaluator.close(force=True)
+        requeue_unfinished(study)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def best_so_far(search: Search, study: Any) -> float | None:

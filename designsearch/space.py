@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 import envs
 from designsearch.choices import DESIGN_FLAGS
 from designsearch.project import UsageError
+from envs.design import check_design_value
 
 
 def leg_area(design: Mapping[str, float | None]) -> float:
@@ -21,6 +22,11 @@ def leg_area(design: Mapping[str, float | None]) -> float:
 def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
                 observed: Mapping[str, list[float]], policy_name: str) -> None:
     """Raise a one-line UsageError naming the flag for a space the policy cannot search."""
+    for name, value in fixed.items():  # a bad value is named before what the space lacks
+        try:
+            check_design_value(name, value)
+        except envs.InvalidWalkerArgument as error:
+            raise walker_argument_error(error) from None
     if not ranges:
         seen = " ".join(f"--{name}={low:g}:{high:g}" for name, (low, high) in observed.items())
         raise UsageError(f"--{DESIGN_FLAGS[0]}: give at least one design flag as a range "
@@ -40,8 +46,11 @@ def check_space(ranges: dict[str, tuple[float, float]], fixed: dict[str, float],
             **{**{name: envs.DESIGN_DEFAULTS[name] for name in DESIGN_FLAGS}, **fixed},
             design_ranges=ranges)
     except envs.InvalidWalkerArgument as error:
-        raise UsageError(f"--{error.argument}: must be {error.allowed}, got "
-                         f"{error.value}") from None
+        raise walker_argument_error(error) from None
+
+
+def walker_argument_error(error: envs.InvalidWalkerArgument) -> UsageError:
+    return UsageError(f"--{error.argument}: must be {error.allowed}, got {error.value}")
 
 
 def outside_warning(policy_file: str, policy_env: Mapping[str, object],

@@ -378,7 +378,7 @@ def record(config: Config) -> int:
     )
 
     episodes = config.eval_episodes or 1
-    check_output_file(Path(config.record), "record")  # before the episodes, not after them
+    check_output_file(Path(config.record), "record", create_folder=False)  # before the policy
     policy, checkpoint, path = load_policy(config)
     print(describe_policy(path, checkpoint, config))
     warn_if_outside(path, checkpoint, config)

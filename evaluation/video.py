@@ -162,7 +162,6 @@ class VideoFile:
         self.fps = FPS / self.stride
         self.offered = 0
         self.written = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
                                              suffix=path.suffix.lower())
         os.close(handle)

@@ -6,10 +6,13 @@ docs/universal_design_outside.md."""
 
 from __future__ import annotations
 
-import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.results import read_results  # noqa: E402
 
 THRESHOLD = 300.0
 BUDGET = 200_000
@@ -37,7 +40,7 @@ def main() -> int:
                 path = Path(f"results/outside__{design}__{start}__seed{seed}.p")
                 if not path.exists():
                     continue
-                evaluations = pickle.loads(path.read_bytes())["evaluations"]
+                evaluations = read_results(path)["evaluations"]
                 reached.append(first_reaching(evaluations))
                 first.append(evaluations["mean_return"][0])
             if not reached:

@@ -39,7 +39,12 @@ from common.config import (
 )
 from common.errors import StudyFailed, UsageError
 from common.locking import StudyLock
-from common.results import DESIGN_COLUMNS, EpisodeLog, write_results
+from common.results import (
+    DESIGN_COLUMNS,
+    EpisodeLog,
+    stopped_before_first_checkpoint,
+    write_results,
+)
 from common.study_files import StudyFiles, check_output_folder, longest_file_name
 from ppo import algorithm
 from ppo.algorithm import PPOSettings, TrainingDiverged
@@ -419,6 +424,10 @@ class Study:
             # What `--resume` restores and `--config` takes (inside the try: the walkers are
             # closed however the write ends).
             atomic_write_bytes(self.files.config, config_file_text(config).encode())
+            if not config.resume:
+                # Results of 0 frames mark the study as stopped before its first checkpoint
+                # until `.last.pt` exists, however it stops (kill -9 too): it starts afresh.
+                self.write_results()
             self.walkers.reset(walker_seeds(config.seed, config.num_envs, self.updates))
             while self.stop_signal is None:
                 action_std = self.start_rollout()
@@ -577,7 +586,7 @@ def train(config: Config, source_choice: str = "") -> StudyOutcome:
     files = study_files(config)
     check_path_lengths(files)
     with StudyLock(files.lock, config.save_name):
-        restart = files.stopped_before_first_checkpoint()
+        restart = stopped_before_first_checkpoint(files)
         if restart:
             print(f"study {config.save_name} was stopped before its first checkpoint, so there "
                   f"is nothing to resume or lose: starting it afresh (its partial files are "

@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import math
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from common.config import (
 )
 from common.errors import UsageError
 from common.models import resolve_model_path
+from common.results import UnreadableResults, read_results, stopped_before_first_checkpoint
 from common.study_files import StudyFiles
 from sweeps.grid import SweepError, point_flags, save_name_of
 from transfer.selection import is_auto
@@ -131,13 +131,12 @@ def check_flags(argv: list[str]) -> str | None:
     return None
 
 
-def read_results(path: Path) -> dict[str, Any] | None:
+def results_or_none(path: Path) -> dict[str, Any] | None:
+    """A study's results, or None where there are none of ours (missing, damaged, foreign)."""
     try:
-        with path.open("rb") as handle:
-            results = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return read_results(path)
+    except UnreadableResults:
         return None
-    return results if isinstance(results, dict) and "frames" in results else None
 
 
 def intended_config(argv: list[str]) -> dict[str, Any]:
@@ -170,7 +169,7 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
                                 f"--name or move the old report away")
         done = report["summary"].get("episodes") == wanted["eval_episodes"]
         return ("complete" if done else "fresh"), None
-    results = read_results(files["results"]) if files["results"].exists() else None
+    results = results_or_none(files["results"])
     if results is not None:
         stored = results.get("config", {})
         differing = experiment_differences(stored, wanted)
@@ -184,7 +183,7 @@ def existing_state(study: StudyRecord, paths: Paths, argv: list[str]) -> tuple[s
     if files["checkpoint"].exists():
         return "resume", None
     leftovers = paths.study_files(study.save_name).existing_outputs()
-    if paths.study_files(study.save_name).stopped_before_first_checkpoint():
+    if stopped_before_first_checkpoint(paths.study_files(study.save_name)):
         return "fresh", None  # run.py starts it afresh: nothing of it can be lost
     if leftovers:  # run.py would refuse to start over them
         return "conflict", (f"{leftovers[0]} exists but {files['checkpoint'].name} does not, "
@@ -264,7 +263,7 @@ class Sweep:
         evaluation = read_evaluation(self.paths.of(study.save_name)["eval"])
         if evaluation is not None:
             study.mean_return = float(evaluation["summary"]["mean_return"])
-        results = read_results(self.paths.of(study.save_name)["results"])
+        results = results_or_none(self.paths.of(study.save_name)["results"])
         if results is not None:
             study.frames = int(results["frames"])
             best = float(results["best_score"])  # -inf until the score window has filled

@@ -61,6 +61,7 @@ def test_gif_decodes_with_one_frame_in_two_per_episode_showing_the_walker(folder
     import imageio.v3 as iio
 
     path = folder / "videos" / "walker.gif"
+    path.parent.mkdir()  # --record writes into a folder that exists, it creates none
     config = config_for(folder, f"--record={path}", "--eval_episodes=2")
     assert evaluate.record(config) == 0
 

@@ -79,11 +79,11 @@ def start_long_study(folder: Path, *extra: str, save_name: str = "long"
     """A study with two worker processes, once it has written its first batch's files."""
     process = start_run_py(tiny_flags(folder, "--total_frames=1e6", *WORKERS, *extra,
                                       save_name=save_name))
-    results = folder / "r" / f"{save_name}.p"
+    checkpoint = folder / "m" / f"{save_name}.last.pt"  # results exist from the start
     try:
-        if not wait_until(lambda: results.exists() or process.poll() is not None,
+        if not wait_until(lambda: checkpoint.exists() or process.poll() is not None,
                           SUBPROCESS_TIMEOUT_S):
-            pytest.fail("no results file within the timeout")
+            pytest.fail("no resume checkpoint within the timeout")
         assert process.poll() is None, process.communicate()
         workers = children_of(process.pid)
         assert len(workers) == 2, workers
@@ -232,8 +232,9 @@ def test_a_child_that_loses_its_parent_exits(tmp_path: Path):
 
 
 def test_a_stop_during_a_long_update_is_honoured_within_seconds(tiny_config, monkeypatch):
-    """A billion gradient steps per batch: the stop request (what the signal handler sets)
-    arrives once the update has begun; the half-updated batch is dropped, nothing of it saved."""
+    """A million gradient steps per batch (the most allowed): the stop request (what the
+    signal handler sets) arrives once the update has begun; the half-updated batch is dropped,
+    nothing of it saved."""
     updating = threading.Event()
     real_update = ppo.algorithm.update
 
@@ -242,7 +243,7 @@ def test_a_stop_during_a_long_update_is_honoured_within_seconds(tiny_config, mon
         return real_update(*args, **kwargs)
 
     monkeypatch.setattr(ppo.algorithm, "update", update)
-    study = Study(tiny_config("--train_steps=1e9", "--tensorboard=none"))
+    study = Study(tiny_config("--train_steps=1e6", "--tensorboard=none"))
 
     asked = []
 
@@ -561,13 +562,15 @@ def test_unwritable_outputs_are_refused_before_the_first_episode(finished_study,
 
 def test_a_write_error_during_training_is_one_line_and_keeps_the_previous_files(
         tmp_path: Path, monkeypatch, capfd):
-    """ENOSPC from the fifth file written on (the first batch writes four), as a full disk."""
+    """ENOSPC from the ninth file written on (a new study writes its configuration and its four
+    results files of 0 frames, then the first batch its policy, resume checkpoint and results),
+    as a full disk."""
     real_fsync = os.fsync
     writes = []
 
     def filling_fsync(fd: int) -> None:
         writes.append(fd)
-        if len(writes) > 4:
+        if len(writes) > 8:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
@@ -586,7 +589,7 @@ mount -t tmpfs -o size=2m tmpfs "$MNT" || exit 77
 "$@" --models_dir="$MNT/m" --results_dir="$MNT/r" --tensorboard="$OUT/runs" \
     >"$OUT/stdout" 2>"$OUT/stderr" &
 study=$!
-for _ in $(seq 1200); do [ -f "$MNT/r/long.p" ] && break; sleep 0.1; done
+for _ in $(seq 1200); do [ -f "$MNT/m/long.last.pt" ] && break; sleep 0.1; done
 dd if=/dev/zero of="$MNT/filler" bs=4k >/dev/null 2>&1
 wait $study
 echo $? >"$OUT/status"

@@ -272,21 +272,21 @@ def load_study(folder: Path, save_name: str = "long") -> tuple[dict, dict, dict,
 
 def run_and_interrupt(folder: Path, signum: int, *extra: str
                       ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Start a long study, signal it once its first results are written, wait for it to end.
+    """Start a long study, signal it once its first batch is done, wait for it to end.
 
     The signal goes to the whole process group, environment workers included, as Ctrl-C in a
     terminal or SIGTERM from systemd would send it.
     """
     args = tiny_flags(folder, "--total_frames=1e6", *extra, save_name="long")
     process = start_run_py(args)
-    results = folder / "r" / "long.p"
+    checkpoint = folder / "m" / "long.last.pt"  # results exist from the start
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
     try:
-        while not results.exists():
+        while not checkpoint.exists():
             if process.poll() is not None:
                 pytest.fail(f"study ended before it was interrupted: {process.stderr.read()}")
             if time.monotonic() > deadline:
-                pytest.fail("no results file within the timeout")
+                pytest.fail("no resume checkpoint within the timeout")
             time.sleep(0.05)
         sent = time.monotonic()
         os.killpg(process.pid, signum)

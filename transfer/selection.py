@@ -33,6 +33,7 @@ from common.checkpoint import (
 from common.config import Config
 from common.errors import UsageError
 from common.models import model_dirs, model_files
+from common.results import stopped_before_first_checkpoint
 from common.study_files import StudyFiles
 from evaluation.evaluate import play, summarize
 
@@ -216,7 +217,7 @@ def resolve_initial_model(config: Config) -> Choice:
     if not is_auto(config.initial_model):
         return Choice(config, "")
     files = StudyFiles(Path(config.models_dir), Path(config.results_dir), config.save_name)
-    if config.resume and files.last.is_file() and not files.stopped_before_first_checkpoint():
+    if config.resume and files.last.is_file() and not stopped_before_first_checkpoint(files):
         chosen = chosen_at_start(load_checkpoint(files.last, "resume"))
         if chosen:
             return Choice(dataclasses.replace(config, initial_model=chosen),
