@@ -169,13 +169,16 @@ def score_policy(files: StudyFiles, design: dict[str, float], seeds: list[int],
 
 
 def scored_row(row: Row, studies: list[StudyFiles], seeds: list[int], cache: Path,
-               processes: int) -> list[dict[str, Any]]:
-    """One entry per policy of the row: its cache line, scored first if the cache lacks it."""
+               processes: int, score: bool) -> list[dict[str, Any]]:
+    """One entry per policy of the row: its cache line, scored first if the cache lacks it
+    and `score` (else left out)."""
     entries = []
     for files in studies:
         checkpoint = load_checkpoint(files.best)
         key = cache_key(files, checkpoint, row.design, seeds)
         entry = next((line for line in read_cache(cache) if line["key"] == key), None)
+        if entry is None and not score:
+            continue
         if entry is None:
             print(f"{row.key}: scoring {files.save_name} ({checkpoint.get('frames'):,} frames) "
                   f"on {len(seeds)} held-out terrains", flush=True)
@@ -184,7 +187,7 @@ def scored_row(row: Row, studies: list[StudyFiles], seeds: list[int], cache: Pat
             cache.parent.mkdir(parents=True, exist_ok=True)
             with cache.open("a") as handle:  # one line per policy: a cut run loses one policy
                 handle.write(json.dumps(entry) + "\n")
-        entries.append(entry)
+        entries.append({**entry, "path": str(files.best)})
     return entries
 
 
@@ -206,7 +209,8 @@ def as_dict(estimate: Estimate) -> dict[str, Any]:
 
 def per_seed(entry: dict[str, Any]) -> dict[str, Any]:
     returns = [episode["return"] for episode in entry["episodes"]]
-    return {"policy": entry["key"]["policy"], "policy_frames": entry["key"]["policy_frames"],
+    return {"policy": entry["key"]["policy"], "path": entry["path"],
+            "policy_frames": entry["key"]["policy_frames"],
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "fall_rate": rate(entry, "fell"), "finish_rate": rate(entry, "finished"),
             "training": entry["training"]}
@@ -253,10 +257,9 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def final_recipes(rows: dict[str, dict[str, Any]], studies: dict[str, list[StudyFiles]]
-                  ) -> dict[str, Any]:
+def final_recipes(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {name: {"design": rows[key]["design"],
-                   "policies": [str(files.best) for files in studies[key]]}
+                   "policies": [seed["path"] for seed in rows[key]["per_seed"]]}
             for name, key in SHIPPED.items() if key in rows}
 
 
@@ -284,9 +287,10 @@ def print_table(rows: dict[str, dict[str, Any]], comparisons: list[dict[str, Any
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ha2018_score.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ha2018_score.py",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default=",".join(row.key for row in ROWS),
-                        help="comma-separated rows to score, in this order")
+                        help="comma-separated rows to score (the others: reported from the cache)")
     parser.add_argument("--episodes", type=int, default=len(HELD_OUT_SEEDS),
                         help=f"held-out terrains per policy, 1 to {len(HELD_OUT_SEEDS)}")
     parser.add_argument("--out", type=Path, default=Path("docs/ha2018"))
@@ -308,20 +312,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = list(HELD_OUT_SEEDS[:args.episodes])
-    chosen = [row for row in ROWS if row.key in args.rows.split(",")]
+    chosen = args.rows.split(",")
     try:
-        studies = {row.key: row_policies(row, args.models_dir, args.results_dir) for row in chosen}
+        studies = {row.key: row_policies(row, args.models_dir, args.results_dir) for row in ROWS}
         entries = {row.key: scored_row(row, studies[row.key], seeds, args.out / "episodes.jsonl",
-                                       args.processes) for row in chosen}
+                                       args.processes, row.key in chosen) for row in ROWS}
     except UsageError as error:
         print(f"ha2018_score.py: {error}", file=sys.stderr)
         return 2
-    rows = {row.key: row_summary(row, entries[row.key]) for row in chosen if entries[row.key]}
+    rows = {row.key: row_summary(row, entries[row.key]) for row in ROWS if entries[row.key]}
     comparisons = [comparison for a, b in PAIRS if (comparison := paired(a, b, entries))]
     write_json(args.out / "scores.json", {
         "terrain_seeds": [seeds[0], seeds[-1]], "episodes_per_policy": len(seeds),
         "ha2018": HA_TABLE, "rows": rows, "paired_differences": comparisons})
-    write_json(args.out / "final.json", final_recipes(rows, studies))
+    write_json(args.out / "final.json", final_recipes(rows))
     print_table(rows, comparisons)
     return 0
 

@@ -64,9 +64,9 @@ def fake_study(models: Path, results: Path, name: str, frames: int, total_frames
     (results / f"{name}.csv").write_text("frames,length,reward\n1,1,0\n2,1,0\n3,1,0\n")
 
 
-def run_score(tmp_path: Path) -> tuple[dict, dict]:
+def run_score(tmp_path: Path, rows: str = "original,leg_34_trained") -> tuple[dict, dict]:
     models, results, out = tmp_path / "models", tmp_path / "results", tmp_path / "out"
-    assert score.main(["--rows", "original,leg_34_trained", "--episodes", "2",
+    assert score.main(["--rows", rows, "--episodes", "2",
                        "--processes", "1", "--out", str(out), "--models_dir", str(models),
                        "--results_dir", str(results)]) == 0
     return (json.loads((out / "scores.json").read_text()),
@@ -103,6 +103,8 @@ def test_scores_finished_studies_and_resumes_from_its_cache(studies: Path, monke
     monkeypatch.setattr(score, "score_policy", no_episodes)
     again, _ = run_score(studies)
     assert again == scores
+    only_one, _ = run_score(studies, rows="leg_34_trained")  # the other row: from the cache
+    assert only_one == scores
     cached = (studies / "out" / "episodes.jsonl").read_text().splitlines()
     assert len(cached) == 2
 
