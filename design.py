@@ -55,7 +55,14 @@ from common.config import (
     parse_design_value,
 )
 from common.errors import StudyFailed, UsageError, interrupt_exit_status, raise_interrupted
-from designsearch.choices import DESIGN_FLAGS, MAX_PARALLEL, MAX_TRIALS, OBJECTIVES, SAMPLERS
+from designsearch.choices import (
+    DESIGN_FLAGS,
+    MAX_CHECKPOINTS,
+    MAX_PARALLEL,
+    MAX_TRIALS,
+    OBJECTIVES,
+    SAMPLERS,
+)
 
 if TYPE_CHECKING:
     from designsearch.search import Search
@@ -178,7 +185,7 @@ def search_from_args(args) -> tuple[Stages, Search]:
         if getattr(args, name) < least:
             raise UsageError(f"--{name}: must be at least {least}, got {getattr(args, name)}")
     for name, most in (("trials", MAX_TRIALS), ("episodes", MAX_EPISODES),
-                       ("parallel", MAX_PARALLEL)):
+                       ("parallel", MAX_PARALLEL), ("checkpoints", MAX_CHECKPOINTS)):
         if getattr(args, name) > most:
             raise UsageError(f"--{name}: at most {most:,}, got {getattr(args, name)}")
     if not 0 < args.max_fall_rate <= 1:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from analysis.stats import Bootstrap, clustered_mean, paired_clustered_difference
+from common.config import MAX_TOTAL_FRAMES
+from designsearch.choices import MAX_TRIALS
 from designsearch.project import StudyFailed, UsageError, atomic_write_bytes
 from designsearch.report import ranked
 from designsearch.scoring import Job
@@ -60,6 +62,12 @@ TRAINING_SEED_START = {"finetune": 1, "final": 1001}
 chose the finalists."""
 MIN_EPISODES = 30
 MIN_SEEDS = 5
+STAGE_COUNT_BOUNDS = {
+    "k": (1, MAX_TRIALS), "m": (1, MAX_TRIALS), "n": (1, MAX_TRIALS),
+    "seeds": (MIN_SEEDS, TRAINING_SEED_START["final"] - TRAINING_SEED_START["finetune"]),
+    "frames": (1, MAX_TOTAL_FRAMES), "episodes": (MIN_EPISODES, MAX_STAGE_EPISODES - 1)}
+"""Each field of a stage flag, bounded before anything runs: more seeds than this would make
+the fine-tuning stage's training seeds run into the final stage's."""
 PER_SEED_KEYS = ("score", "mean_return", "fall_rate", "finish_rate", "energy", "energy_score",
                  "leg_area", "scores")
 """What a training stage keeps of each trained policy's evaluation."""
@@ -92,7 +100,6 @@ class Stages:
 def parse_stage(flag: str, text: str, fields: tuple[str, ...]) -> dict[str, int]:
     """'K:EPISODES'-like text -> {field: count}; a one-line UsageError naming the flag."""
     parts = text.split(":")
-    least = {"episodes": MIN_EPISODES, "seeds": MIN_SEEDS}
     try:
         values = [int(float(part)) if float(part).is_integer() else None for part in parts]
     except ValueError:
@@ -102,11 +109,10 @@ def parse_stage(flag: str, text: str, fields: tuple[str, ...]) -> dict[str, int]
                          f"numbers), got {text!r}")
     counts = dict(zip(fields, values, strict=True))
     for name, value in counts.items():
-        low = least.get(name, 1)
-        if value < low or (name == "episodes" and value >= MAX_STAGE_EPISODES):
-            raise UsageError(f"--{flag}: {name.upper()} must be at least {low}"
-                             + (f" and below {MAX_STAGE_EPISODES}" if name == "episodes" else "")
-                             + f", got {value}")
+        low, high = STAGE_COUNT_BOUNDS[name]
+        if not low <= value <= high:
+            raise UsageError(f"--{flag}: {name.upper()} must be in [{low:,}, {high:,}], "
+                             f"got {value}")
     return counts
 
 

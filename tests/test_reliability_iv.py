@@ -441,3 +441,26 @@ def test_design_py_help_says_what_a_stop_leaves_and_how_to_continue(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "Stopping: Ctrl-C or SIGTERM (exit 130 / 143) keeps every finished trial" in text
     assert "the same command plus --resume=true continues" in text
+
+
+@pytest.mark.parametrize("flags", [
+    ["--rescore=1e12:30"],
+    ["--rescore=2:1e9"],
+    ["--rescore=2:30", "--finetune=2:5000:1e5:30"],
+    ["--rescore=2:30", "--finetune=2:5:1e13:30"],
+    ["--rescore=2:30", "--finetune=2:5:1e5:30", "--checkpoints=1e9"],
+    ["--rescore=2:30", "--final=1e15:5:1e5:30"],
+])
+def test_stage_counts_are_bounded_before_the_search(tmp_path, flags):
+    """Issue 34 item 6 for the stages: a count that would size the search's time is refused in
+    one line naming its flag, before anything is written."""
+    flag = flags[-1].split("=")[0]
+    result = subprocess.run(
+        [sys.executable, "design.py", "--save_name=bounded", "--trials=2", "--episodes=1",
+         "--thigh_length=30:40",
+         f"--results_dir={tmp_path / 'r'}", f"--models_dir={tmp_path / 'm'}", *flags],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"design.py: error: {flag}:"), result.stderr
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
