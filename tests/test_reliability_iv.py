@@ -247,8 +247,12 @@ def test_a_zip_bomb_checkpoint_is_refused_from_its_directory(tmp_path: Path):
 
 # ----- 3 and 4. a design search stopped by a signal, or losing a pool process ------------------
 
+SEARCH_TRIALS = 40
+"""Enough that on an idle machine the search is still running when the signal or the kill
+comes (with 6 it had finished within the second the tests wait)."""
 SEARCH_FLAGS = ("--save_name=s", "--initial_model=universal_24_46", "--leg_length=24:46",
-                "--trials=6", "--episodes=2", "--parallel=2", "--max_time_steps=400")
+                f"--trials={SEARCH_TRIALS}", "--episodes=2", "--parallel=2",
+                "--max_time_steps=400")
 
 
 def search_flags(tmp_path: Path) -> list[str]:
@@ -289,7 +293,7 @@ def assert_resumes_to_the_end(tmp_path: Path, capfd) -> None:
 
     assert design.cli([*search_flags(tmp_path), "--resume=true", "--quiet"]) == 0, \
         capfd.readouterr().err
-    assert running_and_complete_trials(tmp_path) == (0, 6)
+    assert running_and_complete_trials(tmp_path) == (0, SEARCH_TRIALS)
 
 
 def ended_with_its_group(process: subprocess.Popen[str]) -> tuple[str, str]:
